@@ -2,8 +2,9 @@
 //! at or below α, while a naive fixed-sample z-test checked the same way does not.
 //!
 //! Setup: both arms have the same 5 % error rate; each step adds one observation to each arm
-//! (20 000 per arm), and after every step the guardrail asks "is canary rate − control rate
-//! > 0 with anytime-valid confidence 95 %?" (a normal-mixture confidence sequence) while the
+//! (20 000 per arm), and after every step the guardrail asks "does canary rate − control
+//! rate exceed 0 with anytime-valid confidence 95 %?" (a normal-mixture confidence sequence)
+//! while the
 //! naive check asks "is the one-sided pooled z-test significant at 5 %?". A replication
 //! raises a false alarm the first time its check fires. 2 000 replications, 40 M looks each
 //! way, every look O(1).
