@@ -1,0 +1,338 @@
+//! Configuration: the TOML file parsed into [`raw`] structs, then validated into [`Config`].
+//!
+//! Invariants of a validated [`Config`]: every variant names a declared provider (and, for a
+//! `mock` provider, a declared model); every route's baseline is one of its variants; every
+//! rollout names a declared route and a candidate variant other than the baseline, and has at
+//! least one stage with percents in [0, 100]. Loading never stops at the first mistake: every
+//! problem is collected as a [`ConfigError`] naming its key path and the offending value.
+
+pub mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use validate::parse_duration;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `rollouts.support-v2.stages[2].percent`.
+    pub path: String,
+    pub message: String,
+    /// The offending value as written, when there is one.
+    pub got: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.got {
+            Some(got) => write!(f, "{}: {} (got `{}`)", self.path, self.message, got),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Every problem found in a config file, in file order as far as possible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub routes: BTreeMap<String, RouteConfig>,
+    pub rollouts: BTreeMap<String, RolloutConfig>,
+    pub shadow: ShadowConfig,
+    pub refusals: RefusalConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Name of the env var holding the admin bearer token. Without one, admin is loopback-only.
+    pub admin_token_env: Option<String>,
+    pub max_body_bytes: usize,
+    /// How long in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreKind {
+    Sqlite { path: PathBuf },
+    Postgres { url: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// Keep prompt and answer text in pairs; when false only a hash of the prompt is kept.
+    pub capture_text: bool,
+    /// Capacity of the bounded queue between the request path and the batch writer.
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderKind {
+    OpenAi(OpenAiProvider),
+    Mock(MockProvider),
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAiProvider {
+    /// Base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MockProvider {
+    pub seed: u64,
+    pub models: BTreeMap<String, MockModel>,
+}
+
+/// Register of a simulated answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Style {
+    Casual,
+    Formal,
+    Terse,
+}
+
+impl Style {
+    pub const ALL: [Style; 3] = [Style::Casual, Style::Formal, Style::Terse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Style::Casual => "casual",
+            Style::Formal => "formal",
+            Style::Terse => "terse",
+        }
+    }
+}
+
+/// A lognormal latency given by its median and 95th percentile, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencySpec {
+    pub median_ms: f64,
+    pub p95_ms: f64,
+}
+
+/// Behaviour of one simulated model (or of one prompt class of it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockBehaviour {
+    pub style: Style,
+    pub latency: LatencySpec,
+    pub error_rate: f64,
+    pub refusal_rate: f64,
+    pub length_factor: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockModel {
+    pub base: MockBehaviour,
+    /// Per prompt class (from `x-rampart-class`), the base with the override's fields applied.
+    pub overrides: BTreeMap<String, MockBehaviour>,
+    /// As a judge: probability of answering "the first one" whatever the answers.
+    pub position_bias: f64,
+}
+
+impl MockModel {
+    /// The behaviour for a prompt class, falling back to the model's base behaviour.
+    pub fn behaviour(&self, class: Option<&str>) -> &MockBehaviour {
+        class
+            .and_then(|c| self.overrides.get(c))
+            .unwrap_or(&self.base)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub baseline: String,
+    pub variants: BTreeMap<String, VariantConfig>,
+}
+
+impl RouteConfig {
+    pub fn baseline_variant(&self) -> Option<&VariantConfig> {
+        self.variants.get(&self.baseline)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemPromptMode {
+    /// Put the variant's system prompt first and keep the client's system messages.
+    Prepend,
+    /// Drop the client's system messages and use only the variant's.
+    Replace,
+}
+
+#[derive(Debug, Clone)]
+pub struct VariantConfig {
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub prompt_version: Option<String>,
+    pub system_prompt: Option<String>,
+    pub system_prompt_mode: SystemPromptMode,
+    /// Request parameters the variant pins (temperature, max_tokens, …); they override the client's.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+}
+
+impl VariantConfig {
+    /// Cost in USD of a call with these token counts.
+    pub fn cost_usd(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input_usd_per_mtok
+            + completion_tokens as f64 * self.output_usd_per_mtok)
+            / 1e6
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    pub name: String,
+    /// Share of keyed users served by the candidate, in percent.
+    pub percent: f64,
+    /// Share of keyed users whose requests are mirrored to the candidate, in percent.
+    pub shadow_percent: f64,
+    pub min_duration: Duration,
+    pub max_duration: Option<Duration>,
+    pub gates: GatesConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardrailMode {
+    /// Anytime-valid sequential tests: safe to check continuously.
+    Sequential,
+    /// Plain threshold comparison on the window's point estimates.
+    Threshold,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuardrailsConfig {
+    pub mode: GuardrailMode,
+    pub window: Duration,
+    pub check_interval: Duration,
+    pub error_rate_max: Option<f64>,
+    pub p95_latency_max_ratio: Option<f64>,
+    pub refusal_rate_max_increase: Option<f64>,
+    pub thumbs_down_max_ratio: Option<f64>,
+    pub alpha: f64,
+    pub min_exposure: u64,
+    pub catastrophic_error_rate: f64,
+    pub catastrophic_min_requests: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatesConfig {
+    pub mde: f64,
+    pub alpha: f64,
+    pub power: f64,
+    pub min_equivalence: f64,
+    pub min_win_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RolloutConfig {
+    pub name: String,
+    pub route: String,
+    pub candidate: String,
+    /// Salt of the sticky bucket; defaults to the rollout's name.
+    pub salt: String,
+    pub stages: Vec<StageConfig>,
+    pub guardrails: GuardrailsConfig,
+    pub gates: GatesConfig,
+    /// Per tenant, the highest canary percent its users may see.
+    pub tenants: BTreeMap<String, f64>,
+    pub keep_baseline_warm: Duration,
+    pub cooldown: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShadowConfig {
+    pub max_in_flight: usize,
+    pub queue_capacity: usize,
+    pub timeout: Duration,
+    pub max_cost_usd_per_day: Option<f64>,
+    pub max_tokens_per_day: Option<u64>,
+    pub cache_ttl: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefusalConfig {
+    /// Lower-cased phrases whose presence marks an answer as a refusal.
+    pub phrases: Vec<String>,
+}
+
+/// Phrases that mark a refusal when no list is configured.
+pub const DEFAULT_REFUSAL_PHRASES: &[&str] = &[
+    "i can't help with",
+    "i cannot help with",
+    "i can't assist with",
+    "i cannot assist with",
+    "i'm unable to help",
+    "i am unable to help",
+    "i'm not able to help",
+    "i am not able to help",
+    "i'm sorry, but i can't",
+    "i'm sorry, but i cannot",
+    "i won't be able to help",
+    "i must decline",
+];
+
+impl Config {
+    /// Parse and validate TOML text; `Err` lists every problem found.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
+        validate::load(text)
+    }
+
+    /// Read, parse and validate a config file.
+    pub fn from_path(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                path: path.display().to_string(),
+                message: format!("cannot read config file: {e}"),
+                got: None,
+            }])
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// The rollout acting on a route, if any.
+    pub fn rollout_for_route(&self, route: &str) -> Option<&RolloutConfig> {
+        self.rollouts.values().find(|r| r.route == route)
+    }
+}

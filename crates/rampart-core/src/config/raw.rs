@@ -1,0 +1,179 @@
+//! The config file as written: `Raw*` structs that mirror the TOML one to one.
+//!
+//! Every struct denies unknown keys. Durations and addresses stay strings here; `validate`
+//! turns them into typed values and reports every problem with its key path.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub admin_token_env: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub shutdown_grace: Option<String>,
+    pub request_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub capture_text: Option<bool>,
+    pub queue_capacity: Option<u64>,
+    pub batch_size: Option<u64>,
+    pub flush_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub max_idle_per_host: Option<u64>,
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub models: BTreeMap<String, RawMockModel>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLatency {
+    pub median: f64,
+    pub p95: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMockModel {
+    pub style: Option<String>,
+    pub latency_ms: Option<RawLatency>,
+    pub error_rate: Option<f64>,
+    pub refusal_rate: Option<f64>,
+    pub length_factor: Option<f64>,
+    /// As a judge: probability of preferring whichever answer is shown first.
+    pub position_bias: Option<f64>,
+    #[serde(default)]
+    pub overrides: Vec<RawMockOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMockOverride {
+    pub class: String,
+    pub style: Option<String>,
+    pub latency_ms: Option<RawLatency>,
+    pub error_rate: Option<f64>,
+    pub refusal_rate: Option<f64>,
+    pub length_factor: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub baseline: String,
+    #[serde(default)]
+    pub variants: BTreeMap<String, RawVariant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariant {
+    pub provider: String,
+    pub model: String,
+    pub prompt_version: Option<String>,
+    pub system_prompt: Option<String>,
+    pub system_prompt_mode: Option<String>,
+    #[serde(default)]
+    pub params: toml::Table,
+    pub input_usd_per_mtok: Option<f64>,
+    pub output_usd_per_mtok: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    pub route: String,
+    pub candidate: String,
+    pub salt: Option<String>,
+    #[serde(default)]
+    pub stages: Vec<RawStage>,
+    #[serde(default)]
+    pub guardrails: RawGuardrails,
+    #[serde(default)]
+    pub gates: RawGates,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, RawTenant>,
+    pub keep_baseline_warm: Option<String>,
+    pub cooldown: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub name: String,
+    pub percent: Option<f64>,
+    pub shadow_percent: Option<f64>,
+    pub min_duration: Option<String>,
+    pub max_duration: Option<String>,
+    pub gates: Option<RawGates>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuardrails {
+    pub mode: Option<String>,
+    pub window: Option<String>,
+    pub check_interval: Option<String>,
+    pub error_rate_max: Option<f64>,
+    pub p95_latency_max_ratio: Option<f64>,
+    pub refusal_rate_max_increase: Option<f64>,
+    pub thumbs_down_max_ratio: Option<f64>,
+    pub alpha: Option<f64>,
+    pub min_exposure: Option<u64>,
+    pub catastrophic_error_rate: Option<f64>,
+    pub catastrophic_min_requests: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGates {
+    pub mde: Option<f64>,
+    pub alpha: Option<f64>,
+    pub power: Option<f64>,
+    pub min_equivalence: Option<f64>,
+    pub min_win_rate: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    pub max_percent: f64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShadow {
+    pub max_in_flight: Option<u64>,
+    pub queue_capacity: Option<u64>,
+    pub timeout: Option<String>,
+    pub max_cost_usd_per_day: Option<f64>,
+    pub max_tokens_per_day: Option<u64>,
+    pub cache_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRefusals {
+    pub phrases: Option<Vec<String>>,
+    pub extra_phrases: Option<Vec<String>>,
+}

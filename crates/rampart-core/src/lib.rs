@@ -1,0 +1,12 @@
+//! rampart-core: the pure core of rampart.
+//!
+//! - [`config`]: the TOML config, parsed into raw structs and validated into typed config.
+//! - [`routing`]: the sticky bucket function and cohorts.
+//! - [`record`]: the records stored per request, feedback and shadow pair.
+//!
+//! Nothing here performs I/O or reads the clock; time and randomness are passed in.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod record;
+pub mod routing;
