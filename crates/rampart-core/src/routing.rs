@@ -6,14 +6,14 @@
 //! the salt suffixed `.shadow`, so a user's conversations are shadowed whole and independently
 //! of the canary split.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Number of buckets; a percent maps to `percent × 100` of them.
 pub const BUCKETS: u64 = 10_000;
 
 /// Which population a request belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cohort {
     Control,
