@@ -9,4 +9,5 @@
 
 pub mod config;
 pub mod record;
+pub mod refusal;
 pub mod routing;

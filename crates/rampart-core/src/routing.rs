@@ -67,6 +67,75 @@ pub fn key_hash(routing_key: &str) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The live position of a rollout, as the data plane sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutView {
+    pub rollout: String,
+    pub salt: String,
+    pub candidate: String,
+    /// Stage name, or the state's name when not in a stage (`rolled_back`, `paused`, …).
+    pub stage: String,
+    /// Canary percent for keyed users (0 when rolled back).
+    pub percent: f64,
+    /// Shadow percent for keyed users (0 when rolled back or paused).
+    pub shadow_percent: f64,
+    /// Per-tenant cap on `percent` (config caps merged with admin overrides).
+    pub tenant_caps: std::collections::BTreeMap<String, f64>,
+}
+
+/// Where one request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment {
+    pub cohort: Cohort,
+    /// Serve the candidate (otherwise the baseline).
+    pub candidate: bool,
+    /// Also mirror this request to the candidate (only ever for control-cohort requests).
+    pub shadow: bool,
+}
+
+/// Decide cohort, variant and shadowing for one request. Pure.
+///
+/// No routing key → baseline, cohort `unkeyed`, never shadowed. A tenant's cap lowers the
+/// canary percent for its users; the same key still lands on the same side of the split.
+pub fn assign(
+    view: Option<&RolloutView>,
+    routing_key: Option<&str>,
+    tenant: Option<&str>,
+) -> Assignment {
+    let Some(key) = routing_key.filter(|k| !k.is_empty()) else {
+        return Assignment {
+            cohort: Cohort::Unkeyed,
+            candidate: false,
+            shadow: false,
+        };
+    };
+    let Some(view) = view else {
+        return Assignment {
+            cohort: Cohort::Control,
+            candidate: false,
+            shadow: false,
+        };
+    };
+    let mut percent = view.percent;
+    if let Some(cap) = tenant.and_then(|t| view.tenant_caps.get(t)) {
+        percent = percent.min(*cap);
+    }
+    if under_percent(bucket(&view.salt, key), percent) {
+        Assignment {
+            cohort: Cohort::Canary,
+            candidate: true,
+            shadow: false,
+        }
+    } else {
+        Assignment {
+            cohort: Cohort::Control,
+            candidate: false,
+            shadow: view.shadow_percent > 0.0
+                && under_percent(shadow_bucket(&view.salt, key), view.shadow_percent),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
