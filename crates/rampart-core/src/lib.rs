@@ -10,4 +10,5 @@
 pub mod config;
 pub mod record;
 pub mod refusal;
+pub mod request;
 pub mod routing;
