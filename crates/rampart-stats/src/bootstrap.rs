@@ -2,7 +2,7 @@
 //! difference `candidate − baseline`, plus the normal-approximation interval.
 //!
 //! Determinism: resamples are generated in fixed blocks of [`BLOCK`] resamples; block `b`
-//! draws from its own `SmallRng` seeded with `splitmix64(seed, b)`. The vector of resample
+//! draws from its own wyrand generator seeded with `splitmix64(seed, b)`. The vector of resample
 //! means therefore depends only on the seed — never on the number of threads or on how rayon
 //! schedules blocks — and the parallel and sequential entry points return bit-identical
 //! intervals.
@@ -10,8 +10,6 @@
 use crate::normal::isf;
 use crate::percentile::linear_sorted;
 use crate::{Interval, Result, StatsError};
-use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
 /// Resamples per independently seeded block.
@@ -75,27 +73,72 @@ fn splitmix64(seed: u64, block: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The wyrand generator (Wang Yi, public domain; passes BigCrush and PractRand): one
+/// 64×64→128-bit multiply per 64 random bits, the cheapest good generator for the ~10⁹
+/// index draws of a large bootstrap.
+struct WyRand(u64);
+
+impl WyRand {
+    #[inline(always)]
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    #[inline(always)]
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+}
+
+/// Uniform index in `[0, n)` from a 32-bit draw by Lemire's multiply-shift with rejection
+/// (Lemire 2019, *Fast Random Integer Generation in an Interval*): exact, and the rejection
+/// branch (probability < n/2³²) is almost never taken.
+#[inline(always)]
+fn index32(r: u32, n: u32, threshold: u32, rng: &mut WyRand) -> usize {
+    let mut m = u64::from(r) * u64::from(n);
+    while (m as u32) < threshold {
+        m = u64::from(rng.next_u32()) * u64::from(n);
+    }
+    (m >> 32) as usize
+}
+
 /// Fills `out` with the means of the resamples of block `block`.
 fn fill_block(d: &[f64], seed: u64, block: usize, out: &mut [f64]) {
-    let mut rng = SmallRng::seed_from_u64(splitmix64(seed, block as u64));
-    let n = d.len() as u128;
+    let mut rng = WyRand(splitmix64(seed, block as u64));
     let inv_n = 1.0 / d.len() as f64;
-    for slot in out.iter_mut() {
-        // Lemire's multiply-shift maps a 64-bit draw to [0, n); bias ≤ n/2⁶⁴.
-        let (mut a0, mut a1, mut a2, mut a3) = (0.0, 0.0, 0.0, 0.0);
-        let mut k = 0;
-        while k + 4 <= d.len() {
-            a0 += d[((u128::from(rng.next_u64()) * n) >> 64) as usize];
-            a1 += d[((u128::from(rng.next_u64()) * n) >> 64) as usize];
-            a2 += d[((u128::from(rng.next_u64()) * n) >> 64) as usize];
-            a3 += d[((u128::from(rng.next_u64()) * n) >> 64) as usize];
-            k += 4;
+    if let Ok(n) = u32::try_from(d.len()) {
+        // Two indices per 64-bit draw.
+        let threshold = n.wrapping_neg() % n;
+        for slot in out.iter_mut() {
+            let (mut a0, mut a1, mut a2, mut a3) = (0.0, 0.0, 0.0, 0.0);
+            let mut k = 0;
+            while k + 4 <= d.len() {
+                let r = rng.next_u64();
+                let s = rng.next_u64();
+                a0 += d[index32(r as u32, n, threshold, &mut rng)];
+                a1 += d[index32((r >> 32) as u32, n, threshold, &mut rng)];
+                a2 += d[index32(s as u32, n, threshold, &mut rng)];
+                a3 += d[index32((s >> 32) as u32, n, threshold, &mut rng)];
+                k += 4;
+            }
+            while k < d.len() {
+                a0 += d[index32(rng.next_u32(), n, threshold, &mut rng)];
+                k += 1;
+            }
+            *slot = ((a0 + a1) + (a2 + a3)) * inv_n;
         }
-        while k < d.len() {
-            a0 += d[((u128::from(rng.next_u64()) * n) >> 64) as usize];
-            k += 1;
+    } else {
+        // More than 2³² pairs: 64-bit multiply-shift (bias ≤ n/2⁶⁴).
+        let n = d.len() as u128;
+        for slot in out.iter_mut() {
+            let mut acc = 0.0;
+            for _ in 0..d.len() {
+                acc += d[((u128::from(rng.next_u64()) * n) >> 64) as usize];
+            }
+            *slot = acc * inv_n;
         }
-        *slot = ((a0 + a1) + (a2 + a3)) * inv_n;
     }
 }
 
