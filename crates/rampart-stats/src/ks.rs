@@ -13,7 +13,7 @@
 //! * The Kolmogorov limit `Q_KS(λ) = 2Σ(−1)^{j−1}e^{−2j²λ²}`, `λ = √(nm/(n+m))·D`, for
 //!   comparison with textbooks.
 
-use crate::special::ln_gamma;
+use crate::special::lgamma;
 use crate::{Result, StatsError};
 use std::f64::consts::PI;
 
@@ -269,7 +269,7 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
     }
     let nf = n as f64;
     let jmax = (nf * (1.0 - x)).floor() as u64;
-    let lnf_n = ln_gamma(nf + 1.0);
+    let lnf_n = lgamma(nf + 1.0);
     let mut sum = 0.0;
     for j in 0..=jmax.min(n) {
         let jf = j as f64;
@@ -278,7 +278,7 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
             continue;
         }
         let b = x + jf / nf;
-        let ln_c = lnf_n - ln_gamma(jf + 1.0) - ln_gamma(nf - jf + 1.0);
+        let ln_c = lnf_n - lgamma(jf + 1.0) - lgamma(nf - jf + 1.0);
         sum += (ln_c + (nf - jf) * a.ln() + (jf - 1.0) * b.ln()).exp();
     }
     (x * sum).clamp(0.0, 1.0)
