@@ -118,7 +118,7 @@ pub fn ks_2samp(x: &[f64], y: &[f64], method: KsMethod) -> Result<KsResult> {
     }
     Ok(KsResult {
         statistic: d,
-        p_value: kstwo_sf(n_eff as u64, d),
+        p_value: kstwo_sf_valid(n_eff as u64, d),
         p_value_kolmogorov_limit: limit,
         method: KsMethod::Asymptotic,
     })
@@ -172,9 +172,12 @@ fn lattice_outside_probability(n: u64, m: u64, h: u64) -> f64 {
 ///
 /// Formula: `2Σ_{j≥1}(−1)^{j−1} e^{−2j²λ²}` for λ ≥ 1; for λ < 1 the Jacobi-theta form of
 /// the CDF `√(2π)/λ · Σ_{j≥1} e^{−(2j−1)²π²/(8λ²)}` is used and `Q = 1 − CDF`
-/// (Kolmogorov 1933; scipy's `kstwobign.sf`).
+/// (Kolmogorov 1933; scipy's `kstwobign.sf`). A NaN `lambda` gives NaN.
 pub fn kolmogorov_limit_sf(lambda: f64) -> f64 {
-    if lambda.is_nan() || lambda <= 0.0 {
+    if lambda.is_nan() {
+        return f64::NAN;
+    }
+    if lambda <= 0.0 {
         return 1.0;
     }
     if lambda < 1.0 {
@@ -199,10 +202,15 @@ pub fn kolmogorov_limit_sf(lambda: f64) -> f64 {
 
 /// Survival function `P(D_n ≥ x)` of the exact one-sample two-sided KS statistic
 /// (scipy's `kstwo.sf`), with Simard & L'Ecuyer's (2011) choice of method per region.
-pub fn kstwo_sf(n: u64, x: f64) -> f64 {
+/// `None` for `n = 0` or a NaN `x`.
+pub fn kstwo_sf(n: u64, x: f64) -> Option<f64> {
     if n == 0 || x.is_nan() {
-        return 1.0;
+        return None;
     }
+    Some(kstwo_sf_valid(n, x))
+}
+
+fn kstwo_sf_valid(n: u64, x: f64) -> f64 {
     if x >= 1.0 {
         return 0.0;
     }
@@ -227,7 +235,7 @@ pub fn kstwo_sf(n: u64, x: f64) -> f64 {
         return (2.0 * (1.0 - x).powf(nf)).clamp(0.0, 1.0);
     }
     if x >= 0.5 {
-        return (2.0 * smirnov_sf(n, x)).clamp(0.0, 1.0);
+        return (2.0 * smirnov_sf_valid(n, x)).clamp(0.0, 1.0);
     }
     let nx2 = t * x;
     if n <= 140 {
@@ -235,13 +243,13 @@ pub fn kstwo_sf(n: u64, x: f64) -> f64 {
             // Durbin matrix (exact; scipy uses Pomeranz above 0.754693, equally exact)
             return (1.0 - durbin_cdf(n, x)).clamp(0.0, 1.0);
         }
-        return (2.0 * smirnov_sf(n, x)).clamp(0.0, 1.0);
+        return (2.0 * smirnov_sf_valid(n, x)).clamp(0.0, 1.0);
     }
     if nx2 >= 370.0 {
         return 0.0;
     }
     if nx2 >= 2.2 {
-        return (2.0 * smirnov_sf(n, x)).clamp(0.0, 1.0);
+        return (2.0 * smirnov_sf_valid(n, x)).clamp(0.0, 1.0);
     }
     let cdf = if n <= 100_000 && nf * x.powf(1.5) <= 1.4 {
         durbin_cdf(n, x)
@@ -259,8 +267,15 @@ fn ln_factorial_over_n_pow_n(n: u64) -> f64 {
 
 /// One-sided Smirnov survival function `P(D_n⁺ ≥ x)`, exact (Birnbaum & Tingey 1951):
 /// `x Σ_{j=0}^{⌊n(1−x)⌋} C(n, j) (1 − x − j/n)^{n−j} (x + j/n)^{j−1}`, all terms positive,
-/// each evaluated in log space.
-pub fn smirnov_sf(n: u64, x: f64) -> f64 {
+/// each evaluated in log space. `None` for `n = 0` or a NaN `x`.
+pub fn smirnov_sf(n: u64, x: f64) -> Option<f64> {
+    if n == 0 || x.is_nan() {
+        return None;
+    }
+    Some(smirnov_sf_valid(n, x))
+}
+
+fn smirnov_sf_valid(n: u64, x: f64) -> f64 {
     if x <= 0.0 {
         return 1.0;
     }
@@ -485,7 +500,7 @@ mod tests {
         for n in [5u64, 20, 60] {
             let x = 0.55;
             let a = 1.0 - durbin_cdf(n, x);
-            let b = 2.0 * smirnov_sf(n, x);
+            let b = 2.0 * smirnov_sf_valid(n, x);
             assert!(
                 (a - b).abs() < 1e-12 * b.max(1e-300) + 1e-15,
                 "n={n} {a} {b}"

@@ -47,7 +47,8 @@ pub fn percentile_linear(sample: &[f64], q: f64) -> Result<f64> {
 
 /// Percentile `q` (in percent) by nearest rank: `rank = max(1, ⌈q·N/100⌉)`, value
 /// `x_{rank−1}`; always an element of the sample. `q·N` is multiplied before dividing so that
-/// integral ranks stay exact. Equals `numpy.percentile(method='inverted_cdf')`.
+/// integral ranks stay exact. The nearest-rank definition of Hyndman & Fan (1996) type 1
+/// (the inverse of the empirical CDF); equals `numpy.percentile(method='inverted_cdf')`.
 pub fn percentile_nearest_rank(sample: &[f64], q: f64) -> Result<f64> {
     let v = sorted(sample, q)?;
     let n = v.len();

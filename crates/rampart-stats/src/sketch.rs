@@ -19,7 +19,7 @@ use std::fmt;
 pub enum SketchError {
     /// The value is negative, NaN or infinite.
     InvalidValue,
-    /// The relative accuracy is not in (0, 1).
+    /// The relative accuracy is outside [1e-4, 0.5].
     InvalidAccuracy,
     /// Merging sketches with different relative accuracies.
     IncompatibleAccuracy,
@@ -31,7 +31,7 @@ impl fmt::Display for SketchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
             SketchError::InvalidValue => "value must be finite and ≥ 0",
-            SketchError::InvalidAccuracy => "relative accuracy must be in (0, 1)",
+            SketchError::InvalidAccuracy => "relative accuracy must be in [1e-4, 0.5]",
             SketchError::IncompatibleAccuracy => "sketches have different relative accuracies",
             SketchError::Corrupt => "corrupt sketch encoding",
         };
@@ -43,6 +43,11 @@ impl std::error::Error for SketchError {}
 
 /// Default relative accuracy: 1 %.
 pub const DEFAULT_RELATIVE_ACCURACY: f64 = 0.01;
+
+/// Smallest supported relative accuracy (keeps bucket indices far inside `i32`).
+pub const MIN_RELATIVE_ACCURACY: f64 = 1e-4;
+/// Largest supported relative accuracy.
+pub const MAX_RELATIVE_ACCURACY: f64 = 0.5;
 
 const MAGIC: &[u8; 4] = b"RDD1";
 
@@ -85,9 +90,10 @@ impl DdSketch {
         }
     }
 
-    /// An empty sketch with relative accuracy `alpha` in (0, 1).
+    /// An empty sketch with relative accuracy `alpha` in [1e-4, 0.5]. Memory is about
+    /// `ln(max/min)/(2α)` buckets of 8 bytes.
     pub fn new(alpha: f64) -> Result<Self, SketchError> {
-        if !(alpha > 0.0 && alpha < 1.0) {
+        if !(MIN_RELATIVE_ACCURACY..=MAX_RELATIVE_ACCURACY).contains(&alpha) {
             return Err(SketchError::InvalidAccuracy);
         }
         Ok(Self::with_params(alpha))
@@ -124,7 +130,7 @@ impl DdSketch {
     }
 
     fn index(&self, v: f64) -> i32 {
-        // v > 0 and finite: |ln v| ≤ 745, so the index fits in i32 for any α ≥ 1e-6.
+        // v > 0 and finite: |ln v| ≤ 745 and 1/ln γ < 5000, so the index fits in i32.
         (v.ln() * self.inv_ln_gamma).ceil() as i32
     }
 
