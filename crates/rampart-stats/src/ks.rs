@@ -495,6 +495,36 @@ mod tests {
     }
 
     #[test]
+    fn lattice_matches_closed_form_for_equal_sizes() {
+        // For n = m, P(D ≥ h/n) has the reflection-principle closed form
+        // 2 Σ_k (−1)^{k−1} C(2n, n − kh)/C(2n, n), evaluated here by nested products.
+        for n in 1u64..40 {
+            for h in 1..=n {
+                let mut p = 0.0;
+                let mut k = n / h;
+                loop {
+                    let mut p1 = 1.0;
+                    for j in 0..h {
+                        p1 = (n as i64 - (k * h + j) as i64) as f64 * p1
+                            / (n + k * h + j + 1) as f64;
+                    }
+                    p = p1 * (1.0 - p);
+                    if k == 0 {
+                        break;
+                    }
+                    k -= 1;
+                }
+                let closed = 2.0 * p;
+                let dp = lattice_outside_probability(n, n, h);
+                assert!(
+                    (dp - closed).abs() <= 1e-13 * closed.max(1e-300) + 1e-15,
+                    "n={n} h={h}: {dp} vs {closed}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn durbin_matches_smirnov_above_half() {
         // For x ≥ 1/2 the two-sided tail is exactly twice the one-sided one.
         for n in [5u64, 20, 60] {

@@ -364,6 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn binomial_tail_matches_direct_sum() {
+        // Direct summation of pmf terms (fine for moderate n) against the incomplete beta.
+        for n in [1u64, 2, 7, 50, 333, 1000] {
+            for p in [0.5f64, 0.1, 0.93] {
+                // log-space running sum so that tiny tails do not underflow
+                let mut ln_pmf = n as f64 * (1.0 - p).ln();
+                let mut ln_cdf = f64::NEG_INFINITY;
+                for k in 0..n {
+                    let hi = ln_cdf.max(ln_pmf);
+                    ln_cdf = hi + ((ln_cdf - hi).exp() + (ln_pmf - hi).exp()).ln();
+                    let got = binomial_cdf(k, n, p).unwrap();
+                    let want = ln_cdf.exp();
+                    if ln_cdf > -700.0 {
+                        let err = (got - want).abs() / want;
+                        assert!(err <= 1e-11, "n={n} p={p} k={k}: {got} vs {want}");
+                    }
+                    ln_pmf += ((n - k) as f64 / (k + 1) as f64 * p / (1.0 - p)).ln();
+                }
+            }
+        }
+    }
+
+    #[test]
     fn chi2_df2_closed_form() {
         // Q(1, x/2) = exp(-x/2)
         for x in [0.1, 1.0, 7.3, 40.0] {
