@@ -2,13 +2,17 @@
 //!
 //! - [`config`]: the TOML config, parsed into raw structs and validated into typed config.
 //! - [`routing`]: the sticky bucket function and cohorts.
+//! - [`rollout`]: the rollout state machine, gates and guardrails (the kill switch).
+//! - [`compare`]: per-pair comparison features and aggregates for reports and shadow gates.
 //! - [`record`]: the records stored per request, feedback and shadow pair.
 //!
 //! Nothing here performs I/O or reads the clock; time and randomness are passed in.
 #![forbid(unsafe_code)]
 
+pub mod compare;
 pub mod config;
 pub mod record;
 pub mod refusal;
 pub mod request;
+pub mod rollout;
 pub mod routing;

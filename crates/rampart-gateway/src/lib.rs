@@ -1,1 +1,24 @@
-//! rampart-gateway
+//! rampart-gateway: the I/O shell around rampart's pure core.
+//!
+//! - [`http`]: the OpenAI-compatible data plane (`/v1/chat/completions`), feedback, metrics
+//!   and health endpoints.
+//! - [`providers`]: where variants' calls go (`openai`, in-process `mock`).
+//! - [`shadow`]: mirrors sampled requests to the candidate through bounded, budgeted dispatch.
+//! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
+//! - [`state`]: shared state and the `ArcSwap` snapshot the request path reads.
+//! - [`metrics`]: every exported metric, with handles created once.
+//! - [`server`]: serve and drain.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod providers;
+pub mod record;
+pub mod server;
+pub mod shadow;
+pub mod state;
+
+pub use server::serve;
+pub use state::{BuildOptions, Gateway};

@@ -1,0 +1,1 @@
+//! The comparison engine: per-pair features and aggregates with uncertainty. Pure.

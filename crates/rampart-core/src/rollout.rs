@@ -1,0 +1,1 @@
+//! The rollout controller's decisions: stages, gates, guardrails (the kill switch). Pure.

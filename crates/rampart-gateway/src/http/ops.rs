@@ -1,0 +1,36 @@
+//! Operational endpoints: `/metrics` (Prometheus text), `/healthz` (the process answers) and
+//! `/readyz` (it accepts traffic: not shutting down, writer alive).
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::state::Gateway;
+
+pub async fn metrics(State(gw): State<Gateway>) -> Response {
+    let stats = gw.writer.stats();
+    gw.metrics.store_write_errors.set(stats.write_errors as i64);
+    gw.metrics
+        .store_written
+        .set((stats.written_events + stats.written_pairs) as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.encode(),
+    )
+        .into_response()
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(gw): State<Gateway>) -> Response {
+    if gw.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else {
+        (StatusCode::OK, "ready").into_response()
+    }
+}

@@ -1,0 +1,32 @@
+//! The in-process simulated provider (`type = "mock"`): calls [`rampart_mock::Simulator`]
+//! directly, with no HTTP in between.
+
+use futures_util::StreamExt;
+use rampart_mock::{SimError, Simulator};
+use serde_json::Value;
+
+use super::{ProviderError, Reply};
+
+fn from_sim(e: SimError) -> ProviderError {
+    ProviderError::Status {
+        status: e.status,
+        body: e.body,
+    }
+}
+
+pub async fn chat(
+    sim: &Simulator,
+    body: &Value,
+    class: Option<&str>,
+    stream: bool,
+) -> Result<Reply, ProviderError> {
+    if stream {
+        let chunks = sim.stream(body, class).await.map_err(from_sim)?;
+        Ok(Reply::Stream(chunks.map(Ok).boxed()))
+    } else {
+        sim.complete(body, class)
+            .await
+            .map(Reply::Json)
+            .map_err(from_sim)
+    }
+}

@@ -1,0 +1,322 @@
+//! The shadow dispatcher: mirrors sampled requests to the candidate without touching the
+//! user's path.
+//!
+//! Invariants: dispatching never waits. A shadow call is skipped, and counted in
+//! `rampart_shadow_dropped_total{reason}`, when `shadow.max_in_flight` calls are already running
+//! (`max_in_flight`), when today's cost or token budget is spent (`budget_cost`,
+//! `budget_tokens`; the budget day is the UTC day of the injected clock), or when the gateway
+//! is shutting down. Each call has its own timeout. The candidate answers the client's request
+//! rewritten for the candidate variant and never streams; the pair is written, through the same
+//! bounded writer as request events, once both sides are known.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rampart_core::config::{RouteConfig, ShadowConfig, VariantConfig};
+use rampart_core::record::{Pair, PairSide};
+use rampart_core::request::{self, Answer};
+use rampart_core::routing::RolloutView;
+use rampart_store::Record;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::providers::Reply;
+use crate::record::{Served, enqueue, pair_side};
+use crate::state::Gateway;
+
+const DAY_MS: i64 = 86_400_000;
+/// How long a shadow task waits for the user's (baseline) answer to finish.
+const BASELINE_WAIT: Duration = Duration::from_secs(600);
+const CACHE_MAX_ENTRIES: usize = 10_000;
+
+/// What the request path hands to the dispatcher.
+pub struct ShadowJob<'a> {
+    pub request: &'a Map<String, Value>,
+    pub route: &'a RouteConfig,
+    pub candidate: &'a VariantConfig,
+    pub view: &'a RolloutView,
+    pub served: &'a Served,
+}
+
+/// Identical (variant, request) answered once within the TTL.
+struct ResponseCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], (Instant, Value)>>,
+}
+
+impl ResponseCache {
+    fn key(variant: &str, body: &Value) -> [u8; 32] {
+        // serde_json maps are ordered, so equal requests serialize identically.
+        let mut h = Sha256::new();
+        h.update(variant.as_bytes());
+        h.update([0]);
+        h.update(body.to_string().as_bytes());
+        h.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Value> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: [u8; 32], value: Value) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= CACHE_MAX_ENTRIES {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= CACHE_MAX_ENTRIES {
+                return;
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+}
+
+pub struct ShadowDispatcher {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+    max_cost_micro_usd: Option<u64>,
+    max_tokens: Option<u64>,
+    day: AtomicI64,
+    spent_micro_usd: AtomicU64,
+    spent_tokens: AtomicU64,
+    cache: Option<ResponseCache>,
+}
+
+impl ShadowDispatcher {
+    pub fn new(cfg: &ShadowConfig) -> ShadowDispatcher {
+        ShadowDispatcher {
+            permits: Arc::new(Semaphore::new(cfg.max_in_flight)),
+            timeout: cfg.timeout,
+            max_cost_micro_usd: cfg.max_cost_usd_per_day.map(|c| (c * 1e6).round() as u64),
+            max_tokens: cfg.max_tokens_per_day,
+            day: AtomicI64::new(i64::MIN),
+            spent_micro_usd: AtomicU64::new(0),
+            spent_tokens: AtomicU64::new(0),
+            cache: cfg.cache_ttl.map(|ttl| ResponseCache {
+                ttl,
+                entries: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Shadow calls running now.
+    pub fn in_flight(&self, max: usize) -> usize {
+        max.saturating_sub(self.permits.available_permits())
+    }
+
+    fn roll_day(&self, now_ms: i64) {
+        let today = now_ms.div_euclid(DAY_MS);
+        let seen = self.day.load(Ordering::Acquire);
+        if seen != today
+            && self
+                .day
+                .compare_exchange(seen, today, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.spent_micro_usd.store(0, Ordering::Release);
+            self.spent_tokens.store(0, Ordering::Release);
+        }
+    }
+
+    fn over_budget(&self) -> Option<&'static str> {
+        if self
+            .max_cost_micro_usd
+            .is_some_and(|cap| self.spent_micro_usd.load(Ordering::Acquire) >= cap)
+        {
+            return Some("budget_cost");
+        }
+        if self
+            .max_tokens
+            .is_some_and(|cap| self.spent_tokens.load(Ordering::Acquire) >= cap)
+        {
+            return Some("budget_tokens");
+        }
+        None
+    }
+
+    fn charge(&self, cost_usd: f64, tokens: u64) {
+        self.spent_micro_usd
+            .fetch_add((cost_usd * 1e6).round() as u64, Ordering::AcqRel);
+        self.spent_tokens.fetch_add(tokens, Ordering::AcqRel);
+    }
+
+    /// Start the candidate call for a shadowed request, or skip it (counted). Returns where the
+    /// request path must send the baseline's side once it is known.
+    pub fn dispatch(&self, gw: &Gateway, job: ShadowJob<'_>) -> Option<oneshot::Sender<PairSide>> {
+        let metrics = gw
+            .metrics
+            .shadow(&job.route.name, &job.candidate.name)
+            .cloned();
+        let drop_for = |reason: &'static str| {
+            gw.metrics.shadow_dropped(reason);
+            if let Some(m) = &metrics {
+                m.dropped.inc();
+            }
+            None
+        };
+        if gw.shutdown.is_cancelled() {
+            return drop_for("shutting_down");
+        }
+        self.roll_day(gw.clock.now_ms());
+        if let Some(reason) = self.over_budget() {
+            return drop_for(reason);
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return drop_for("max_in_flight");
+        };
+        let Some(provider) = gw.providers.get(&job.candidate.provider).cloned() else {
+            return drop_for("no_provider");
+        };
+
+        let (tx, rx) = oneshot::channel::<PairSide>();
+        let body = request::for_variant(job.request, job.candidate, false);
+        let prompt = job
+            .request
+            .get("messages")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let prompt_hash = hex(&Sha256::digest(prompt.as_bytes()));
+        let s = job.served;
+        let mut pair = Pair {
+            request_id: s.request_id.clone(),
+            ts_ms: s.ts_ms,
+            route: s.route.clone(),
+            rollout: job.view.rollout.clone(),
+            stage: job.view.stage.clone(),
+            key_hash: s.key_hash.clone(),
+            tenant: s.tenant.clone(),
+            class: s.class.clone(),
+            prompt: gw.config.store.capture_text.then_some(prompt),
+            prompt_hash,
+            baseline: PairSide::default(),
+            candidate: PairSide::default(),
+        };
+        let candidate = job.candidate.clone();
+        let class = s.class.clone();
+        let gw2 = gw.clone();
+        let timeout = self.timeout;
+
+        gw.tasks.spawn(async move {
+            let _permit = permit;
+            let dispatcher = &gw2.shadow;
+            let started = Instant::now();
+            let cache_key = dispatcher
+                .cache
+                .as_ref()
+                .map(|_| ResponseCache::key(&candidate.name, &body));
+            let cached = match (&dispatcher.cache, &cache_key) {
+                (Some(c), Some(k)) => c.get(k),
+                _ => None,
+            };
+            let (side, outcome) = if let Some(v) = cached {
+                let answer = Answer::from_completion(&v);
+                let mut side = pair_side(
+                    &gw2,
+                    &candidate,
+                    Some(&answer),
+                    started.elapsed(),
+                    None,
+                    None,
+                );
+                side.cached = true;
+                (side, "ok")
+            } else {
+                let call = provider.chat(&body, class.as_deref(), false);
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(Ok(Reply::Json(v))) => {
+                        let answer = Answer::from_completion(&v);
+                        if let (Some(c), Some(k)) = (&dispatcher.cache, cache_key) {
+                            c.put(k, v);
+                        }
+                        let side = pair_side(
+                            &gw2,
+                            &candidate,
+                            Some(&answer),
+                            started.elapsed(),
+                            None,
+                            None,
+                        );
+                        dispatcher
+                            .charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
+                        (side, "ok")
+                    }
+                    Ok(Ok(Reply::Stream(_))) => (
+                        pair_side(
+                            &gw2,
+                            &candidate,
+                            None,
+                            started.elapsed(),
+                            None,
+                            Some("provider streamed an unrequested stream".into()),
+                        ),
+                        "error",
+                    ),
+                    Ok(Err(e)) => {
+                        let outcome = if matches!(e, crate::providers::ProviderError::Timeout(_)) {
+                            "timeout"
+                        } else {
+                            "error"
+                        };
+                        (
+                            pair_side(
+                                &gw2,
+                                &candidate,
+                                None,
+                                started.elapsed(),
+                                None,
+                                Some(e.describe()),
+                            ),
+                            outcome,
+                        )
+                    }
+                    Err(_) => (
+                        pair_side(
+                            &gw2,
+                            &candidate,
+                            None,
+                            started.elapsed(),
+                            None,
+                            Some("timeout".into()),
+                        ),
+                        "timeout",
+                    ),
+                }
+            };
+            if let Some(m) = &metrics {
+                match outcome {
+                    "ok" => m.ok.inc(),
+                    "timeout" => m.timeout.inc(),
+                    _ => m.error.inc(),
+                };
+                if !side.cached {
+                    m.duration.observe(side.latency_ms / 1e3);
+                    m.cost.inc_by(side.cost_usd);
+                }
+            }
+            pair.candidate = side;
+            pair.baseline = match tokio::time::timeout(BASELINE_WAIT, rx).await {
+                Ok(Ok(b)) => b,
+                _ => PairSide {
+                    error: Some("the baseline's answer was not recorded".into()),
+                    ..PairSide::default()
+                },
+            };
+            enqueue(&gw2, Record::Pair(pair));
+        });
+        Some(tx)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

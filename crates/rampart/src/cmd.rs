@@ -1,0 +1,35 @@
+//! One function per subcommand.
+
+mod serve;
+
+pub use serve::{mock_llm, serve};
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use rampart_core::config::Config;
+
+use crate::EXIT_CONFIG;
+
+/// `rampart check-config`: print every error as `path: message (got `value`)`; exit 64 if any.
+pub fn check_config(path: &Path) -> ExitCode {
+    match Config::from_path(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} providers, {} routes, {} rollouts)",
+                path.display(),
+                cfg.providers.len(),
+                cfg.routes.len(),
+                cfg.rollouts.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `rampart serve` and `rampart mock-llm`: long-running servers with signal handling.
+//!
+//! The first SIGTERM/SIGINT starts a graceful drain; a second one exits at once.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use rampart_core::config::{Config, ProviderKind, StoreKind};
+use rampart_gateway::{BuildOptions, Gateway};
+use rampart_store::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::EXIT_CONFIG;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves on the first SIGTERM/SIGINT; exits the process on the second.
+async fn shutdown_signal() {
+    wait_signal().await;
+    tracing::info!(
+        "shutting down: draining in-flight requests (send the signal again to exit now)"
+    );
+    tokio::spawn(async {
+        wait_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match Config::from_path(config_path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{}: invalid config:\n{errors}", config_path.display());
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let store = match &config.store.kind {
+        StoreKind::Sqlite { path } => SqliteStore::open(path)
+            .with_context(|| format!("cannot open the SQLite store at {}", path.display()))?,
+        StoreKind::Postgres { .. } => {
+            return Err(anyhow!("the postgres store is not available in this build"));
+        }
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listen = config.server.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let gw = Gateway::build(config, Arc::new(store), BuildOptions::default())
+            .map_err(|e| anyhow!(e))?;
+        tracing::info!(addr = %listener.local_addr()?, "rampart listening");
+        rampart_gateway::serve(listener, gw, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn mock_llm(listen: &str, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let sim = match config_path {
+        None => rampart_mock::Simulator::with_default_models(),
+        Some(p) => {
+            let config = match Config::from_path(p) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{}: invalid config:\n{errors}", p.display());
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            };
+            let mut models = std::collections::BTreeMap::new();
+            let mut seed = 0;
+            for prov in config.providers.values() {
+                if let ProviderKind::Mock(m) = &prov.kind {
+                    models.extend(m.models.clone());
+                    seed = m.seed;
+                }
+            }
+            if models.is_empty() {
+                return Err(anyhow!(
+                    "{} declares no `type = \"mock\"` provider with models",
+                    p.display()
+                ));
+            }
+            rampart_mock::Simulator::new(models, seed)
+        }
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "rampart mock-llm listening");
+        rampart_mock::serve(listener, Arc::new(sim), shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
