@@ -1,1 +1,106 @@
-//! rampart-store
+//! rampart-store: where rampart keeps what it observed and decided.
+//!
+//! - [`EventStore`], [`FeedbackStore`], [`PairStore`], [`RolloutStore`]: one trait per domain;
+//!   [`Store`] is all of them, what a backend provides.
+//! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL, one write connection, a small pool of
+//!   read connections, numbered migrations).
+//! - [`writer`]: [`Writer`], the bounded batch writer between the request path and the store. The
+//!   request path only ever calls [`Writer::try_send`], which never blocks: when the queue is full
+//!   the record is refused and the caller counts the drop.
+//! - [`error`]: the error type, [`StoreError`], and which failures are worth retrying.
+//!
+//! All store methods are blocking; call them from a dedicated thread (the writer's) or from
+//! `tokio::task::spawn_blocking`, never directly on an async worker.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod sqlite;
+pub mod writer;
+
+use rampart_core::record::{Feedback, Pair, RequestEvent};
+use serde::{Deserialize, Serialize};
+
+pub use error::{Result, StoreError};
+pub use sqlite::SqliteStore;
+pub use writer::{Record, TrySendError, Writer, WriterConfig, WriterStats};
+
+/// Per-request metadata.
+pub trait EventStore: Send + Sync {
+    /// Insert events. An event whose `request_id` is already stored is skipped (so a retried
+    /// batch is harmless).
+    fn insert_events(&self, events: &[RequestEvent]) -> Result<()>;
+    fn event_exists(&self, request_id: &str) -> Result<bool>;
+    fn get_event(&self, request_id: &str) -> Result<Option<RequestEvent>>;
+    fn count_events(&self) -> Result<u64>;
+    /// Events since ts_ms (inclusive) for a rollout, oldest first, at most `limit`.
+    fn events_since(&self, rollout: &str, since_ms: i64, limit: usize)
+    -> Result<Vec<RequestEvent>>;
+}
+
+/// Users' verdicts on served answers.
+pub trait FeedbackStore: Send + Sync {
+    /// Ok(false) when no request with that id exists (nothing is written).
+    fn insert_feedback(&self, fb: &Feedback) -> Result<bool>;
+    /// Oldest first.
+    fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>>;
+}
+
+/// Shadow pairs: the baseline's and the candidate's answers side by side.
+pub trait PairStore: Send + Sync {
+    /// Insert pairs. A pair whose (`rollout`, `request_id`) is already stored is skipped.
+    fn insert_pairs(&self, pairs: &[Pair]) -> Result<()>;
+    /// Newest first. Filters: optional class, optional since_ms.
+    fn recent_pairs(
+        &self,
+        rollout: &str,
+        limit: usize,
+        class: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<Pair>>;
+    fn count_pairs(&self, rollout: &str) -> Result<u64>;
+    /// Visit every pair of a rollout in id (insertion) order without loading all in memory (for
+    /// reports over 1M pairs).
+    fn for_each_pair(&self, rollout: &str, f: &mut dyn FnMut(Pair)) -> Result<()>;
+}
+
+/// Rollout controller state and the audit log of its transitions.
+pub trait RolloutStore: Send + Sync {
+    /// Persisted controller state of a rollout, as opaque JSON text (the controller defines the shape).
+    fn load_rollout_state(&self, rollout: &str) -> Result<Option<String>>;
+    /// Insert or replace the state of a rollout.
+    fn save_rollout_state(&self, rollout: &str, state_json: &str, updated_ms: i64) -> Result<()>;
+    fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// The latest `limit` entries of a rollout, oldest first.
+    fn audit_log(&self, rollout: &str, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+/// One line of a rollout's audit log: who changed what, from which state to which, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub rollout: String,
+    pub ts_ms: i64,
+    /// `controller`, `kill_switch`, or the operator (`admin`, a token name).
+    pub actor: String,
+    /// `advance`, `pause`, `resume`, `promote`, `rollback`, `trip`, …
+    pub action: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: String,
+    pub details: serde_json::Value,
+}
+
+/// Everything a backend provides.
+pub trait Store: EventStore + FeedbackStore + PairStore + RolloutStore {
+    /// Write one batch from the [`Writer`]: events and pairs together. Backends override this to
+    /// use a single transaction; the default inserts events, then pairs. Must be idempotent (a
+    /// failed batch is retried whole), which the skip-duplicates rule of the inserts provides.
+    fn write_batch(&self, events: &[RequestEvent], pairs: &[Pair]) -> Result<()> {
+        if !events.is_empty() {
+            self.insert_events(events)?;
+        }
+        if !pairs.is_empty() {
+            self.insert_pairs(pairs)?;
+        }
+        Ok(())
+    }
+}
