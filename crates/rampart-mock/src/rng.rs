@@ -1,0 +1,102 @@
+//! Portable, seedable randomness: FNV-1a hashing and a SplitMix64 generator.
+//!
+//! Everything the simulator decides is derived from these two functions, so an answer, a
+//! refusal or a latency draw is identical across platforms, Rust versions and crate versions
+//! (the `rand` crate makes no such promise for its small generators).
+
+/// FNV-1a, 64 bits, over `bytes`. Stable by definition; used to turn prompts and names into seeds.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The SplitMix64 finaliser: a bijective mixer with good avalanche.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Combines seed material in order (not commutative).
+pub fn combine(parts: &[u64]) -> u64 {
+    parts
+        .iter()
+        .fold(0x9e37_79b9_7f4a_7c15, |acc, p| mix(acc ^ mix(*p)))
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): tiny, fast, and good enough for simulation.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.0)
+    }
+
+    /// Uniform in [0, 1), 53 bits of precision.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform integer in `[0, n)`; `n` must be non-zero (returns 0 otherwise).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        // Lemire's multiply-shift; the bias is < n / 2^64, irrelevant here.
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Uniform integer in `[lo, hi]`.
+    pub fn range_inclusive(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi.saturating_sub(lo) + 1)
+    }
+
+    /// A standard normal draw (Box–Muller, one of the pair).
+    pub fn standard_normal(&mut self) -> f64 {
+        // 1 - uniform() is in (0, 1], so the logarithm is finite.
+        let u1 = 1.0 - self.uniform();
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn uniform_and_normal_moments() {
+        let mut r = Rng::new(7);
+        let n = 20_000;
+        let (mut s, mut s2) = (0.0, 0.0);
+        for _ in 0..n {
+            let z = r.standard_normal();
+            s += z;
+            s2 += z * z;
+        }
+        let mean = s / n as f64;
+        let var = s2 / n as f64 - mean * mean;
+        assert!(mean.abs() < 0.03, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.05, "var {var}");
+        let u: f64 = (0..n).map(|_| r.uniform()).sum::<f64>() / n as f64;
+        assert!((u - 0.5).abs() < 0.01);
+        assert!((0..1000).all(|_| r.below(3) < 3));
+    }
+}
