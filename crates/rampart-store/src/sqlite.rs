@@ -617,12 +617,14 @@ impl RolloutStore for SqliteStore {
 
     fn audit_log(&self, rollout: &str, limit: usize) -> Result<Vec<AuditEntry>> {
         self.read(|c| {
+            // Newest first through the index, then reversed: no sort.
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {AUDIT_COLUMNS} FROM (SELECT id, {AUDIT_COLUMNS} FROM audit_log \
-                 WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id"
+                "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![rollout, limit_param(limit)], audit_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            entries.reverse();
+            Ok(entries)
         })
     }
 }
@@ -640,5 +642,88 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The read queries, with the statement text the store runs.
+    fn read_queries() -> Vec<String> {
+        vec![
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE rollout = ?1 AND ts_ms >= ?2 \
+                 ORDER BY ts_ms, id LIMIT ?3"
+            ),
+            format!(
+                "SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND class = ?2 AND ts_ms >= ?3 \
+                 ORDER BY ts_ms DESC, id DESC LIMIT ?4"
+            ),
+            format!(
+                "SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND ts_ms >= ?2 \
+                 ORDER BY ts_ms DESC, id DESC LIMIT ?3"
+            ),
+            format!(
+                "SELECT id, {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND id > ?2 \
+                 ORDER BY id LIMIT ?3"
+            ),
+            "SELECT COUNT(*) FROM pairs WHERE rollout = ?1".to_owned(),
+            "SELECT request_id FROM feedback WHERE request_id = ?1 ORDER BY id".to_owned(),
+            format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2"
+            ),
+        ]
+    }
+
+    #[test]
+    fn read_queries_use_indexes_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("r.db")).unwrap();
+        let conn = store.write_conn();
+        for sql in read_queries() {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join(" | ");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}\n sorts: {plan}");
+            assert!(
+                !plan.contains("SCAN pairs") && !plan.contains("SCAN events"),
+                "{sql}\n scans: {plan}"
+            );
+        }
+    }
+
+    #[test]
+    fn readers_do_not_wait_for_an_open_write_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("r.db")).unwrap();
+        store.save_rollout_state("ro", "old", 1).unwrap();
+        let mut conn = store.write_conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute(
+            "UPDATE rollout_state SET state_json = 'new' WHERE rollout = 'ro'",
+            [],
+        )
+        .unwrap();
+        // The write is open and uncommitted (and holds the write mutex): reads see the last
+        // committed state at once.
+        assert_eq!(
+            store.load_rollout_state("ro").unwrap().as_deref(),
+            Some("old")
+        );
+        tx.commit().unwrap();
+        drop(conn);
+        assert_eq!(
+            store.load_rollout_state("ro").unwrap().as_deref(),
+            Some("new")
+        );
     }
 }

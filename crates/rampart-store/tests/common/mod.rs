@@ -1,0 +1,181 @@
+//! Fixtures shared by the integration tests: sample records and a store wrapper with a hook on
+//! batch writes (to stall or fail them).
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use rampart_core::record::{Feedback, Outcome, Pair, PairSide, RequestEvent};
+use rampart_core::routing::Cohort;
+use rampart_store::{
+    AuditEntry, EventStore, FeedbackStore, PairStore, Result, RolloutStore, SqliteStore, Store,
+};
+
+pub fn event(id: &str, rollout: &str, ts_ms: i64) -> RequestEvent {
+    RequestEvent {
+        request_id: id.to_owned(),
+        ts_ms,
+        route: "support".into(),
+        rollout: Some(rollout.to_owned()),
+        stage: Some("canary-1".into()),
+        variant: "v2".into(),
+        cohort: Cohort::Canary,
+        key_hash: Some("ab12".into()),
+        tenant: Some("acme".into()),
+        class: Some("refunds".into()),
+        status: 200,
+        outcome: Outcome::Ok,
+        latency_ms: 123.5,
+        ttft_ms: Some(40.25),
+        prompt_tokens: 17,
+        completion_tokens: 250,
+        cost_usd: 0.0042,
+        refusal: false,
+        streamed: true,
+        finish_reason: Some("stop".into()),
+        output_text: Some("Sure, here is your refund.".into()),
+    }
+}
+
+pub fn pair(id: &str, rollout: &str, ts_ms: i64, class: Option<&str>) -> Pair {
+    Pair {
+        request_id: id.to_owned(),
+        ts_ms,
+        route: "support".into(),
+        rollout: rollout.to_owned(),
+        stage: "shadow".into(),
+        key_hash: Some("ab12".into()),
+        tenant: None,
+        class: class.map(str::to_owned),
+        prompt: Some(r#"[{"role":"user","content":"refund?"}]"#.into()),
+        prompt_hash: "deadbeef".into(),
+        baseline: PairSide {
+            variant: "v1".into(),
+            model: "support-old".into(),
+            prompt_version: Some("support-v1".into()),
+            text: Some("Hi! Sure thing.".into()),
+            tool_calls: None,
+            finish_reason: Some("stop".into()),
+            prompt_tokens: 10,
+            completion_tokens: 20,
+            latency_ms: 400.0,
+            ttft_ms: Some(100.0),
+            cost_usd: 0.001,
+            refusal: false,
+            error: None,
+            cached: false,
+        },
+        candidate: PairSide {
+            variant: "v2".into(),
+            model: "support-new".into(),
+            prompt_version: None,
+            text: None,
+            tool_calls: Some(serde_json::json!([{
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "refund", "arguments": "{\"order\":42}"}
+            }])),
+            finish_reason: Some("tool_calls".into()),
+            prompt_tokens: 10,
+            completion_tokens: 0,
+            latency_ms: 350.5,
+            ttft_ms: None,
+            cost_usd: 0.0005,
+            refusal: true,
+            error: Some("status 500: upstream".into()),
+            cached: true,
+        },
+    }
+}
+
+pub type Hook = Box<dyn Fn(&[RequestEvent], &[Pair]) -> Result<()> + Send + Sync>;
+
+/// A [`SqliteStore`] whose batch writes first go through `hook` (which may block or fail).
+pub struct Hooked {
+    pub inner: SqliteStore,
+    pub hook: Hook,
+}
+
+impl Hooked {
+    pub fn open(path: &Path, hook: Hook) -> Hooked {
+        Hooked {
+            inner: SqliteStore::open(path).unwrap(),
+            hook,
+        }
+    }
+}
+
+impl EventStore for Hooked {
+    fn insert_events(&self, events: &[RequestEvent]) -> Result<()> {
+        self.inner.insert_events(events)
+    }
+    fn event_exists(&self, request_id: &str) -> Result<bool> {
+        self.inner.event_exists(request_id)
+    }
+    fn get_event(&self, request_id: &str) -> Result<Option<RequestEvent>> {
+        self.inner.get_event(request_id)
+    }
+    fn count_events(&self) -> Result<u64> {
+        self.inner.count_events()
+    }
+    fn events_since(
+        &self,
+        rollout: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<RequestEvent>> {
+        self.inner.events_since(rollout, since_ms, limit)
+    }
+}
+
+impl FeedbackStore for Hooked {
+    fn insert_feedback(&self, fb: &Feedback) -> Result<bool> {
+        self.inner.insert_feedback(fb)
+    }
+    fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>> {
+        self.inner.feedback_for(request_id)
+    }
+}
+
+impl PairStore for Hooked {
+    fn insert_pairs(&self, pairs: &[Pair]) -> Result<()> {
+        self.inner.insert_pairs(pairs)
+    }
+    fn recent_pairs(
+        &self,
+        rollout: &str,
+        limit: usize,
+        class: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<Pair>> {
+        self.inner.recent_pairs(rollout, limit, class, since_ms)
+    }
+    fn count_pairs(&self, rollout: &str) -> Result<u64> {
+        self.inner.count_pairs(rollout)
+    }
+    fn for_each_pair(&self, rollout: &str, f: &mut dyn FnMut(Pair)) -> Result<()> {
+        self.inner.for_each_pair(rollout, f)
+    }
+}
+
+impl RolloutStore for Hooked {
+    fn load_rollout_state(&self, rollout: &str) -> Result<Option<String>> {
+        self.inner.load_rollout_state(rollout)
+    }
+    fn save_rollout_state(&self, rollout: &str, state_json: &str, updated_ms: i64) -> Result<()> {
+        self.inner
+            .save_rollout_state(rollout, state_json, updated_ms)
+    }
+    fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.inner.append_audit(entry)
+    }
+    fn audit_log(&self, rollout: &str, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.inner.audit_log(rollout, limit)
+    }
+}
+
+impl Store for Hooked {
+    fn write_batch(&self, events: &[RequestEvent], pairs: &[Pair]) -> Result<()> {
+        (self.hook)(events, pairs)?;
+        self.inner.write_batch(events, pairs)
+    }
+}

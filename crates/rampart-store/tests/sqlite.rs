@@ -1,0 +1,286 @@
+//! SqliteStore against a database file in a temp dir: round trips, filters, ordering, restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{event, pair};
+use rampart_core::record::{EditOutcome, Feedback, Thumbs};
+use rampart_store::{
+    AuditEntry, EventStore, FeedbackStore, PairStore, RolloutStore, SqliteStore, StoreError,
+};
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("nested/rampart.db")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn events_round_trip_and_duplicates_are_skipped() {
+    let (_dir, store) = open();
+    let mut unkeyed = event("r2", "ro", 2);
+    unkeyed.rollout = None;
+    unkeyed.stage = None;
+    unkeyed.key_hash = None;
+    unkeyed.tenant = None;
+    unkeyed.class = None;
+    unkeyed.ttft_ms = None;
+    unkeyed.finish_reason = None;
+    unkeyed.output_text = None;
+    unkeyed.cohort = rampart_core::routing::Cohort::Unkeyed;
+    unkeyed.outcome = rampart_core::record::Outcome::Timeout;
+    unkeyed.status = 504;
+    let events = vec![event("r1", "ro", 1), unkeyed, event("r3", "ro", 3)];
+    store.insert_events(&events).unwrap();
+    for e in &events {
+        assert_eq!(store.get_event(&e.request_id).unwrap().as_ref(), Some(e));
+        assert!(store.event_exists(&e.request_id).unwrap());
+    }
+    assert_eq!(store.get_event("nope").unwrap(), None);
+    assert!(!store.event_exists("nope").unwrap());
+    assert_eq!(store.count_events().unwrap(), 3);
+
+    // Same ids again (a retried batch): skipped, the first copy stays.
+    let mut again = event("r1", "ro", 99);
+    again.variant = "other".into();
+    store.insert_events(&[again]).unwrap();
+    assert_eq!(store.count_events().unwrap(), 3);
+    assert_eq!(store.get_event("r1").unwrap().unwrap().ts_ms, 1);
+}
+
+#[test]
+fn events_since_is_inclusive_oldest_first_limited_and_per_rollout() {
+    let (_dir, store) = open();
+    let events = vec![
+        event("a", "ro", 30),
+        event("b", "ro", 10),
+        event("c", "other", 20),
+        event("d", "ro", 20),
+        event("e", "ro", 20),
+    ];
+    store.insert_events(&events).unwrap();
+    let ids = |v: Vec<rampart_core::record::RequestEvent>| {
+        v.into_iter().map(|e| e.request_id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.events_since("ro", 20, 10).unwrap()),
+        ["d", "e", "a"]
+    );
+    assert_eq!(ids(store.events_since("ro", 0, 2).unwrap()), ["b", "d"]);
+    assert_eq!(ids(store.events_since("other", 0, 10).unwrap()), ["c"]);
+    assert!(store.events_since("ro", 31, 10).unwrap().is_empty());
+}
+
+#[test]
+fn feedback_needs_a_known_request() {
+    let (_dir, store) = open();
+    let fb = Feedback {
+        request_id: "r1".into(),
+        ts_ms: 5,
+        thumbs: Some(Thumbs::Down),
+        outcome: Some(EditOutcome::Edited),
+        final_text: Some("fixed text".into()),
+    };
+    assert!(!store.insert_feedback(&fb).unwrap());
+    assert!(store.feedback_for("r1").unwrap().is_empty());
+
+    store.insert_events(&[event("r1", "ro", 1)]).unwrap();
+    assert!(store.insert_feedback(&fb).unwrap());
+    let second = Feedback {
+        request_id: "r1".into(),
+        ts_ms: 6,
+        thumbs: Some(Thumbs::Up),
+        outcome: None,
+        final_text: None,
+    };
+    assert!(store.insert_feedback(&second).unwrap());
+    let third = Feedback {
+        outcome: Some(EditOutcome::SentUnchanged),
+        ..second.clone()
+    };
+    let fourth = Feedback {
+        thumbs: None,
+        outcome: Some(EditOutcome::Rejected),
+        ..second.clone()
+    };
+    assert!(store.insert_feedback(&third).unwrap());
+    assert!(store.insert_feedback(&fourth).unwrap());
+    assert_eq!(
+        store.feedback_for("r1").unwrap(),
+        vec![fb, second, third, fourth]
+    );
+}
+
+#[test]
+fn pairs_round_trip_every_field() {
+    let (_dir, store) = open();
+    let p = pair("r1", "ro", 7, Some("refunds"));
+    let mut bare = pair("r2", "ro", 8, None);
+    bare.prompt = None;
+    bare.baseline.text = None;
+    bare.key_hash = None;
+    store.insert_pairs(&[p.clone(), bare.clone()]).unwrap();
+    let got = store.recent_pairs("ro", 10, None, None).unwrap();
+    assert_eq!(got, vec![bare, p.clone()]);
+    // The JSON, the cached flag and the None text survive.
+    assert_eq!(got[1].candidate.tool_calls, p.candidate.tool_calls);
+    assert!(got[1].candidate.cached && !got[1].baseline.cached);
+    assert_eq!(got[1].candidate.text, None);
+    assert_eq!(store.count_pairs("ro").unwrap(), 2);
+    assert_eq!(store.count_pairs("other").unwrap(), 0);
+
+    // Same (rollout, request id) again: skipped. Another rollout: kept.
+    store.insert_pairs(std::slice::from_ref(&p)).unwrap();
+    assert_eq!(store.count_pairs("ro").unwrap(), 2);
+    store.insert_pairs(&[pair("r1", "other", 7, None)]).unwrap();
+    assert_eq!(store.count_pairs("other").unwrap(), 1);
+}
+
+#[test]
+fn recent_pairs_newest_first_with_filters() {
+    let (_dir, store) = open();
+    let pairs: Vec<_> = (0..20)
+        .map(|i| {
+            let class = if i % 2 == 0 { "refunds" } else { "billing" };
+            pair(&format!("p{i}"), "ro", i * 10, Some(class))
+        })
+        .chain([pair("x", "other", 500, Some("refunds"))])
+        .collect();
+    store.insert_pairs(&pairs).unwrap();
+    let ids = |v: Vec<rampart_core::record::Pair>| {
+        v.into_iter().map(|p| p.request_id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.recent_pairs("ro", 3, None, None).unwrap()),
+        ["p19", "p18", "p17"]
+    );
+    assert_eq!(
+        ids(store.recent_pairs("ro", 3, Some("refunds"), None).unwrap()),
+        ["p18", "p16", "p14"]
+    );
+    assert_eq!(
+        ids(store.recent_pairs("ro", 100, None, Some(170)).unwrap()),
+        ["p19", "p18", "p17"]
+    );
+    assert_eq!(
+        ids(store
+            .recent_pairs("ro", 100, Some("billing"), Some(150))
+            .unwrap()),
+        ["p19", "p17", "p15"]
+    );
+    assert!(
+        store
+            .recent_pairs("ro", 10, Some("none"), None)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.recent_pairs("ro", 100, None, None).unwrap().len(), 20);
+}
+
+#[test]
+fn for_each_pair_visits_all_in_id_order_across_pages() {
+    let (_dir, store) = open();
+    // More than one page (1000), interleaved with another rollout, timestamps not monotonic.
+    let pairs: Vec<_> = (0..2_500)
+        .flat_map(|i| {
+            [
+                pair(&format!("p{i}"), "ro", (i * 7919) % 1000, None),
+                pair(&format!("q{i}"), "other", i, None),
+            ]
+        })
+        .collect();
+    for chunk in pairs.chunks(1000) {
+        store.insert_pairs(chunk).unwrap();
+    }
+    let mut seen = Vec::new();
+    store
+        .for_each_pair("ro", &mut |p| seen.push(p.request_id))
+        .unwrap();
+    let expected: Vec<_> = (0..2_500).map(|i| format!("p{i}")).collect();
+    assert_eq!(seen, expected);
+    let mut none = 0;
+    store.for_each_pair("missing", &mut |_| none += 1).unwrap();
+    assert_eq!(none, 0);
+}
+
+#[test]
+fn rollout_state_upserts() {
+    let (_dir, store) = open();
+    assert_eq!(store.load_rollout_state("ro").unwrap(), None);
+    store.save_rollout_state("ro", r#"{"stage":0}"#, 1).unwrap();
+    store
+        .save_rollout_state("other", r#"{"stage":4}"#, 1)
+        .unwrap();
+    store.save_rollout_state("ro", r#"{"stage":1}"#, 2).unwrap();
+    assert_eq!(
+        store.load_rollout_state("ro").unwrap().as_deref(),
+        Some(r#"{"stage":1}"#)
+    );
+    assert_eq!(
+        store.load_rollout_state("other").unwrap().as_deref(),
+        Some(r#"{"stage":4}"#)
+    );
+}
+
+#[test]
+fn audit_log_keeps_the_latest_entries_oldest_first() {
+    let (_dir, store) = open();
+    let entry = |i: i64, rollout: &str| AuditEntry {
+        rollout: rollout.into(),
+        ts_ms: 1000 + i,
+        actor: "controller".into(),
+        action: format!("step{i}"),
+        from_state: format!("s{i}"),
+        to_state: format!("s{}", i + 1),
+        reason: "gates passed".into(),
+        details: serde_json::json!({"n": i, "ok": true}),
+    };
+    for i in 0..5 {
+        store.append_audit(&entry(i, "ro")).unwrap();
+        store.append_audit(&entry(i, "other")).unwrap();
+    }
+    assert_eq!(
+        store.audit_log("ro", 100).unwrap(),
+        (0..5).map(|i| entry(i, "ro")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.audit_log("ro", 2).unwrap(),
+        vec![entry(3, "ro"), entry(4, "ro")]
+    );
+    assert!(store.audit_log("missing", 10).unwrap().is_empty());
+}
+
+#[test]
+fn reopening_keeps_data_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rampart.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_events(&[event("r1", "ro", 1)]).unwrap();
+        store.save_rollout_state("ro", "{}", 1).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        SqliteStore::latest_schema_version()
+    );
+    assert!(store.event_exists("r1").unwrap());
+    assert_eq!(
+        store.load_rollout_state("ro").unwrap().as_deref(),
+        Some("{}")
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rampart.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    match SqliteStore::open(&path) {
+        Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
