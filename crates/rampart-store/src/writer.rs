@@ -317,6 +317,23 @@ impl Writer {
         result
     }
 
+    /// Whether the writer refuses work: `close()` was called, or its thread has stopped. For
+    /// `/readyz`.
+    pub fn is_closed(&self) -> bool {
+        if self.inner.shared.closed.load(SeqCst) {
+            return true;
+        }
+        match &*self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(h) => h.is_finished(),
+            None => true,
+        }
+    }
+
     pub fn stats(&self) -> WriterStats {
         let s = &self.inner.shared;
         let written_events = s.written_events.load(SeqCst);
@@ -490,8 +507,12 @@ impl Worker {
                 Control::Feedback(_, reply) => {
                     let _ = reply.send(Err(StoreError::Closed));
                 }
-                Control::Flush(reply) | Control::Close(reply) => {
+                Control::Flush(reply) => {
                     let _ = reply.send(Err(StoreError::Closed));
+                }
+                // A concurrent close(): the first one reports any loss.
+                Control::Close(reply) => {
+                    let _ = reply.send(Ok(()));
                 }
             }
         }

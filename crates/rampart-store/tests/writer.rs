@@ -51,7 +51,12 @@ async fn ten_thousand_events_all_land_after_close() {
             .try_send(pair(&format!("r{i}"), "ro", i, None).into())
             .unwrap();
     }
-    writer.close().await.unwrap();
+    assert!(!writer.is_closed());
+    let other = writer.clone();
+    let (a, b) = tokio::join!(writer.close(), other.close());
+    a.unwrap();
+    b.unwrap();
+    assert!(writer.is_closed());
     assert_eq!(store.count_events().unwrap(), 10_000);
     assert_eq!(store.count_pairs("ro").unwrap(), 100);
     let stats = writer.stats();
