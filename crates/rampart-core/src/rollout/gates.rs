@@ -1,0 +1,350 @@
+//! Gates: what a stage must show before the controller advances it. A gate never passes
+//! because a timer ran out; `min_duration` is one gate among the others.
+//!
+//! Canary stages (`percent > 0`):
+//!
+//! * `min_samples`: both cohorts have, since the stage started, at least the per-arm sample size
+//!   that detects a change of `gates.mde` in each guarded rate (error rate and refusal rate)
+//!   with the stage's `alpha` and `power`: [`rampart_stats::power::sample_size_simple`]
+//!   (two-sided, 1:1), `n = (z_{1−α/2} + z_power)²·(p(1−p) + (p+mde)(1−p−mde))/mde²`
+//!   (Chow, Shao & Wang 2008, §4.2), with `p` the control's smoothed stage rate
+//!   `(x+½)/(n+1)` clamped to `[RATE_FLOOR, ½]` (a rate near 0 is poorly known early on and
+//!   would otherwise understate `n`). The largest `n` over the rates is required.
+//! * `sample_ratio`: Pearson χ² of the stage's control/canary counts against the planned split
+//!   `(100 − percent) : percent` ([`rampart_stats::srm::srm_chisquare`]); distinct routing keys
+//!   are used when the gateway reports them for both cohorts (users are the randomised unit),
+//!   requests otherwise. It fails at `p < SRM_P_MIN` (0.001). Because a p-value checked every
+//!   tick would be a multiple-testing trap, the state machine acts on it only when the stage is
+//!   otherwise ready to advance or has reached `max_duration` (then it holds for review).
+//!   Skipped when a tenant cap is below the stage's percent (the split is no longer planned).
+//! * `guardrails`: no guardrail breached in this tick's window.
+//! * `min_duration`: the stage has run at least its `min_duration`.
+//!
+//! Shadow stages (`percent = 0`, `shadow_percent > 0`): `min_pairs` (the same sample size,
+//! counted in completed pairs, rates from the baseline side), `guardrails` on the pairs,
+//! `min_duration`, and, when the comparison engine has filled [`ShadowGateInput`]:
+//! `shadow_equivalence` (`equivalence_ci_low ≥ min_equivalence`), `shadow_refusals` (no
+//! significant refusal increase; a significant one is a *conflicting signal* and holds), and
+//! `shadow_win_rate` (`win_rate_ci_low ≥ min_win_rate`, when configured).
+//!
+//! [`ShadowGateInput`]: super::ShadowGateInput
+
+use rampart_stats::power::{Sides, sample_size_simple};
+use rampart_stats::srm::srm_chisquare;
+use serde::Serialize;
+
+use super::observations::{CohortCounts, Observations};
+use crate::config::{GatesConfig, RolloutConfig, StageConfig};
+
+/// Lowest control rate the power calculation assumes.
+pub const RATE_FLOOR: f64 = 0.01;
+/// SRM p-value below which assignment is considered broken.
+pub const SRM_P_MIN: f64 = 0.001;
+
+/// One gate's evaluation, for status pages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateReport {
+    pub name: &'static str,
+    pub passed: bool,
+    /// The measured value (e.g. SRM p-value, equivalence lower bound, elapsed seconds).
+    pub value: Option<f64>,
+    /// What the value is compared with.
+    pub threshold: Option<f64>,
+    /// A short explanation of the decision.
+    pub evidence: String,
+    /// Samples counted by the gate (the smaller cohort, or pairs).
+    pub samples: u64,
+    /// Samples the gate needs, when it counts samples.
+    pub samples_needed: Option<u64>,
+    /// Seconds until the gate should pass at the current traffic, when it can be estimated.
+    pub eta_seconds: Option<f64>,
+}
+
+/// All gates of one tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateOutcome {
+    pub reports: Vec<GateReport>,
+    /// Every gate passed.
+    pub all_passed: bool,
+    /// The SRM p-value when the SRM gate failed.
+    pub srm_failed: Option<f64>,
+    /// A conflicting signal that calls for a human.
+    pub conflict: Option<String>,
+}
+
+impl GateOutcome {
+    /// Names of the gates that have not passed.
+    pub fn pending(&self) -> Vec<String> {
+        self.reports
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| g.name.to_string())
+            .collect()
+    }
+}
+
+/// The per-arm sample size that detects `gates.mde` in every one of `control_rates`
+/// (module docs). `None` only when the configuration makes it incomputable.
+pub fn required_samples(gates: &GatesConfig, control_rates: &[f64]) -> Option<u64> {
+    let mut need: Option<u64> = None;
+    for &p in control_rates {
+        let p = if p.is_finite() { p } else { RATE_FLOOR };
+        // Symmetric in p ↔ 1−p; keep p in [floor, ½] so p + mde stays inside (0, 1).
+        let p = p.min(1.0 - p).clamp(RATE_FLOOR, 0.5);
+        let mde = gates.mde.min(0.99 - p).max(1e-6);
+        let n = sample_size_simple(p, mde, gates.alpha, gates.power, Sides::TwoSided, 1.0)
+            .ok()?
+            .n_control;
+        need = Some(need.map_or(n, |m| m.max(n)));
+    }
+    need
+}
+
+fn smoothed(x: u64, n: u64) -> f64 {
+    (x as f64 + 0.5) / (n as f64 + 1.0)
+}
+
+/// The guarded rates of a control cohort (error, refusal), smoothed.
+pub fn control_rates(c: &CohortCounts) -> [f64; 2] {
+    [
+        smoothed(c.errors, c.requests),
+        smoothed(c.refusals, c.requests),
+    ]
+}
+
+fn eta(missing: u64, have: u64, elapsed_s: f64) -> Option<f64> {
+    if missing == 0 {
+        return Some(0.0);
+    }
+    (have > 0 && elapsed_s > 0.0).then(|| missing as f64 * elapsed_s / have as f64)
+}
+
+/// Whether a stage is a shadow stage (no canary traffic, some mirrored traffic).
+pub fn is_shadow(stage: &StageConfig) -> bool {
+    stage.percent <= 0.0 && stage.shadow_percent > 0.0
+}
+
+/// Evaluates the gates of `stage` with the tick's observations; `elapsed_ms` is the time since
+/// the stage epoch and `guardrail_breach` whether this tick's guardrails breached.
+pub fn evaluate_gates(
+    cfg: &RolloutConfig,
+    stage: &StageConfig,
+    obs: &Observations,
+    elapsed_ms: i64,
+    stale: bool,
+    guardrail_breach: bool,
+) -> GateOutcome {
+    let gates = &stage.gates;
+    let elapsed_s = (elapsed_ms.max(0) as f64) / 1000.0;
+    let mut reports = Vec::with_capacity(6);
+    let mut srm_failed = None;
+    let mut conflict = None;
+
+    if stale {
+        reports.push(GateReport {
+            name: "stage_counters",
+            passed: false,
+            value: None,
+            threshold: None,
+            evidence: "stage counters belong to an earlier stage; waiting for fresh ones".into(),
+            samples: 0,
+            samples_needed: None,
+            eta_seconds: None,
+        });
+    }
+
+    if is_shadow(stage) {
+        let paired = obs.paired_stage.unwrap_or_default();
+        let base = CohortCounts {
+            requests: paired.pairs,
+            errors: paired.baseline_errors,
+            refusals: paired.baseline_refusals,
+            ..CohortCounts::default()
+        };
+        let needed = required_samples(gates, &control_rates(&base));
+        let missing = needed.map_or(0, |n| n.saturating_sub(paired.pairs));
+        reports.push(GateReport {
+            name: "min_pairs",
+            passed: needed.is_some() && missing == 0,
+            value: Some(paired.pairs as f64),
+            threshold: needed.map(|n| n as f64),
+            evidence: format!(
+                "power for mde {} at alpha {}, power {}",
+                gates.mde, gates.alpha, gates.power
+            ),
+            samples: paired.pairs,
+            samples_needed: needed,
+            eta_seconds: eta(missing, paired.pairs, elapsed_s),
+        });
+        if let Some(sg) = obs.shadow_gate {
+            if let Some(low) = sg.equivalence_ci_low {
+                reports.push(GateReport {
+                    name: "shadow_equivalence",
+                    passed: low >= gates.min_equivalence,
+                    value: Some(low),
+                    threshold: Some(gates.min_equivalence),
+                    evidence: "lower bound of the equivalent-answer rate".into(),
+                    samples: paired.pairs,
+                    samples_needed: None,
+                    eta_seconds: None,
+                });
+            }
+            if let Some(sig) = sg.refusal_increase_significant {
+                if sig {
+                    conflict = Some(
+                        "the comparison engine finds a significant refusal increase on the pairs"
+                            .to_string(),
+                    );
+                }
+                reports.push(GateReport {
+                    name: "shadow_refusals",
+                    passed: !sig,
+                    value: Some(f64::from(u8::from(sig))),
+                    threshold: Some(0.0),
+                    evidence: "significant refusal increase on the pairs".into(),
+                    samples: paired.pairs,
+                    samples_needed: None,
+                    eta_seconds: None,
+                });
+            }
+            if let Some(min) = gates.min_win_rate {
+                let low = sg.win_rate_ci_low;
+                reports.push(GateReport {
+                    name: "shadow_win_rate",
+                    passed: low.is_some_and(|l| l >= min),
+                    value: low,
+                    threshold: Some(min),
+                    evidence: "lower bound of the judge win rate".into(),
+                    samples: paired.pairs,
+                    samples_needed: None,
+                    eta_seconds: None,
+                });
+            }
+        }
+    } else {
+        let (c, t) = (&obs.stage_control, &obs.stage_canary);
+        let needed = required_samples(gates, &control_rates(c));
+        let have = c.requests.min(t.requests);
+        let (miss_c, miss_t) = match needed {
+            Some(n) => (n.saturating_sub(c.requests), n.saturating_sub(t.requests)),
+            None => (0, 0),
+        };
+        let eta_s = eta(miss_c, c.requests, elapsed_s)
+            .zip(eta(miss_t, t.requests, elapsed_s))
+            .map(|(a, b)| a.max(b));
+        reports.push(GateReport {
+            name: "min_samples",
+            passed: needed.is_some() && miss_c == 0 && miss_t == 0,
+            value: Some(have as f64),
+            threshold: needed.map(|n| n as f64),
+            evidence: format!(
+                "per cohort, power for mde {} at alpha {}, power {} (control error {:.4}, refusal {:.4})",
+                gates.mde,
+                gates.alpha,
+                gates.power,
+                control_rates(c)[0],
+                control_rates(c)[1]
+            ),
+            samples: have,
+            samples_needed: needed,
+            eta_seconds: eta_s,
+        });
+
+        let capped = cfg.tenants.values().any(|cap| *cap < stage.percent);
+        if stage.percent < 100.0 && !capped {
+            let (oc, ot) = match (c.distinct_keys, t.distinct_keys) {
+                (Some(a), Some(b)) => (a, b),
+                _ => (c.requests, t.requests),
+            };
+            let p = srm_chisquare(&[oc, ot], &[100.0 - stage.percent, stage.percent])
+                .ok()
+                .and_then(|r| r.p_value);
+            let passed = p.is_none_or(|p| p >= SRM_P_MIN);
+            if !passed {
+                srm_failed = p;
+            }
+            reports.push(GateReport {
+                name: "sample_ratio",
+                passed,
+                value: p,
+                threshold: Some(SRM_P_MIN),
+                evidence: format!(
+                    "χ² of control {oc} / canary {ot} against {}:{}",
+                    100.0 - stage.percent,
+                    stage.percent
+                ),
+                samples: oc + ot,
+                samples_needed: None,
+                eta_seconds: None,
+            });
+        }
+    }
+
+    reports.push(GateReport {
+        name: "guardrails",
+        passed: !guardrail_breach,
+        value: None,
+        threshold: None,
+        evidence: if guardrail_breach {
+            "a guardrail is breached".into()
+        } else {
+            "no guardrail breached in the window".into()
+        },
+        samples: obs.window.canary.requests,
+        samples_needed: None,
+        eta_seconds: None,
+    });
+
+    let min_s = stage.min_duration.as_secs_f64();
+    reports.push(GateReport {
+        name: "min_duration",
+        passed: elapsed_s >= min_s,
+        value: Some(elapsed_s),
+        threshold: Some(min_s),
+        evidence: "seconds since the stage started".into(),
+        samples: 0,
+        samples_needed: None,
+        eta_seconds: Some((min_s - elapsed_s).max(0.0)),
+    });
+
+    let all_passed = reports.iter().all(|g| g.passed);
+    GateOutcome {
+        reports,
+        all_passed,
+        srm_failed,
+        conflict,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn gates() -> GatesConfig {
+        GatesConfig {
+            mde: 0.02,
+            alpha: 0.05,
+            power: 0.8,
+            min_equivalence: 0.7,
+            min_win_rate: None,
+        }
+    }
+
+    #[test]
+    fn sample_size_uses_floor_and_worst_rate() {
+        let g = gates();
+        let floor = required_samples(&g, &[0.0]).unwrap();
+        assert_eq!(floor, required_samples(&g, &[RATE_FLOOR]).unwrap());
+        // 7.849·(0.0099 + 0.0291)/0.0004 ≈ 765
+        assert!((760..=770).contains(&floor), "{floor}");
+        let worst = required_samples(&g, &[0.01, 0.2]).unwrap();
+        assert_eq!(worst, required_samples(&g, &[0.2]).unwrap());
+        assert!(worst > floor);
+        // symmetric in p ↔ 1 − p
+        assert_eq!(
+            required_samples(&g, &[0.9]).unwrap(),
+            required_samples(&g, &[0.1]).unwrap()
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! A pure traffic simulator that drives [`step`](super::step()) the way the gateway's
+//! controller task does, for tests, `rampart demo` and tuning defaults.
+//!
+//! Time advances in whole simulated seconds. Each second `total_rps` keyed requests arrive;
+//! the canary gets `Binomial(total, percent/100)` of them (shadow stages mirror
+//! `Binomial(control, shadow_percent/100)` as pairs); errors, refusals, slow requests (slower
+//! than `ratio × control p95`, modelled directly by their share), feedback and thumbs-down are
+//! binomial draws per cohort per second. Per-second buckets are summed over the rolling
+//! window and since the stage epoch, exactly the [`Observations`] the gateway builds, and
+//! `step` runs every `check_interval`. Aggregating per second keeps 500 simulated hours fast
+//! in a debug build.
+//!
+//! Randomness comes only from [`SplitMix64`] seeded by the caller: same seed, same run.
+
+use std::collections::VecDeque;
+
+use super::observations::{CohortCounts, LatencyTail, Observations, PairedCounts, WindowCounts};
+use super::state::{Phase, RolloutState, Trigger};
+use super::step::{Action, step};
+use crate::config::RolloutConfig;
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a small, seedable, full-period generator.
+#[derive(Debug, Clone)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64 { state: seed }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` with 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A standard normal draw (Box–Muller).
+    pub fn next_normal(&mut self) -> f64 {
+        let u1 = self.next_f64().max(f64::MIN_POSITIVE);
+        let u2 = self.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// A `Binomial(n, p)` draw: sequential inversion (Kachitvichyanukul & Schmeiser 1988, BINV)
+/// while `n·min(p, 1−p) < 30`, a rounded normal approximation above.
+pub fn binomial(rng: &mut SplitMix64, n: u64, p: f64) -> u64 {
+    if n == 0 || p.is_nan() || p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    if p > 0.5 {
+        return n - binomial(rng, n, 1.0 - p);
+    }
+    let nf = n as f64;
+    if nf * p >= 30.0 {
+        let x = nf * p + (nf * p * (1.0 - p)).sqrt() * rng.next_normal();
+        return x.round().clamp(0.0, nf) as u64;
+    }
+    let q = 1.0 - p;
+    let s = p / q;
+    let a = (nf + 1.0) * s;
+    let mut r = q.powf(nf);
+    let mut u = rng.next_f64();
+    let mut x = 0u64;
+    while u > r {
+        u -= r;
+        x += 1;
+        if x >= n {
+            return n;
+        }
+        r *= a / x as f64 - s;
+        if r <= 0.0 {
+            break;
+        }
+    }
+    x
+}
+
+/// How one variant behaves, as rates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArmBehaviour {
+    pub error_rate: f64,
+    pub refusal_rate: f64,
+    /// Share of requests slower than `p95_latency_max_ratio ×` the baseline's p95 (about 1 %
+    /// for a log-normal baseline at ratio 1.5; above 5 % means the p95 regressed).
+    pub slow_share: f64,
+    /// Share of requests that get feedback.
+    pub feedback_rate: f64,
+    /// Share of feedback that is thumbs-down.
+    pub thumbs_down_rate: f64,
+}
+
+impl Default for ArmBehaviour {
+    fn default() -> Self {
+        ArmBehaviour {
+            error_rate: 0.005,
+            refusal_rate: 0.01,
+            slow_share: 0.01,
+            feedback_rate: 0.05,
+            thumbs_down_rate: 0.1,
+        }
+    }
+}
+
+/// A simulated run's traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Keyed requests per second over both cohorts.
+    pub total_rps: f64,
+    pub baseline: ArmBehaviour,
+    /// The candidate from `regression_at_s` on; before that it behaves like the baseline.
+    pub candidate: ArmBehaviour,
+    pub regression_at_s: u64,
+    /// Simulated seconds to run (the run also stops once the rollout is rolled back,
+    /// completed or ready to decommission).
+    pub duration_s: u64,
+}
+
+/// What happened in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimRun {
+    pub final_state: RolloutState,
+    /// Simulated second at which the kill switch fired, if it did.
+    pub tripped_at_s: Option<u64>,
+    /// `(second, audit action, from, to)` per transition.
+    pub transitions: Vec<(u64, String, String, String)>,
+    /// Requests per cohort over the whole run.
+    pub control_requests: u64,
+    pub canary_requests: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    window: WindowCounts,
+    control_slow: u64,
+    canary_slow: u64,
+    paired: PairedCounts,
+}
+
+fn draw(rng: &mut SplitMix64, n: u64, b: &ArmBehaviour) -> (CohortCounts, u64) {
+    let errors = binomial(rng, n, b.error_rate);
+    let refusals = binomial(rng, n - errors, b.refusal_rate);
+    let feedback = binomial(rng, n - errors, b.feedback_rate);
+    let thumbs_down = binomial(rng, feedback, b.thumbs_down_rate);
+    let slow = binomial(rng, n, b.slow_share);
+    (
+        CohortCounts {
+            requests: n,
+            errors,
+            refusals,
+            feedback,
+            thumbs_up: feedback - thumbs_down,
+            thumbs_down,
+            distinct_keys: None,
+        },
+        slow,
+    )
+}
+
+fn add_paired(a: &mut PairedCounts, b: &PairedCounts) {
+    a.pairs += b.pairs;
+    a.baseline_errors += b.baseline_errors;
+    a.candidate_errors += b.candidate_errors;
+    a.baseline_refusals += b.baseline_refusals;
+    a.candidate_refusals += b.candidate_refusals;
+}
+
+fn sub_paired(a: &mut PairedCounts, b: &PairedCounts) {
+    a.pairs -= b.pairs;
+    a.baseline_errors -= b.baseline_errors;
+    a.candidate_errors -= b.candidate_errors;
+    a.baseline_refusals -= b.baseline_refusals;
+    a.candidate_refusals -= b.candidate_refusals;
+}
+
+/// Runs `scenario` against `cfg` from `start` (time 0 = `start.stage_epoch_ms`'s second 0 is
+/// `now_ms = 0`), stepping every `cfg.guardrails.check_interval`.
+pub fn simulate(
+    cfg: &RolloutConfig,
+    start: &RolloutState,
+    scenario: &Scenario,
+    seed: u64,
+) -> SimRun {
+    let mut rng = SplitMix64::new(seed);
+    let mut state = start.clone();
+    let window_s = cfg.guardrails.window.as_secs().max(1) as usize;
+    let check_s = cfg.guardrails.check_interval.as_secs().max(1);
+    let ratio = cfg.guardrails.p95_latency_max_ratio.unwrap_or(1.5);
+    let mut buckets: VecDeque<Bucket> = VecDeque::with_capacity(window_s + 1);
+    let mut win = Bucket::default();
+    let mut stage = Bucket::default();
+    let mut epoch = state.stage_epoch_ms;
+    let mut run = SimRun {
+        final_state: state.clone(),
+        tripped_at_s: None,
+        transitions: Vec::new(),
+        control_requests: 0,
+        canary_requests: 0,
+    };
+    let mut carry = 0.0;
+    let mut view = state.view(cfg);
+    for sec in 0..scenario.duration_s {
+        carry += scenario.total_rps;
+        let total = carry.floor() as u64;
+        carry -= total as f64;
+        let canary_n = binomial(&mut rng, total, view.percent / 100.0);
+        let control_n = total - canary_n;
+        let cand = if sec >= scenario.regression_at_s {
+            &scenario.candidate
+        } else {
+            &scenario.baseline
+        };
+        let (control, control_slow) = draw(&mut rng, control_n, &scenario.baseline);
+        let (canary, canary_slow) = draw(&mut rng, canary_n, cand);
+        let pairs = binomial(&mut rng, control_n, view.shadow_percent / 100.0);
+        let paired = if pairs > 0 {
+            let (b, _) = draw(&mut rng, pairs, &scenario.baseline);
+            let (c, _) = draw(&mut rng, pairs, cand);
+            PairedCounts {
+                pairs,
+                baseline_errors: b.errors,
+                candidate_errors: c.errors,
+                baseline_refusals: b.refusals,
+                candidate_refusals: c.refusals,
+                latency: None,
+            }
+        } else {
+            PairedCounts::default()
+        };
+        run.control_requests += control_n;
+        run.canary_requests += canary_n;
+        let b = Bucket {
+            window: WindowCounts {
+                control,
+                canary,
+                latency: None,
+            },
+            control_slow,
+            canary_slow,
+            paired,
+        };
+        for acc in [&mut win, &mut stage] {
+            acc.window.control.add(&b.window.control);
+            acc.window.canary.add(&b.window.canary);
+            acc.control_slow += control_slow;
+            acc.canary_slow += canary_slow;
+            add_paired(&mut acc.paired, &paired);
+        }
+        buckets.push_back(b);
+        if buckets.len() > window_s
+            && let Some(old) = buckets.pop_front()
+        {
+            win.window.control.sub(&old.window.control);
+            win.window.canary.sub(&old.window.canary);
+            win.control_slow -= old.control_slow;
+            win.canary_slow -= old.canary_slow;
+            sub_paired(&mut win.paired, &old.paired);
+        }
+        let now_ms = ((sec + 1) * 1000) as i64;
+        if (sec + 1) % check_s != 0 {
+            continue;
+        }
+        let latency = |c: &CohortCounts, t: &CohortCounts, cs, ts| {
+            (c.requests > 0 && t.requests > 0).then_some(LatencyTail {
+                control_p95_ms: 1000.0,
+                threshold_ms: 1000.0 * ratio,
+                control_slow: cs,
+                canary_slow: ts,
+                canary_total: t.requests,
+                control_total: c.requests,
+            })
+        };
+        let mut window = win.window;
+        window.latency = latency(
+            &window.control,
+            &window.canary,
+            win.control_slow,
+            win.canary_slow,
+        );
+        let obs = Observations {
+            window,
+            stage_since_ms: epoch,
+            stage_control: stage.window.control,
+            stage_canary: stage.window.canary,
+            paired_window: Some(win.paired),
+            paired_stage: Some(stage.paired),
+            shadow_gate: None,
+        };
+        let (next, actions) = step(cfg, &state, &obs, now_ms);
+        for a in &actions {
+            if let Action::Audit {
+                action, from, to, ..
+            } = a
+            {
+                run.transitions
+                    .push((sec + 1, action.clone(), from.clone(), to.clone()));
+            }
+        }
+        if let Phase::RolledBack {
+            trigger: Trigger::Controller,
+            ..
+        } = next.phase
+        {
+            run.tripped_at_s.get_or_insert(sec + 1);
+        }
+        if next != state {
+            view = next.view(cfg);
+        }
+        state = next;
+        if state.stage_epoch_ms != epoch {
+            epoch = state.stage_epoch_ms;
+            stage = Bucket::default();
+        }
+        if matches!(
+            state.phase,
+            Phase::RolledBack { .. } | Phase::Completed { .. } | Phase::ReadyToDecommission { .. }
+        ) {
+            break;
+        }
+    }
+    run.final_state = state;
+    run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binomial_mean_is_right() {
+        let mut rng = SplitMix64::new(7);
+        for (n, p) in [(50u64, 0.01), (50, 0.3), (1000, 0.2), (40, 0.9)] {
+            let k = 20_000;
+            let sum: u64 = (0..k).map(|_| binomial(&mut rng, n, p)).sum();
+            let mean = sum as f64 / k as f64;
+            let sd = (n as f64 * p * (1.0 - p) / k as f64).sqrt();
+            assert!((mean - n as f64 * p).abs() < 5.0 * sd, "{n} {p}: {mean}");
+        }
+    }
+}
