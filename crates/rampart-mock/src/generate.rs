@@ -21,14 +21,16 @@ pub const REFUSAL_PHRASE: &str = "I'm sorry, but I can't help with that";
 /// At most this many keywords are used from a prompt (all of them appear in the topic).
 const MAX_KEYWORDS: usize = 3;
 
-/// Words ignored when picking a prompt's keywords.
+/// Words ignored when picking a prompt's keywords. Sorted (binary search; a test checks).
 const STOPWORDS: &[&str] = &[
     "a",
+    "able",
     "about",
     "above",
     "after",
     "again",
     "all",
+    "already",
     "also",
     "am",
     "an",
@@ -38,6 +40,7 @@ const STOPWORDS: &[&str] = &[
     "aren't",
     "as",
     "at",
+    "back",
     "be",
     "because",
     "been",
@@ -64,10 +67,13 @@ const STOPWORDS: &[&str] = &[
     "down",
     "during",
     "each",
+    "eight",
     "even",
     "ever",
     "few",
+    "five",
     "for",
+    "four",
     "from",
     "further",
     "get",
@@ -122,6 +128,8 @@ const STOPWORDS: &[&str] = &[
     "myself",
     "need",
     "needs",
+    "new",
+    "nine",
     "no",
     "nor",
     "not",
@@ -143,14 +151,19 @@ const STOPWORDS: &[&str] = &[
     "over",
     "own",
     "please",
+    "really",
     "same",
+    "seven",
     "she",
     "should",
+    "since",
+    "six",
     "so",
     "some",
     "still",
     "such",
     "tell",
+    "ten",
     "than",
     "thank",
     "thanks",
@@ -168,9 +181,11 @@ const STOPWORDS: &[&str] = &[
     "they",
     "this",
     "those",
+    "three",
     "through",
     "to",
     "too",
+    "two",
     "under",
     "until",
     "up",
@@ -183,6 +198,7 @@ const STOPWORDS: &[&str] = &[
     "wasn't",
     "way",
     "we",
+    "well",
     "were",
     "weren't",
     "what",
@@ -198,6 +214,7 @@ const STOPWORDS: &[&str] = &[
     "with",
     "won't",
     "would",
+    "yes",
     "yet",
     "you",
     "your",
@@ -309,7 +326,7 @@ pub fn keywords(prompt: &str) -> Vec<String> {
         let word = raw
             .trim_matches(|c: char| c == '\'' || c == '-')
             .to_lowercase();
-        if word.chars().count() < 3 || STOPWORDS.contains(&word.as_str()) {
+        if word.chars().count() < 3 || STOPWORDS.binary_search(&word.as_str()).is_ok() {
             continue;
         }
         if word.chars().all(|c| c.is_ascii_digit()) || out.contains(&word) {
@@ -341,11 +358,27 @@ fn capitalise(s: &str) -> String {
 }
 
 fn fill(template: &str, topic: &str, keyword: &str) -> String {
-    template
-        .replace("{t}", topic)
-        .replace("{T}", &capitalise(topic))
-        .replace("{K}", &capitalise(keyword))
-        .replace("{k}", keyword)
+    let mut out = String::with_capacity(template.len() + 2 * topic.len().max(keyword.len()));
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let (value, len) = if after.starts_with("{t}") {
+            (topic.to_string(), 3)
+        } else if after.starts_with("{T}") {
+            (capitalise(topic), 3)
+        } else if after.starts_with("{k}") {
+            (keyword.to_string(), 3)
+        } else if after.starts_with("{K}") {
+            (capitalise(keyword), 3)
+        } else {
+            ("{".to_string(), 1)
+        };
+        out.push_str(&value);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn word_count(s: &str) -> usize {
@@ -484,6 +517,15 @@ mod tests {
             let prefix = o.split("{t}").next().unwrap_or(o);
             text.starts_with(prefix)
         })
+    }
+
+    #[test]
+    fn stopwords_are_sorted_and_fill_substitutes() {
+        assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            fill("{T}: {k}, {K} {t} {x}", "card fee", "pin"),
+            "Card fee: pin, Pin card fee {x}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Map of the crate:
 //! - [`rng`]: portable hashing and a SplitMix64 generator; the source of every draw.
 //! - [`generate`]: pure text generation: keywords, the answer in a style, refusals, token counts.
+//! - [`judge`]: the simulated pairwise judge (MT-Bench prompt format, `[[A]]`/`[[B]]`/`[[C]]`).
 //! - [`plan`]: the pure decision step, request → [`Plan`] (error or answer, latency, TTFT).
 //! - [`simulator`]: [`Simulator`], which plans, waits on the tokio clock and shapes OpenAI bodies
 //!   and stream chunks; it keeps the bounded log of [`Received`] requests.
@@ -18,6 +19,7 @@
 pub mod embeddings;
 pub mod error;
 pub mod generate;
+pub mod judge;
 pub mod plan;
 pub mod rng;
 pub mod server;

@@ -13,11 +13,12 @@
 
 use std::time::Duration;
 
-use rampart_core::config::{LatencySpec, MockBehaviour};
+use rampart_core::config::{LatencySpec, MockModel};
 use serde_json::{Map, Value, json};
 
 use crate::error::SimError;
 use crate::generate;
+use crate::judge;
 use crate::rng::{Rng, combine, fnv1a};
 
 /// z-score of the 95th percentile of the standard normal.
@@ -222,9 +223,17 @@ pub fn call_rng(req: &ChatRequest, sim_seed: u64, nonce: u64) -> Rng {
     }
 }
 
-/// Decides everything about one call. `nonce` is a per-call counter; it only affects latency
-/// and errors, and only when the body carries no `seed`.
-pub fn plan(req: &ChatRequest, behaviour: &MockBehaviour, sim_seed: u64, nonce: u64) -> Plan {
+/// Decides everything about one call to `model` for prompt class `class`. `nonce` is a
+/// per-call counter; it only affects latency and errors, and only when the body carries no
+/// `seed`. A judge prompt ([`judge`]) gets a verdict instead of an answer and is never refused.
+pub fn plan(
+    req: &ChatRequest,
+    model: &MockModel,
+    class: Option<&str>,
+    sim_seed: u64,
+    nonce: u64,
+) -> Plan {
+    let behaviour = model.behaviour(class);
     let mut rng = call_rng(req, sim_seed, nonce);
     let latency = sample_latency(&behaviour.latency, &mut rng);
     let ttft = latency.mul_f64(TTFT_FRACTION);
@@ -236,16 +245,21 @@ pub fn plan(req: &ChatRequest, behaviour: &MockBehaviour, sim_seed: u64, nonce: 
         };
     }
     let seed = req.seed.unwrap_or(sim_seed);
-    let refused = refuses(&req.last_user, seed, behaviour.refusal_rate);
-    let text = if refused {
-        generate::refusal(behaviour.style).to_string()
+    let (text, refused) = if let Some(j) = judge::parse(&req.last_user) {
+        (
+            judge::reply(judge::verdict(&j, model.position_bias, seed)),
+            false,
+        )
+    } else if refuses(&req.last_user, seed, behaviour.refusal_rate) {
+        (generate::refusal(behaviour.style).to_string(), true)
     } else {
-        generate::answer(
+        let text = generate::answer(
             behaviour.style,
             behaviour.length_factor,
             &req.last_user,
             seed,
-        )
+        );
+        (text, false)
     };
     let (text, truncated) = match req.max_tokens {
         Some(max) => {
@@ -346,18 +360,22 @@ fn fill_schema(schema: &Value, text: &str, first_string: &mut bool, depth: usize
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use rampart_core::config::Style;
+    use rampart_core::config::{MockBehaviour, Style};
 
-    fn behaviour(style: Style) -> MockBehaviour {
-        MockBehaviour {
-            style,
-            latency: LatencySpec {
-                median_ms: 400.0,
-                p95_ms: 900.0,
+    fn behaviour(style: Style) -> MockModel {
+        MockModel {
+            base: MockBehaviour {
+                style,
+                latency: LatencySpec {
+                    median_ms: 400.0,
+                    p95_ms: 900.0,
+                },
+                error_rate: 0.0,
+                refusal_rate: 0.0,
+                length_factor: 1.0,
             },
-            error_rate: 0.0,
-            refusal_rate: 0.0,
-            length_factor: 1.0,
+            overrides: Default::default(),
+            position_bias: 0.0,
         }
     }
 
@@ -432,13 +450,13 @@ mod tests {
         let r = req(
             json!({"model": "m", "messages": [{"role": "user", "content": "Where is my card?"}], "max_tokens": 5}),
         );
-        let c = completion(plan(&r, &behaviour(Style::Formal), 1, 0));
+        let c = completion(plan(&r, &behaviour(Style::Formal), None, 1, 0));
         assert_eq!(c.finish_reason, FinishReason::Length);
         assert!(c.completion_tokens <= 5, "{c:?}");
         let r = req(
             json!({"model": "m", "messages": [{"role": "user", "content": "Where is my card?"}], "max_tokens": 5000}),
         );
-        let c = completion(plan(&r, &behaviour(Style::Formal), 1, 0));
+        let c = completion(plan(&r, &behaviour(Style::Formal), None, 1, 0));
         assert_eq!(c.finish_reason, FinishReason::Stop);
     }
 
@@ -448,7 +466,7 @@ mod tests {
             json!({"model": "m", "messages": [{"role": "user", "content": "card"}],
             "response_format": {"type": "json_object"}}),
         );
-        let c = completion(plan(&r, &behaviour(Style::Casual), 1, 0));
+        let c = completion(plan(&r, &behaviour(Style::Casual), None, 1, 0));
         let v: Value = serde_json::from_str(&c.content).unwrap_or(Value::Null);
         assert!(
             v["answer"].as_str().is_some_and(|a| a.contains("card")),
@@ -465,7 +483,7 @@ mod tests {
             json!({"model": "m", "messages": [{"role": "user", "content": "card"}],
             "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}),
         );
-        let c = completion(plan(&r, &behaviour(Style::Casual), 1, 0));
+        let c = completion(plan(&r, &behaviour(Style::Casual), None, 1, 0));
         let v: Value = serde_json::from_str(&c.content).unwrap_or(Value::Null);
         assert!(v["confidence"].is_number());
         assert_eq!(v["kind"], "refund");
@@ -480,20 +498,20 @@ mod tests {
     #[test]
     fn seeded_calls_are_fully_deterministic_unseeded_vary() {
         let mut b = behaviour(Style::Casual);
-        b.error_rate = 0.5;
+        b.base.error_rate = 0.5;
         let seeded = req(
             json!({"model": "m", "seed": 9, "messages": [{"role": "user", "content": "card"}]}),
         );
-        let first = plan(&seeded, &b, 1, 0);
+        let first = plan(&seeded, &b, None, 1, 0);
         for nonce in 1..50 {
-            let p = plan(&seeded, &b, 1, nonce);
+            let p = plan(&seeded, &b, None, 1, nonce);
             assert_eq!(p.latency, first.latency);
             assert_eq!(p.outcome.is_ok(), first.outcome.is_ok());
         }
         let unseeded =
             req(json!({"model": "m", "messages": [{"role": "user", "content": "card"}]}));
-        b.error_rate = 0.0;
-        let plans: Vec<Plan> = (0..50).map(|n| plan(&unseeded, &b, 1, n)).collect();
+        b.base.error_rate = 0.0;
+        let plans: Vec<Plan> = (0..50).map(|n| plan(&unseeded, &b, None, 1, n)).collect();
         assert!(plans.iter().any(|p| p.latency != plans[0].latency));
         // The text does not depend on the per-call nonce.
         let texts: Vec<String> = plans.into_iter().map(|p| completion(p).content).collect();

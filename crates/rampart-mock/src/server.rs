@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,6 +26,10 @@ use serde_json::Value;
 
 use crate::error::SimError;
 use crate::simulator::Simulator;
+
+/// Largest accepted request body (above the gateway's default 16 MiB cap, so the gateway's
+/// limit is the one that bites).
+pub const MAX_BODY_BYTES: usize = 64 << 20;
 
 /// The header carrying the prompt class.
 pub const CLASS_HEADER: &str = "x-rampart-class";
@@ -45,6 +49,7 @@ pub fn router(sim: Arc<Simulator>) -> Router {
         .route("/v1/models", get(models))
         .route("/_mock/received", get(received).delete(clear_received))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(sim)
 }
 

@@ -190,7 +190,7 @@ impl Simulator {
             .get(&req.model)
             .ok_or_else(|| SimError::model_not_found(&req.model))?;
         let nonce = self.calls.fetch_add(1, Ordering::Relaxed);
-        let p = plan::plan(&req, model.config.behaviour(class), self.seed, nonce);
+        let p = plan::plan(&req, &model.config, class, self.seed, nonce);
         Ok((req, p, model.fingerprint.as_str()))
     }
 
