@@ -12,7 +12,7 @@ use rampart_core::compare::{
 };
 
 const CLASSES: usize = 20;
-const PER_CLASS: usize = 250;
+const PER_CLASS: usize = 150;
 
 fn report(pairs: &[rampart_core::record::Pair]) -> ComparisonReport {
     let mut acc = Accumulator::new(CompareConfig::default());

@@ -158,24 +158,27 @@ pub fn cosine(a: &[f64], b: &[f64]) -> Option<f64> {
     (denom > 0.0 && dot.is_finite()).then(|| (dot / denom).clamp(-1.0, 1.0))
 }
 
-/// Sorted n-gram hashes of one order (FNV-1a over the chars).
-fn ngrams(chars: &[char], n: usize) -> Vec<u64> {
-    if chars.len() < n {
-        return Vec::new();
+/// Sorted n-gram hashes of every order 1..=`CHRF_ORDER` (FNV-1a over the chars, extended one
+/// char at a time, so each order costs one multiply per position).
+fn ngrams(chars: &[char]) -> [Vec<u64>; CHRF_ORDER] {
+    let mut out: [Vec<u64>; CHRF_ORDER] = Default::default();
+    let len = chars.len();
+    for (k, v) in out.iter_mut().enumerate() {
+        v.reserve(len.saturating_sub(k));
     }
-    let mut v: Vec<u64> = chars
-        .windows(n)
-        .map(|w| {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for c in w {
-                h ^= u64::from(*c);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            h
-        })
-        .collect();
-    v.sort_unstable();
-    v
+    for i in 0..len {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let top = CHRF_ORDER.min(len - i);
+        for k in 0..top {
+            h ^= u64::from(chars[i + k]);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            out[k].push(h);
+        }
+    }
+    for v in &mut out {
+        v.sort_unstable();
+    }
+    out
 }
 
 /// Size of the multiset intersection of two sorted vectors (clipped counts).
@@ -207,12 +210,12 @@ pub fn chrf(reference: &str, hypothesis: &str) -> f64 {
         return 0.0;
     }
     let (mut p_sum, mut r_sum, mut orders) = (0.0, 0.0, 0usize);
-    for n in 1..=CHRF_ORDER {
-        let (rg, hg) = (ngrams(&r, n), ngrams(&h, n));
+    let (rgs, hgs) = (ngrams(&r), ngrams(&h));
+    for (rg, hg) in rgs.iter().zip(&hgs) {
         if rg.is_empty() || hg.is_empty() {
             break;
         }
-        let m = overlap(&rg, &hg) as f64;
+        let m = overlap(rg, hg) as f64;
         p_sum += m / hg.len() as f64;
         r_sum += m / rg.len() as f64;
         orders += 1;
