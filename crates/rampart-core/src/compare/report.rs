@@ -294,3 +294,14 @@ pub fn shadow_gate_input(report: &ComparisonReport) -> ShadowGateInput {
         win_rate_ci_low: report.judge.as_ref().and_then(|j| j.ci_low),
     }
 }
+
+/// Hands the comparison's gate input to the rollout controller's observation type.
+impl From<ShadowGateInput> for crate::rollout::observations::ShadowGateInput {
+    fn from(g: ShadowGateInput) -> Self {
+        crate::rollout::observations::ShadowGateInput {
+            equivalence_ci_low: g.equivalence_ci_low,
+            refusal_increase_significant: Some(g.refusal_increase_significant),
+            win_rate_ci_low: g.win_rate_ci_low,
+        }
+    }
+}
