@@ -1,5 +1,6 @@
 //! Simulations of whole rollouts through the pure `step`: false trips under A/A traffic and
 //! detection time of a refusal regression, sequential vs threshold guardrails.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 #[path = "rollout_common.rs"]
 mod common;

@@ -1,5 +1,6 @@
 //! Table-driven tests of the rollout state machine: every `step` transition, every command,
 //! commands racing the controller, and recovery after a restart (JSON round trip).
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 #[path = "rollout_common.rs"]
 mod common;

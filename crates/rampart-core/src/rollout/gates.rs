@@ -50,8 +50,8 @@ pub struct GateReport {
     pub value: Option<f64>,
     /// What the value is compared with.
     pub threshold: Option<f64>,
-    /// A short explanation of the decision.
-    pub evidence: String,
+    /// What the gate checks.
+    pub evidence: &'static str,
     /// Samples counted by the gate (the smaller cohort, or pairs).
     pub samples: u64,
     /// Samples the gate needs, when it counts samples.
@@ -146,7 +146,7 @@ pub fn evaluate_gates(
             passed: false,
             value: None,
             threshold: None,
-            evidence: "stage counters belong to an earlier stage; waiting for fresh ones".into(),
+            evidence: "stage counters belong to an earlier stage; waiting for fresh ones",
             samples: 0,
             samples_needed: None,
             eta_seconds: None,
@@ -168,10 +168,7 @@ pub fn evaluate_gates(
             passed: needed.is_some() && missing == 0,
             value: Some(paired.pairs as f64),
             threshold: needed.map(|n| n as f64),
-            evidence: format!(
-                "power for mde {} at alpha {}, power {}",
-                gates.mde, gates.alpha, gates.power
-            ),
+            evidence: "pairs ≥ sample size for gates.mde at gates.alpha and gates.power",
             samples: paired.pairs,
             samples_needed: needed,
             eta_seconds: eta(missing, paired.pairs, elapsed_s),
@@ -183,7 +180,7 @@ pub fn evaluate_gates(
                     passed: low >= gates.min_equivalence,
                     value: Some(low),
                     threshold: Some(gates.min_equivalence),
-                    evidence: "lower bound of the equivalent-answer rate".into(),
+                    evidence: "lower bound of the equivalent-answer rate",
                     samples: paired.pairs,
                     samples_needed: None,
                     eta_seconds: None,
@@ -201,7 +198,7 @@ pub fn evaluate_gates(
                     passed: !sig,
                     value: Some(f64::from(u8::from(sig))),
                     threshold: Some(0.0),
-                    evidence: "significant refusal increase on the pairs".into(),
+                    evidence: "significant refusal increase on the pairs",
                     samples: paired.pairs,
                     samples_needed: None,
                     eta_seconds: None,
@@ -214,7 +211,7 @@ pub fn evaluate_gates(
                     passed: low.is_some_and(|l| l >= min),
                     value: low,
                     threshold: Some(min),
-                    evidence: "lower bound of the judge win rate".into(),
+                    evidence: "lower bound of the judge win rate",
                     samples: paired.pairs,
                     samples_needed: None,
                     eta_seconds: None,
@@ -237,14 +234,7 @@ pub fn evaluate_gates(
             passed: needed.is_some() && miss_c == 0 && miss_t == 0,
             value: Some(have as f64),
             threshold: needed.map(|n| n as f64),
-            evidence: format!(
-                "per cohort, power for mde {} at alpha {}, power {} (control error {:.4}, refusal {:.4})",
-                gates.mde,
-                gates.alpha,
-                gates.power,
-                control_rates(c)[0],
-                control_rates(c)[1]
-            ),
+            evidence: "per cohort ≥ sample size for gates.mde at gates.alpha and gates.power (control's error and refusal rates)",
             samples: have,
             samples_needed: needed,
             eta_seconds: eta_s,
@@ -268,11 +258,7 @@ pub fn evaluate_gates(
                 passed,
                 value: p,
                 threshold: Some(SRM_P_MIN),
-                evidence: format!(
-                    "χ² of control {oc} / canary {ot} against {}:{}",
-                    100.0 - stage.percent,
-                    stage.percent
-                ),
+                evidence: "χ² of control/canary (keys, else requests) against the planned split",
                 samples: oc + ot,
                 samples_needed: None,
                 eta_seconds: None,
@@ -286,9 +272,9 @@ pub fn evaluate_gates(
         value: None,
         threshold: None,
         evidence: if guardrail_breach {
-            "a guardrail is breached".into()
+            "a guardrail is breached"
         } else {
-            "no guardrail breached in the window".into()
+            "no guardrail breached in the window"
         },
         samples: obs.window.canary.requests,
         samples_needed: None,
@@ -301,7 +287,7 @@ pub fn evaluate_gates(
         passed: elapsed_s >= min_s,
         value: Some(elapsed_s),
         threshold: Some(min_s),
-        evidence: "seconds since the stage started".into(),
+        evidence: "seconds since the stage started",
         samples: 0,
         samples_needed: None,
         eta_seconds: Some((min_s - elapsed_s).max(0.0)),

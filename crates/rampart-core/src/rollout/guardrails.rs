@@ -91,8 +91,8 @@ pub struct GuardrailReport {
     /// Sequential mode: the anytime-valid lower bound of the tested quantity; threshold mode:
     /// its point estimate. `None` when not evaluable (too little exposure, no data).
     pub evidence: Option<f64>,
-    /// What is tested, e.g. `LB(r_t − r_c) > 0.02`.
-    pub test: String,
+    /// What is tested against `threshold`, e.g. `LB(r_t − r_c − max_increase) > 0`.
+    pub test: &'static str,
     /// Canary samples (requests; feedback events for thumbs-down).
     pub samples_canary: u64,
     /// Control samples.
@@ -197,10 +197,7 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
         value_control: ec,
         threshold: cat,
         evidence: et,
-        test: format!(
-            "e_t ≥ {cat} on ≥ {} requests",
-            cfg.catastrophic_min_requests
-        ),
+        test: "e_t ≥ catastrophic_error_rate on ≥ catastrophic_min_requests, e_c below it",
         samples_canary: t.requests,
         samples_control: c.requests,
         exposure_met: cat_exposed,
@@ -239,9 +236,9 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             threshold: max,
             evidence,
             test: if seq {
-                format!("LB(e_t) > {max} and LB(e_t − e_c) > 0")
+                "LB(e_t) > error_rate_max and LB(e_t − e_c) > 0"
             } else {
-                format!("e_t > {max} and e_t > e_c")
+                "e_t > error_rate_max and e_t > e_c"
             },
             samples_canary: t.requests,
             samples_control: c.requests,
@@ -250,7 +247,7 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
         });
     }
 
-    if let Some(ratio) = cfg.p95_latency_max_ratio {
+    if cfg.p95_latency_max_ratio.is_some() {
         let tail: Option<&LatencyTail> = w.latency.as_ref();
         let (st, sc, nt, nc) = match tail {
             Some(l) => (
@@ -278,10 +275,11 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             value_control: sc,
             threshold: LATENCY_TAIL_SHARE,
             evidence,
-            test: format!(
-                "{}(share of canary slower than {ratio} × control p95) > {LATENCY_TAIL_SHARE}",
-                if seq { "LB" } else { "" }
-            ),
+            test: if seq {
+                "LB(share of canary slower than ratio × control p95) > 0.05"
+            } else {
+                "share of canary slower than ratio × control p95 > 0.05"
+            },
             samples_canary: nt,
             samples_control: nc,
             exposure_met: exp,
@@ -309,7 +307,11 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             value_control: rc,
             threshold: max,
             evidence,
-            test: format!("{}(r_t − r_c) > {max}", if seq { "LB" } else { "" }),
+            test: if seq {
+                "LB(r_t − r_c) > refusal_rate_max_increase"
+            } else {
+                "r_t − r_c > refusal_rate_max_increase"
+            },
             samples_canary: t.requests,
             samples_control: c.requests,
             exposure_met: exposed && has_control,
@@ -341,7 +343,11 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             value_control: dc,
             threshold: 0.0,
             evidence,
-            test: format!("{}(d_t − {k}·d_c) > 0", if seq { "LB" } else { "" }),
+            test: if seq {
+                "LB(d_t − thumbs_down_max_ratio·d_c) > 0"
+            } else {
+                "d_t − thumbs_down_max_ratio·d_c > 0"
+            },
             samples_canary: t.feedback,
             samples_control: c.feedback,
             exposure_met: exp,
