@@ -64,6 +64,46 @@ pub struct Config {
     pub rollouts: BTreeMap<String, RolloutConfig>,
     pub shadow: ShadowConfig,
     pub refusals: RefusalConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// Where alerts go. URLs and keys may be read from env vars (`url_env`, `routing_key_env`) at
+/// start-up; a named variable that is unset is a start-up error, not a silent drop.
+#[derive(Debug, Clone, Default)]
+pub struct AlertsConfig {
+    pub sinks: Vec<AlertSink>,
+    /// Attempts per alert and sink (with exponential backoff between them).
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSource {
+    Value(String),
+    Env(String),
+}
+
+impl SecretSource {
+    /// The value, reading the environment when it names a variable.
+    pub fn resolve(&self) -> Option<String> {
+        match self {
+            SecretSource::Value(v) => Some(v.clone()),
+            SecretSource::Env(var) => std::env::var(var).ok().filter(|v| !v.is_empty()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertSink {
+    /// Slack-compatible incoming webhook (`{"text": …}`).
+    Slack { url: SecretSource },
+    /// PagerDuty Events API v2: trigger with a dedup key per rollout, resolve on recovery.
+    PagerDuty {
+        url: String,
+        routing_key: SecretSource,
+    },
+    /// Generic JSON webhook: the alert as JSON.
+    Webhook { url: SecretSource },
 }
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
 //! The HTTP surface: the OpenAI-compatible data plane, feedback, and operational endpoints.
 
+pub mod admin;
 pub mod chat;
 pub mod feedback;
 pub mod ops;
@@ -12,7 +13,22 @@ use crate::state::Gateway;
 
 /// Every route the gateway answers.
 pub fn router(gw: Gateway) -> Router {
+    let admin = Router::new()
+        .route("/admin/rollouts", get(admin::list_rollouts))
+        .route("/admin/rollouts/{name}", get(admin::get_rollout))
+        .route("/admin/rollouts/{name}/pairs", get(admin::pairs))
+        .route("/admin/rollouts/{name}/events", get(admin::events))
+        .route(
+            "/admin/rollouts/{name}/tenants/{tenant}",
+            axum::routing::put(admin::put_tenant),
+        )
+        .route("/admin/rollouts/{name}/{action}", post(admin::action))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gw.clone(),
+            admin::require_admin,
+        ));
     Router::new()
+        .merge(admin)
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/feedback", post(feedback::feedback))
         .route("/metrics", get(ops::metrics))

@@ -5,12 +5,16 @@
 //! - [`providers`]: where variants' calls go (`openai`, in-process `mock`).
 //! - [`shadow`]: mirrors sampled requests to the candidate through bounded, budgeted dispatch.
 //! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
+//! - [`controller`]: feeds the pure rollout state machine and carries out its decisions.
+//! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
 //! - [`state`]: shared state and the `ArcSwap` snapshot the request path reads.
 //! - [`metrics`]: every exported metric, with handles created once.
 //! - [`server`]: serve and drain.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod clock;
+pub mod controller;
 pub mod error;
 pub mod http;
 pub mod metrics;

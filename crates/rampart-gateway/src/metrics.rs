@@ -60,6 +60,12 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub sink: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutLabels {
     pub rollout: String,
 }
@@ -114,6 +120,9 @@ pub struct Metrics {
     pub kill_switch_tripped: Family<RolloutLabels, Gauge>,
     pub store_write_errors: Gauge,
     pub store_written: Gauge,
+    pub store_lost: Gauge,
+    pub alerts: Family<AlertLabels, Counter>,
+    pub store_queued: Gauge,
     per_request: HashMap<String, HashMap<String, [Arc<RequestMetrics>; 3]>>,
     per_shadow: HashMap<String, HashMap<String, Arc<ShadowMetrics>>>,
 }
@@ -146,6 +155,14 @@ impl Metrics {
         let kill_switch_tripped = Family::<RolloutLabels, Gauge>::default();
         let store_write_errors = Gauge::default();
         let store_written = Gauge::default();
+        let store_lost = Gauge::default();
+        let alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "alerts",
+            "Alert deliveries, by sink and outcome",
+            alerts.clone(),
+        );
+        let store_queued = Gauge::default();
 
         registry.register("requests", "Requests served, by outcome", requests.clone());
         registry.register(
@@ -223,6 +240,17 @@ impl Metrics {
             "store_written_records",
             "Records written to the store",
             store_written.clone(),
+        );
+
+        registry.register(
+            "store_lost_records",
+            "Records the writer accepted but could not store, after retries (each is logged)",
+            store_lost.clone(),
+        );
+        registry.register(
+            "store_queued_records",
+            "Records waiting in the writer queue",
+            store_queued.clone(),
         );
 
         let mut per_request = HashMap::new();
@@ -310,6 +338,9 @@ impl Metrics {
             kill_switch_tripped,
             store_write_errors,
             store_written,
+            store_lost,
+            alerts,
+            store_queued,
             per_request,
             per_shadow,
         }

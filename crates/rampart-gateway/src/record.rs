@@ -125,6 +125,16 @@ impl Served {
                 m.refusals.inc();
             }
         }
+        if let Some(rollout) = &self.rollout {
+            gw.signal(crate::controller::Signal::Request {
+                rollout: rollout.clone(),
+                cohort: self.cohort,
+                ts_ms: self.ts_ms,
+                error: matches!(outcome, Outcome::Error | Outcome::Timeout),
+                refusal,
+                latency_ms: latency.as_secs_f64() * 1e3,
+            });
+        }
         if let Some(tx) = self.baseline_tx.take() {
             let side = pair_side(&gw, &self.variant, answer, latency, ttft, error);
             // The shadow task may have given up already; nothing to do then.

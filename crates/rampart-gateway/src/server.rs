@@ -21,7 +21,11 @@ pub async fn serve(
     let app = crate::http::router(gw.clone());
     let token = gw.shutdown.clone();
     let signal_token = token.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         shutdown.await;
         signal_token.cancel();
     });

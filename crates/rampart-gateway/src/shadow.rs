@@ -311,6 +311,16 @@ impl ShadowDispatcher {
                     ..PairSide::default()
                 },
             };
+            gw2.signal(crate::controller::Signal::Pair {
+                rollout: pair.rollout.clone(),
+                ts_ms: gw2.clock.now_ms(),
+                baseline_error: pair.baseline.error.is_some(),
+                candidate_error: pair.candidate.error.is_some(),
+                baseline_refusal: pair.baseline.refusal,
+                candidate_refusal: pair.candidate.refusal,
+                baseline_latency_ms: pair.baseline.latency_ms,
+                candidate_latency_ms: (!pair.candidate.cached).then_some(pair.candidate.latency_ms),
+            });
             enqueue(&gw2, Record::Pair(pair));
         });
         Some(tx)

@@ -9,13 +9,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rampart_core::config::{Config, RolloutConfig};
+use rampart_core::config::Config;
 use rampart_core::routing::RolloutView;
 use rampart_store::{Store, Writer, WriterConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alerts::Alerts;
 use crate::clock::{Clock, SystemClock};
+use crate::controller::{self, ControllerHandle};
 use crate::metrics::Metrics;
 use crate::providers::{self, Provider};
 use crate::shadow::ShadowDispatcher;
@@ -24,20 +26,6 @@ use crate::shadow::ShadowDispatcher;
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub by_route: HashMap<String, Arc<RolloutView>>,
-}
-
-/// A rollout's view before any controller decision: its first stage.
-pub fn initial_view(r: &RolloutConfig) -> RolloutView {
-    let first = r.stages.first();
-    RolloutView {
-        rollout: r.name.clone(),
-        salt: r.salt.clone(),
-        candidate: r.candidate.clone(),
-        stage: first.map(|s| s.name.clone()).unwrap_or_default(),
-        percent: first.map(|s| s.percent).unwrap_or(0.0),
-        shadow_percent: first.map(|s| s.shadow_percent).unwrap_or(0.0),
-        tenant_caps: r.tenants.clone(),
-    }
 }
 
 pub struct Inner {
@@ -54,6 +42,15 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     /// Admin bearer token, read once from `server.admin_token_env`.
     pub admin_token: Option<String>,
+    pub controller: ControllerHandle,
+    pub alerts: Alerts,
+    /// Tenant caps set through the admin API, per rollout.
+    pub tenant_overrides: ArcSwap<HashMap<String, std::collections::BTreeMap<String, f64>>>,
+}
+
+/// Store key of a rollout's runtime tenant caps.
+fn tenant_key(rollout: &str) -> String {
+    format!("{rollout}#tenant-caps")
 }
 
 /// Cheap-to-clone handle on the gateway's state.
@@ -103,14 +100,29 @@ impl Gateway {
             .as_deref()
             .and_then(|v| std::env::var(v).ok())
             .filter(|t| !t.is_empty());
+        // Restore each rollout before serving, so a gateway restarted after a trip comes back
+        // rolled back rather than at the old percent, even for its first request.
+        let now = opts.clock.now_ms();
+        let mut restored = std::collections::BTreeMap::new();
+        let mut overrides = HashMap::new();
         let mut snapshot = Snapshot::default();
         for r in config.rollouts.values() {
-            snapshot
-                .by_route
-                .insert(r.route.clone(), Arc::new(initial_view(r)));
+            let (state, loaded) = controller::load_state(store.as_ref(), &r.name, now);
+            let mut view = state.view(r);
+            if let Ok(Some(json)) = store.load_rollout_state(&tenant_key(&r.name))
+                && let Ok(caps) =
+                    serde_json::from_str::<std::collections::BTreeMap<String, f64>>(&json)
+            {
+                view.tenant_caps.extend(caps.clone());
+                overrides.insert(r.name.clone(), caps);
+            }
+            snapshot.by_route.insert(r.route.clone(), Arc::new(view));
+            restored.insert(r.name.clone(), (state, loaded));
         }
         let shadow = ShadowDispatcher::new(&config.shadow);
         let tasks = TaskTracker::new();
+        let (alerts, alert_task) = crate::alerts::build(&config.alerts, metrics.alerts.clone())?;
+        let (controller, inbox) = controller::channel(config.store.queue_capacity);
         let inner = Inner {
             config: Arc::new(config),
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -123,14 +135,59 @@ impl Gateway {
             tasks,
             shutdown: CancellationToken::new(),
             admin_token,
+            controller,
+            alerts,
+            tenant_overrides: ArcSwap::from_pointee(overrides),
         };
         let gw = Gateway(Arc::new(inner));
         gw.publish_rollout_metrics();
+        // Background work outside the tracker: it must outlive the drain of request-driven tasks.
+        tokio::spawn(controller::run(gw.clone(), inbox, restored));
+        if let Some(task) = alert_task {
+            tokio::spawn(task.run(gw.shutdown.clone()));
+        }
         Ok(gw)
     }
 
+    /// Cap a tenant's canary percent at runtime (persisted; survives controller transitions).
+    pub async fn set_tenant_cap(&self, rollout: &str, tenant: &str, max_percent: f64) {
+        self.tenant_overrides.rcu(|cur| {
+            let mut next = HashMap::clone(cur);
+            next.entry(rollout.to_string())
+                .or_default()
+                .insert(tenant.to_string(), max_percent);
+            next
+        });
+        if let Some(view) = self.view_of(rollout) {
+            self.set_view(RolloutView::clone(&view));
+        }
+        let overrides = self
+            .tenant_overrides
+            .load()
+            .get(rollout)
+            .cloned()
+            .unwrap_or_default();
+        if let Ok(json) = serde_json::to_string(&overrides) {
+            let store = self.store.clone();
+            let key = tenant_key(rollout);
+            let now = self.clock.now_ms();
+            let saved =
+                tokio::task::spawn_blocking(move || store.save_rollout_state(&key, &json, now))
+                    .await;
+            if !matches!(saved, Ok(Ok(()))) {
+                tracing::error!(rollout, "cannot persist tenant overrides");
+            }
+        }
+    }
+
     /// Swap in a new position for one rollout; every request admitted afterwards sees it.
-    pub fn set_view(&self, view: RolloutView) {
+    /// Runtime tenant caps are merged over the configured ones.
+    pub fn set_view(&self, mut view: RolloutView) {
+        if let Some(o) = self.tenant_overrides.load().get(&view.rollout) {
+            for (t, cap) in o {
+                view.tenant_caps.insert(t.clone(), *cap);
+            }
+        }
         let route = self
             .config
             .rollouts
@@ -148,6 +205,13 @@ impl Gateway {
     pub fn view_of(&self, rollout: &str) -> Option<Arc<RolloutView>> {
         let route = &self.config.rollouts.get(rollout)?.route;
         self.snapshot.load().by_route.get(route).cloned()
+    }
+
+    /// Tell the controller about something it measures; never waits (overflow is counted).
+    pub fn signal(&self, s: controller::Signal) {
+        if self.controller.signals.try_send(s).is_err() {
+            self.metrics.event_dropped("controller_queue_full");
+        }
     }
 
     fn publish_rollout_metrics(&self) {

@@ -32,7 +32,9 @@ async fn post_raw(url: &str, body: Vec<u8>) -> (u16, Value) {
 }
 
 fn assert_openai_error(body: &Value, needle: &str) {
-    let err = body.get("error").unwrap_or_else(|| panic!("no error object in {body}"));
+    let err = body
+        .get("error")
+        .unwrap_or_else(|| panic!("no error object in {body}"));
     let msg = err["message"].as_str().unwrap();
     assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
     assert!(err["type"].is_string(), "{body}");
@@ -59,7 +61,12 @@ async fn baseline_answer_with_headers_and_variant_applied() {
     assert_eq!(h["x-rampart-variant"], "v1");
     assert_eq!(h["x-rampart-cohort"], "unkeyed");
     assert_eq!(h["x-rampart-stage"], "c100");
-    assert!(h["x-rampart-request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(
+        h["x-rampart-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["model"], "old");
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
@@ -130,11 +137,7 @@ async fn class_header_is_forwarded_to_the_provider() {
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_openai_error() {
-    let t = TestGateway::start(&config(
-        r#"{ name = "c0", percent = 0 }"#,
-        "",
-    ))
-    .await;
+    let t = TestGateway::start(&config(r#"{ name = "c0", percent = 0 }"#, "")).await;
     let u = &t.url;
     let (s, b) = post_raw(u, b"{not json".to_vec()).await;
     assert_eq!(s, 400);
@@ -148,15 +151,28 @@ async fn bad_input_gets_a_clear_openai_error() {
     assert_eq!(s, 400);
     assert_openai_error(&b, "array");
 
-    let (s, b) = post_raw(u, br#"{"model":42,"messages":[{"role":"user","content":"x"}]}"#.to_vec()).await;
+    let (s, b) = post_raw(
+        u,
+        br#"{"model":42,"messages":[{"role":"user","content":"x"}]}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 400);
     assert_openai_error(&b, "model");
 
-    let (s, b) = post_raw(u, br#"{"model":"support","messages":[{"content":"x"}]}"#.to_vec()).await;
+    let (s, b) = post_raw(
+        u,
+        br#"{"model":"support","messages":[{"content":"x"}]}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 400);
     assert_openai_error(&b, "role");
 
-    let (s, b) = post_raw(u, br#"{"model":"support","stream":"yes","messages":[{"role":"user","content":"x"}]}"#.to_vec()).await;
+    let (s, b) = post_raw(
+        u,
+        br#"{"model":"support","stream":"yes","messages":[{"role":"user","content":"x"}]}"#
+            .to_vec(),
+    )
+    .await;
     assert_eq!(s, 400);
     assert_openai_error(&b, "stream");
 
@@ -171,7 +187,11 @@ async fn bad_input_gets_a_clear_openai_error() {
     assert_eq!(s, 400);
     assert_openai_error(&b, "not valid JSON");
 
-    let (s, b) = post_raw(u, br#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.to_vec()).await;
+    let (s, b) = post_raw(
+        u,
+        br#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 404);
     assert_openai_error(&b, "known routes: support");
 
@@ -182,11 +202,10 @@ async fn bad_input_gets_a_clear_openai_error() {
 
 #[tokio::test]
 async fn bodies_over_the_cap_get_413() {
-    let t = TestGateway::start(&config(
-        r#"{ name = "c0", percent = 0 }"#,
-        "",
-    )
-    .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"10s\"\nmax_body_bytes = 1024"))
+    let t = TestGateway::start(&config(r#"{ name = "c0", percent = 0 }"#, "").replace(
+        "shutdown_grace = \"10s\"",
+        "shutdown_grace = \"10s\"\nmax_body_bytes = 1024",
+    ))
     .await;
     let big = "x".repeat(4096);
     let (s, b) = post_raw(&t.url, serde_json::to_vec(&chat("support", &big)).unwrap()).await;
@@ -194,10 +213,13 @@ async fn bodies_over_the_cap_get_413() {
     assert_openai_error(&b, "larger than the configured limit of 1024 bytes");
 
     // Chunked upload without a content-length is capped too.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![b' '; 800]), Ok(vec![b' '; 800])];
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![b' '; 800]), Ok(vec![b' '; 800])];
     let r = client()
         .post(format!("{}/v1/chat/completions", t.url))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -253,7 +275,11 @@ async fn start_mock_llm(models: &str) -> (String, std::sync::Arc<rampart_mock::S
     let sim = std::sync::Arc::new(rampart_mock::Simulator::new(m.models.clone(), 7));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(rampart_mock::serve(listener, sim.clone(), std::future::pending()));
+    tokio::spawn(rampart_mock::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
     (url, sim)
 }
 
@@ -284,7 +310,13 @@ async fn openai_provider_over_real_http_json_and_stream() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().len() > 10);
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 10
+    );
     assert_eq!(sim.received()[0].class.as_deref(), Some("card_arrival"));
 
     // Streaming: chunks forwarded, usage requested upstream but not shown to a client that
@@ -298,8 +330,16 @@ async fn openai_provider_over_real_http_json_and_stream() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let stream_id = r.headers()["x-rampart-request-id"].to_str().unwrap().to_string();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let stream_id = r.headers()["x-rampart-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let text = r.text().await.unwrap();
     let datas: Vec<&str> = text
         .lines()
@@ -309,10 +349,16 @@ async fn openai_provider_over_real_http_json_and_stream() {
     let mut streamed = String::new();
     for d in &datas[..datas.len() - 1] {
         let c: Value = serde_json::from_str(d).unwrap();
-        assert!(!c["choices"].as_array().unwrap().is_empty(), "usage-only chunk leaked: {d}");
+        assert!(
+            !c["choices"].as_array().unwrap().is_empty(),
+            "usage-only chunk leaked: {d}"
+        );
         streamed.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
     }
-    assert_eq!(streamed, v["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(
+        streamed,
+        v["choices"][0]["message"]["content"].as_str().unwrap()
+    );
     let upstream = &sim.received()[1].body;
     assert_eq!(upstream["stream_options"]["include_usage"], true);
 
@@ -330,17 +376,26 @@ async fn openai_provider_over_real_http_json_and_stream() {
 #[tokio::test]
 async fn provider_timeout_is_504_and_unreachable_is_502() {
     let (url, _sim) = start_mock_llm(MOCK_MODELS).await;
-    let t = TestGateway::start(&openai_config(&url, "300ms").replace("model = \"casual\"", "model = \"slow\"")).await;
+    let t = TestGateway::start(
+        &openai_config(&url, "300ms").replace("model = \"casual\"", "model = \"slow\""),
+    )
+    .await;
     let r = post(&t.url, &chat("r", "hello")).await;
     assert_eq!(r.status(), 504);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "upstream_timeout");
 
-    let t2 = TestGateway::start(&openai_config(&url, "5s").replace("model = \"casual\"", "model = \"broken\"")).await;
+    let t2 = TestGateway::start(
+        &openai_config(&url, "5s").replace("model = \"casual\"", "model = \"broken\""),
+    )
+    .await;
     let r = post(&t2.url, &chat("r", "hello")).await;
     assert_eq!(r.status(), 500, "upstream status passes through");
     let b: Value = r.json().await.unwrap();
-    assert_eq!(b["error"]["type"], "server_error", "upstream body passes through: {b}");
+    assert_eq!(
+        b["error"]["type"], "server_error",
+        "upstream body passes through: {b}"
+    );
 
     // Nothing listens on this port.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,7 +1,14 @@
 //! One function per subcommand.
 
+mod client;
+mod demo;
+mod operate;
+mod pairs;
 mod serve;
 
+pub use demo::{DemoArgs, Scenario, demo};
+pub use operate::{action, plan, status};
+pub use pairs::pairs;
 pub use serve::{mock_llm, serve};
 
 use std::path::Path;
@@ -32,4 +39,14 @@ pub fn check_config(path: &Path) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// Run a client command on a small runtime.
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }

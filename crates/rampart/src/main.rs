@@ -43,7 +43,73 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Recent shadow pairs of a rollout, baseline and candidate side by side.
+    Pairs {
+        rollout: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// The end-to-end demo: gateway + simulated provider + BANKING77 replay, in compressed time.
+    Demo {
+        #[arg(long, value_enum, default_value = "regression")]
+        scenario: cmd::Scenario,
+        /// End with one machine-readable summary line.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 3000)]
+        users: usize,
+        #[arg(long, default_value_t = 250.0)]
+        rps: f64,
+    },
+    /// Status of the rollouts of a running gateway: stage, guardrails, gates.
+    Status {
+        rollout: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// Freeze the ramp (the current split stays).
+    Pause(ActionArgs),
+    /// Resume a paused or held rollout.
+    Resume(ActionArgs),
+    /// Move to the next stage now.
+    Promote(ActionArgs),
+    /// Send everyone back to the baseline now.
+    Rollback(ActionArgs),
+    /// Stage sizing: samples per cohort and expected duration per stage.
+    Plan {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this rollout (default: all).
+        #[arg(long)]
+        rollout: Option<String>,
+        /// Keyed requests per second reaching the route.
+        #[arg(long)]
+        rps: f64,
+        /// Control rates of the guarded metrics (e.g. error and refusal rate), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        control_rates: Vec<f64>,
+        /// Minimum detectable effect (absolute), overriding the config's `gates.mde`.
+        #[arg(long)]
+        mde: Option<f64>,
+    },
 }
+
+#[derive(clap::Args)]
+struct ActionArgs {
+    rollout: String,
+    #[arg(long)]
+    reason: String,
+    #[arg(long, default_value = DEFAULT_SERVER)]
+    server: String,
+}
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,6 +124,45 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => return cmd::check_config(&config),
         Command::Serve { config } => cmd::serve(&config),
         Command::MockLlm { listen, config } => cmd::mock_llm(&listen, config.as_deref()),
+        Command::Pairs {
+            rollout,
+            limit,
+            json,
+            server,
+        } => cmd::block_on(cmd::pairs(&server, &rollout, limit, json)),
+        Command::Demo {
+            scenario,
+            json,
+            users,
+            rps,
+        } => cmd::demo(cmd::DemoArgs {
+            scenario,
+            json,
+            users,
+            rps,
+        }),
+        Command::Status {
+            rollout,
+            json,
+            server,
+        } => cmd::block_on(cmd::status(&server, rollout.as_deref(), json)),
+        Command::Pause(a) => cmd::block_on(cmd::action(&a.server, "pause", &a.rollout, &a.reason)),
+        Command::Resume(a) => {
+            cmd::block_on(cmd::action(&a.server, "resume", &a.rollout, &a.reason))
+        }
+        Command::Promote(a) => {
+            cmd::block_on(cmd::action(&a.server, "promote", &a.rollout, &a.reason))
+        }
+        Command::Rollback(a) => {
+            cmd::block_on(cmd::action(&a.server, "rollback", &a.rollout, &a.reason))
+        }
+        Command::Plan {
+            config,
+            rollout,
+            rps,
+            control_rates,
+            mde,
+        } => cmd::plan(&config, rollout.as_deref(), rps, &control_rates, mde),
     };
     match result {
         Ok(code) => code,

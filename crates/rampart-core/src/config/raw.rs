@@ -177,3 +177,26 @@ pub struct RawRefusals {
     pub phrases: Option<Vec<String>>,
     pub extra_phrases: Option<Vec<String>>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub slack: Vec<RawAlertSink>,
+    #[serde(default)]
+    pub pagerduty: Vec<RawAlertSink>,
+    #[serde(default)]
+    pub webhook: Vec<RawAlertSink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertSink {
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    /// PagerDuty only.
+    pub routing_key: Option<String>,
+    pub routing_key_env: Option<String>,
+}

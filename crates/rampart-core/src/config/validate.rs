@@ -39,7 +39,7 @@ impl Collector {
                 } else {
                     format!("{path}.{inner}")
                 };
-                self.push(full, err.into_inner().to_string(), None);
+                self.push(full, err.into_inner().to_string().trim().to_string(), None);
                 None
             }
         }
@@ -150,6 +150,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let mut store = RawStore::default();
     let mut shadow = RawShadow::default();
     let mut refusals = RawRefusals::default();
+    let mut alerts = RawAlerts::default();
     let mut providers: BTreeMap<String, Option<RawProvider>> = BTreeMap::new();
     let mut routes: BTreeMap<String, Option<RawRoute>> = BTreeMap::new();
     let mut rollouts: BTreeMap<String, Option<RawRollout>> = BTreeMap::new();
@@ -160,6 +161,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             "store" => store = c.de("store", value).unwrap_or_default(),
             "shadow" => shadow = c.de("shadow", value).unwrap_or_default(),
             "refusals" => refusals = c.de("refusals", value).unwrap_or_default(),
+            "alerts" => alerts = c.de("alerts", value).unwrap_or_default(),
             "providers" | "routes" | "rollouts" => {
                 let toml::Value::Table(entries) = value else {
                     c.push(key.as_str(), "must be a table", None);
@@ -192,7 +194,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             }
             other => c.push(
                 other,
-                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals)",
+                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts)",
                 None,
             ),
         }
@@ -201,6 +203,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let server = validate_server(&mut c, server);
     let store = validate_store(&mut c, store);
     let shadow = validate_shadow(&mut c, shadow);
+    let alerts = validate_alerts(&mut c, alerts);
     let refusals = RefusalConfig {
         phrases: refusals
             .phrases
@@ -260,6 +263,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             rollouts: vrollouts,
             shadow,
             refusals,
+            alerts,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -670,14 +674,13 @@ fn validate_route(
             kind: ProviderKind::Mock(m),
             ..
         }) = providers.get(&v.provider)
+            && !m.models.contains_key(&v.model)
         {
-            if !m.models.contains_key(&v.model) {
-                c.push(
-                    format!("{vpath}.model"),
-                    format!("the mock provider `{}` declares no such model", v.provider),
-                    Some(v.model.clone()),
-                );
-            }
+            c.push(
+                format!("{vpath}.model"),
+                format!("the mock provider `{}` declares no such model", v.provider),
+                Some(v.model.clone()),
+            );
         }
         let mode = match v.system_prompt_mode.as_deref() {
             None | Some("prepend") => SystemPromptMode::Prepend,
@@ -849,14 +852,14 @@ fn validate_rollout(
             .max_duration
             .as_deref()
             .map(|d| c.duration(&format!("{spath}.max_duration"), Some(d), Duration::ZERO));
-        if let Some(max) = max_duration {
-            if max < min_duration {
-                c.push(
-                    format!("{spath}.max_duration"),
-                    "must be at least min_duration",
-                    s.max_duration.clone(),
-                );
-            }
+        if let Some(max) = max_duration
+            && max < min_duration
+        {
+            c.push(
+                format!("{spath}.max_duration"),
+                "must be at least min_duration",
+                s.max_duration.clone(),
+            );
         }
         let stage_gates = match &s.gates {
             Some(g) => validate_gates(c, &format!("{spath}.gates"), g, &gates),
@@ -960,4 +963,116 @@ fn validate_rollout(
             Duration::from_secs(3600),
         ),
     })
+}
+
+fn secret(
+    c: &mut Collector,
+    path: &str,
+    key: &str,
+    value: Option<String>,
+    env: Option<String>,
+) -> Option<SecretSource> {
+    match (value, env) {
+        (Some(_), Some(_)) => {
+            c.push(
+                format!("{path}.{key}"),
+                format!("set either `{key}` or `{key}_env`, not both"),
+                None,
+            );
+            None
+        }
+        (Some(v), None) => Some(SecretSource::Value(v)),
+        (None, Some(e)) => Some(SecretSource::Env(e)),
+        (None, None) => {
+            c.push(
+                format!("{path}.{key}"),
+                format!("`{key}` or `{key}_env` is required"),
+                None,
+            );
+            None
+        }
+    }
+}
+
+fn validate_alerts(c: &mut Collector, raw: RawAlerts) -> AlertsConfig {
+    let mut sinks = Vec::new();
+    let check_url = |c: &mut Collector, path: &str, s: &Option<SecretSource>| {
+        if let Some(SecretSource::Value(u)) = s
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            c.push(
+                format!("{path}.url"),
+                "must be an http:// or https:// URL",
+                Some(u.clone()),
+            );
+        }
+    };
+    for (i, s) in raw.slack.into_iter().enumerate() {
+        let path = format!("alerts.slack[{i}]");
+        let url = secret(c, &path, "url", s.url, s.url_env);
+        check_url(c, &path, &url);
+        if s.routing_key.is_some() || s.routing_key_env.is_some() {
+            c.push(
+                format!("{path}.routing_key"),
+                "only for [[alerts.pagerduty]]",
+                None,
+            );
+        }
+        if let Some(url) = url {
+            sinks.push(AlertSink::Slack { url });
+        }
+    }
+    for (i, s) in raw.pagerduty.into_iter().enumerate() {
+        let path = format!("alerts.pagerduty[{i}]");
+        if s.url_env.is_some() {
+            c.push(
+                format!("{path}.url_env"),
+                "not supported for PagerDuty; set `url`",
+                None,
+            );
+        }
+        let url = s
+            .url
+            .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".to_string());
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            c.push(
+                format!("{path}.url"),
+                "must be an http:// or https:// URL",
+                Some(url.clone()),
+            );
+        }
+        if let Some(routing_key) = secret(c, &path, "routing_key", s.routing_key, s.routing_key_env)
+        {
+            sinks.push(AlertSink::PagerDuty { url, routing_key });
+        }
+    }
+    for (i, s) in raw.webhook.into_iter().enumerate() {
+        let path = format!("alerts.webhook[{i}]");
+        let url = secret(c, &path, "url", s.url, s.url_env);
+        check_url(c, &path, &url);
+        if let Some(url) = url {
+            sinks.push(AlertSink::Webhook { url });
+        }
+    }
+    let max_attempts = match raw.max_attempts {
+        Some(0) => {
+            c.push(
+                "alerts.max_attempts",
+                "must be at least 1",
+                Some("0".into()),
+            );
+            4
+        }
+        Some(n) => n,
+        None => 4,
+    };
+    AlertsConfig {
+        sinks,
+        max_attempts,
+        timeout: c.duration(
+            "alerts.timeout",
+            raw.timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+    }
 }

@@ -100,10 +100,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
             ));
         }
     }
-    if let Some(s) = map.get("stream") {
-        if !s.is_boolean() && !s.is_null() {
-            return Err(ApiError::BadRequest("`stream` must be a boolean".into()));
-        }
+    if let Some(s) = map.get("stream")
+        && !s.is_boolean()
+        && !s.is_null()
+    {
+        return Err(ApiError::BadRequest("`stream` must be a boolean".into()));
     }
     Ok(map)
 }
@@ -234,21 +235,20 @@ async fn handle(gw: Gateway, headers: HeaderMap, body: Body) -> Result<Response,
     };
 
     // Mirror to the candidate before waiting on the baseline, so both run concurrently.
-    if assignment.shadow {
-        if let Some(v) = view {
-            if let Some(cand) = route.variants.get(&v.candidate) {
-                served.baseline_tx = gw.shadow.dispatch(
-                    &gw,
-                    ShadowJob {
-                        request: &req,
-                        route,
-                        candidate: cand,
-                        view: v,
-                        served: &served,
-                    },
-                );
-            }
-        }
+    if assignment.shadow
+        && let Some(v) = view
+        && let Some(cand) = route.variants.get(&v.candidate)
+    {
+        served.baseline_tx = gw.shadow.dispatch(
+            &gw,
+            ShadowJob {
+                request: &req,
+                route,
+                candidate: cand,
+                view: v,
+                served: &served,
+            },
+        );
     }
 
     let reply = provider.chat(&provider_body, class, stream).await;

@@ -70,6 +70,13 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Respons
     let store = gw.store.clone();
     let id = b.request_id.clone();
     if let Ok(Ok(Some(ev))) = tokio::task::spawn_blocking(move || store.get_event(&id)).await {
+        if let Some(rollout) = &ev.rollout {
+            gw.signal(crate::controller::Signal::Feedback {
+                rollout: rollout.clone(),
+                cohort: ev.cohort,
+                thumbs: b.thumbs,
+            });
+        }
         let cohort = ev.cohort.as_str();
         if let Some(t) = b.thumbs {
             let kind = match t {

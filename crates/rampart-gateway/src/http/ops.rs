@@ -13,6 +13,8 @@ pub async fn metrics(State(gw): State<Gateway>) -> Response {
     gw.metrics
         .store_written
         .set((stats.written_events + stats.written_pairs) as i64);
+    gw.metrics.store_lost.set(stats.lost as i64);
+    gw.metrics.store_queued.set(stats.queued as i64);
     (
         [(
             header::CONTENT_TYPE,
@@ -30,6 +32,12 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(gw): State<Gateway>) -> Response {
     if gw.shutdown.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if gw.writer.is_closed() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "event writer is not running",
+        )
+            .into_response()
     } else {
         (StatusCode::OK, "ready").into_response()
     }

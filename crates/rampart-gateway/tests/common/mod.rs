@@ -81,6 +81,12 @@ pub fn chat(model: &str, text: &str) -> serde_json::Value {
 /// A config with one route `support` on the in-process mock: baseline `v1` (casual) and
 /// candidate `v2` (formal), with a rollout whose first stage is given.
 pub fn config(stage: &str, extra: &str) -> String {
+    // Keep the controller from moving the rollout on its own during a test.
+    let stage = if stage.contains("min_duration") {
+        stage.to_string()
+    } else {
+        stage.replacen(" }", ", min_duration = \"1h\" }", 1)
+    };
     format!(
         r#"
 [server]

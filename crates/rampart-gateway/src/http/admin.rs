@@ -1,0 +1,269 @@
+//! The admin API under `/admin/`: rollout state, pairs, and (with the controller) operator
+//! actions and the audit log.
+//!
+//! Access: with a token configured (`server.admin_token_env` names a set variable), every call
+//! needs `Authorization: Bearer <token>`; without one, only loopback clients are answered.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::Gateway;
+
+/// Reject callers that are not allowed to use the admin API.
+pub async fn require_admin(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match &gw.admin_token {
+        Some(token) => {
+            let presented = req
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+                return ApiError::Unauthorized("admin API: missing or wrong bearer token".into())
+                    .into_response();
+            }
+        }
+        None => {
+            if !peer.ip().is_loopback() {
+                return ApiError::Unauthorized(
+                    "admin API: no admin token is configured, so only loopback clients are served"
+                        .into(),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn rollout_json(gw: &Gateway, name: &str) -> Option<serde_json::Value> {
+    let cfg = gw.config.rollouts.get(name)?;
+    let view = gw.view_of(name)?;
+    let statuses = gw.controller.status.load();
+    let status = statuses.get(name).map(|s| s.as_ref());
+    Some(json!({
+        "status": status,
+        "name": name,
+        "route": cfg.route,
+        "baseline": gw.config.routes.get(&cfg.route).map(|r| r.baseline.clone()),
+        "candidate": cfg.candidate,
+        "stage": view.stage,
+        "percent": view.percent,
+        "shadow_percent": view.shadow_percent,
+        "tenant_caps": view.tenant_caps,
+        "stages": cfg.stages.iter().map(|s| json!({
+            "name": s.name, "percent": s.percent, "shadow_percent": s.shadow_percent,
+            "min_duration_seconds": s.min_duration.as_secs(),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn list_rollouts(State(gw): State<Gateway>) -> Response {
+    let all: Vec<_> = gw
+        .config
+        .rollouts
+        .keys()
+        .filter_map(|n| rollout_json(&gw, n))
+        .collect();
+    axum::Json(json!({ "rollouts": all })).into_response()
+}
+
+pub async fn get_rollout(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    rollout_json(&gw, &name)
+        .map(|v| axum::Json(v).into_response())
+        .ok_or_else(|| unknown_rollout(&gw, &name))
+}
+
+pub fn unknown_rollout(gw: &Gateway, name: &str) -> ApiError {
+    let known: Vec<&str> = gw.config.rollouts.keys().map(String::as_str).collect();
+    ApiError::NotFound(format!(
+        "unknown rollout `{name}`; known rollouts: {}",
+        if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PairsQuery {
+    limit: Option<usize>,
+    class: Option<String>,
+    /// Unix milliseconds, or a duration ago such as `15m`.
+    since: Option<String>,
+}
+
+pub async fn pairs(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    Query(q): Query<PairsQuery>,
+) -> Result<Response, ApiError> {
+    if !gw.config.rollouts.contains_key(&name) {
+        return Err(unknown_rollout(&gw, &name));
+    }
+    let limit = q.limit.unwrap_or(20).clamp(1, 1000);
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(match s.parse::<i64>() {
+            Ok(ms) => ms,
+            Err(_) => {
+                let d = rampart_core::config::parse_duration(s)
+                    .map_err(|e| ApiError::BadRequest(format!("`since`: {e} (got `{s}`)")))?;
+                gw.clock.now_ms() - d.as_millis() as i64
+            }
+        }),
+    };
+    let store = gw.store.clone();
+    let pairs = tokio::task::spawn_blocking(move || {
+        store.recent_pairs(&name, limit, q.class.as_deref(), since)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Unavailable(format!("cannot read pairs: {e}")))?;
+    Ok(axum::Json(json!({ "pairs": pairs })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    reason: String,
+    actor: Option<String>,
+    expected_stage: Option<String>,
+}
+
+/// `POST /admin/rollouts/{name}/{pause|resume|promote|rollback|reset}`.
+pub async fn action(
+    State(gw): State<Gateway>,
+    Path((name, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    use rampart_core::rollout::{Command, CommandKind};
+    if !gw.config.rollouts.contains_key(&name) {
+        return Err(unknown_rollout(&gw, &name));
+    }
+    let kind = match action.as_str() {
+        "pause" => CommandKind::Pause,
+        "resume" => CommandKind::Resume,
+        "promote" => CommandKind::Promote,
+        "rollback" => CommandKind::Rollback,
+        "reset" => CommandKind::Reset,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "unknown action `{other}`; use pause, resume, promote, rollback or reset"
+            )));
+        }
+    };
+    let b: ActionBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"reason\": \"…\", \"actor\"?: \"…\"}}: {e}"
+        ))
+    })?;
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest("`reason` must not be empty".into()));
+    }
+    let command = Command {
+        kind,
+        actor: b
+            .actor
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "admin-api".into()),
+        reason: b.reason,
+        expected_stage: b.expected_stage,
+    };
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    gw.controller
+        .commands
+        .send(crate::controller::CommandRequest {
+            rollout: name,
+            command,
+            reply,
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable("the controller is not running".into()))?;
+    match rx.await {
+        Ok(Ok(status)) => Ok(axum::Json(json!({ "status": status })).into_response()),
+        Ok(Err(e)) => Err(ApiError::Conflict(e.to_string())),
+        Err(_) => Err(ApiError::Unavailable("the controller stopped".into())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantBody {
+    max_percent: f64,
+}
+
+/// `PUT /admin/rollouts/{name}/tenants/{tenant}`: cap (or uncap, with 100) a tenant's canary percent.
+pub async fn put_tenant(
+    State(gw): State<Gateway>,
+    Path((name, tenant)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    if !gw.config.rollouts.contains_key(&name) {
+        return Err(unknown_rollout(&gw, &name));
+    }
+    let b: TenantBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"max_percent\": 0..100}}: {e}")))?;
+    if !(0.0..=100.0).contains(&b.max_percent) {
+        return Err(ApiError::BadRequest(format!(
+            "`max_percent` must be between 0 and 100 (got {})",
+            b.max_percent
+        )));
+    }
+    gw.set_tenant_cap(&name, &tenant, b.max_percent).await;
+    let entry = rampart_store::AuditEntry {
+        rollout: name.clone(),
+        ts_ms: gw.clock.now_ms(),
+        actor: "admin-api".into(),
+        action: "tenant_cap".into(),
+        from_state: String::new(),
+        to_state: String::new(),
+        reason: format!("tenant {tenant} capped at {}%", b.max_percent),
+        details: json!({"tenant": tenant, "max_percent": b.max_percent}),
+    };
+    let store = gw.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
+    get_rollout(State(gw), Path(name)).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /admin/rollouts/{name}/events`: the audit log, oldest first.
+pub async fn events(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    if !gw.config.rollouts.contains_key(&name) {
+        return Err(unknown_rollout(&gw, &name));
+    }
+    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
+    let store = gw.store.clone();
+    let entries = tokio::task::spawn_blocking(move || store.audit_log(&name, limit))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(format!("cannot read the audit log: {e}")))?;
+    Ok(axum::Json(json!({ "events": entries })).into_response())
+}

@@ -1,0 +1,438 @@
+//! Shadow traffic: the candidate answers in the background, the user only ever sees the
+//! baseline, and every shadowed request becomes one stored pair.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{TestGateway, chat, config};
+use rampart_store::{EventStore, PairStore};
+use serde_json::{Value, json};
+
+const SHADOW_ALL: &str = r#"{ name = "shadow", shadow_percent = 100 }"#;
+
+async fn send(url: &str, key: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("x-rampart-routing-key", key)
+        .header("x-rampart-class", "card_arrival")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn metrics(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Wait (bounded) until the store holds `n` pairs; returns how many it holds.
+async fn wait_pairs(t: &TestGateway, n: u64) -> u64 {
+    for _ in 0..200 {
+        t.gw.writer.flush().await.unwrap();
+        let c = t.store.count_pairs("support-v2").unwrap();
+        if c >= n {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    t.store.count_pairs("support-v2").unwrap()
+}
+
+#[tokio::test]
+async fn user_never_waits_for_a_slow_candidate() {
+    let cfg = config(SHADOW_ALL, "").replace(
+        "[providers.sim.models.new]\nstyle = \"formal\"\nlatency_ms = { median = 5, p95 = 8 }",
+        "[providers.sim.models.new]\nstyle = \"formal\"\nlatency_ms = { median = 2000, p95 = 2050 }",
+    );
+    let t = TestGateway::start(&cfg).await;
+    let mut ids = Vec::new();
+    let futs = (0..20).map(|i| {
+        let url = t.url.clone();
+        async move {
+            let r = send(
+                &url,
+                &format!("user-{i}"),
+                &chat("support", &format!("question {i} about my card")),
+            )
+            .await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["x-rampart-variant"], "v1");
+            assert_eq!(r.headers()["x-rampart-cohort"], "control");
+            let id = r.headers()["x-rampart-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["model"], "old");
+            id
+        }
+    });
+    ids.extend(futures_util::future::join_all(futs).await);
+
+    // Every user answer is in; no candidate could have answered yet, so no pair exists.
+    t.gw.writer.flush().await.unwrap();
+    assert_eq!(t.store.count_pairs("support-v2").unwrap(), 0);
+    assert_eq!(t.store.count_events().unwrap(), 20);
+
+    // Once the candidate answers, every pair is stored.
+    assert_eq!(wait_pairs(&t, 20).await, 20);
+    for id in &ids {
+        let ev = t.store.get_event(id).unwrap().unwrap();
+        let pair = t
+            .store
+            .recent_pairs("support-v2", 100, None, None)
+            .unwrap()
+            .into_iter()
+            .find(|p| &p.request_id == id)
+            .unwrap();
+        assert!(
+            ev.latency_ms < pair.candidate.latency_ms,
+            "user {} vs candidate {}",
+            ev.latency_ms,
+            pair.candidate.latency_ms
+        );
+        assert!(pair.candidate.latency_ms >= 1500.0);
+        assert_eq!(pair.baseline.variant, "v1");
+        assert_eq!(pair.candidate.variant, "v2");
+        assert_eq!(pair.candidate.model, "new");
+        assert_eq!(pair.candidate.prompt_version.as_deref(), Some("p2"));
+        assert_eq!(pair.class.as_deref(), Some("card_arrival"));
+        assert!(pair.baseline.text.as_deref().unwrap().len() > 10);
+        assert!(pair.candidate.text.as_deref().unwrap().len() > 10);
+        assert!(pair.prompt.as_deref().unwrap().contains("about my card"));
+        assert!(pair.candidate.error.is_none());
+    }
+    let m = metrics(&t.url).await;
+    assert_eq!(
+        metric(
+            &m,
+            r#"rampart_shadow_requests_total{route="support",variant="v2",outcome="ok"}"#
+        ),
+        20.0
+    );
+    // User-facing counters saw each request once, on the baseline only.
+    assert_eq!(
+        metric(
+            &m,
+            r#"rampart_requests_total{route="support",variant="v1",cohort="control",outcome="ok"}"#
+        ),
+        20.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"rampart_requests_total{route="support",variant="v2",cohort="control",outcome="ok"}"#
+        ),
+        0.0
+    );
+}
+
+async fn baseline_only_answer(body: &Value) -> (u16, Value) {
+    let t = TestGateway::start(&config(r#"{ name = "c0", percent = 0 }"#, "")).await;
+    let r = send(&t.url, "user-7", body).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn candidate_failures_never_reach_the_user() {
+    let body = chat("support", "Why was I charged twice?");
+    let (ref_status, ref_body) = baseline_only_answer(&body).await;
+
+    // Candidate errors.
+    let erroring = config(SHADOW_ALL, "").replace(
+        "length_factor = 1.3",
+        "length_factor = 1.3\nerror_rate = 1.0",
+    );
+    // Candidate times out (shadow timeout shorter than its latency).
+    let slow = config(SHADOW_ALL, "[shadow]\ntimeout = \"100ms\"").replace(
+        "[providers.sim.models.new]\nstyle = \"formal\"\nlatency_ms = { median = 5, p95 = 8 }",
+        "[providers.sim.models.new]\nstyle = \"formal\"\nlatency_ms = { median = 3000, p95 = 3100 }",
+    );
+    // Candidate's provider is down.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let down = config(
+        SHADOW_ALL,
+        &format!("[providers.down]\ntype = \"openai\"\nbase_url = \"{dead_url}\"\n"),
+    )
+    .replace(
+        "[routes.support.variants.v2]\nprovider = \"sim\"",
+        "[routes.support.variants.v2]\nprovider = \"down\"",
+    );
+
+    for (name, cfg, expect_err, outcome) in [
+        ("error", erroring, "status 500", "error"),
+        ("timeout", slow, "timeout", "timeout"),
+        ("down", down, "connection", "error"),
+    ] {
+        let t = TestGateway::start(&cfg).await;
+        let r = send(&t.url, "user-7", &body).await;
+        assert_eq!(r.status().as_u16(), ref_status, "{name}");
+        assert_eq!(r.headers()["x-rampart-variant"], "v1");
+        let got: Value = r.json().await.unwrap();
+        assert_eq!(
+            got["choices"], ref_body["choices"],
+            "{name}: the user's answer changed"
+        );
+        assert_eq!(wait_pairs(&t, 1).await, 1, "{name}");
+        let pair = &t.store.recent_pairs("support-v2", 1, None, None).unwrap()[0];
+        let err = pair.candidate.error.as_deref().unwrap_or_default();
+        assert!(
+            err.contains(expect_err),
+            "{name}: candidate error was {err:?}"
+        );
+        assert!(pair.baseline.error.is_none());
+        assert_eq!(
+            pair.baseline.text.as_deref(),
+            got["choices"][0]["message"]["content"].as_str()
+        );
+        let m = metrics(&t.url).await;
+        assert_eq!(
+            metric(
+                &m,
+                &format!(
+                    r#"rampart_shadow_requests_total{{route="support",variant="v2",outcome="{outcome}"}}"#
+                )
+            ),
+            1.0,
+            "{name}"
+        );
+    }
+}
+
+/// A candidate endpoint that answers slowly and records the most calls it ever had at once.
+async fn slow_counting_upstream() -> (String, Arc<AtomicUsize>) {
+    use axum::routing::post;
+    let now = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let (n2, m2) = (now.clone(), max.clone());
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let (now, max) = (n2.clone(), m2.clone());
+            async move {
+                let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(cur, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                axum::Json(json!({"choices": [{"message": {"role": "assistant", "content": "slow answer"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 2}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, max)
+}
+
+#[tokio::test]
+async fn in_flight_limit_holds_under_a_burst_and_drops_are_counted() {
+    let (url, max_seen) = slow_counting_upstream().await;
+    let cfg = config(SHADOW_ALL, &format!("[shadow]\nmax_in_flight = 2\n[providers.slow]\ntype = \"openai\"\nbase_url = \"{url}\"\n"))
+        .replace("[routes.support.variants.v2]\nprovider = \"sim\"", "[routes.support.variants.v2]\nprovider = \"slow\"");
+    let t = TestGateway::start(&cfg).await;
+    let futs = (0..100).map(|i| {
+        let url = t.url.clone();
+        async move {
+            send(&url, &format!("burst-{i}"), &chat("support", "burst"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(futs).await;
+    assert!(statuses.iter().all(|s| *s == 200));
+
+    let m = metrics(&t.url).await;
+    let dropped = metric(
+        &m,
+        r#"rampart_shadow_dropped_total{reason="max_in_flight"}"#,
+    );
+    let started = 100.0 - dropped;
+    assert!(
+        dropped >= 90.0,
+        "expected most of the burst dropped, got {dropped}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"rampart_shadow_requests_total{route="support",variant="v2",outcome="dropped"}"#
+        ),
+        dropped
+    );
+    assert_eq!(wait_pairs(&t, started as u64).await, started as u64);
+    assert!(
+        max_seen.load(Ordering::SeqCst) <= 2,
+        "saw {} shadow calls in flight",
+        max_seen.load(Ordering::SeqCst)
+    );
+    assert!(max_seen.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn tools_and_response_format_reach_the_candidate_intact() {
+    let t = TestGateway::start(&config(SHADOW_ALL, "")).await;
+    let mut body = chat("support", "Freeze my card please");
+    body["tools"] = json!([{"type": "function", "function": {"name": "freeze_card", "description": "Freeze a card",
+        "parameters": {"type": "object", "properties": {"card_id": {"type": "string"}}, "required": ["card_id"]}}}]);
+    body["tool_choice"] = json!({"type": "function", "function": {"name": "freeze_card"}});
+    body["response_format"] = json!({"type": "json_object"});
+    body["seed"] = json!(11);
+    let r = send(&t.url, "user-9", &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(wait_pairs(&t, 1).await, 1);
+    let received = t.sim("sim").received();
+    let cand = received
+        .iter()
+        .find(|r| r.body["model"] == "new")
+        .expect("candidate call");
+    for field in ["tools", "tool_choice", "response_format", "seed"] {
+        assert_eq!(cand.body[field], body[field], "{field}");
+    }
+    assert_eq!(
+        cand.body["temperature"], 0.1,
+        "the candidate's pinned params apply"
+    );
+    assert_eq!(cand.body["messages"][0]["content"], "You are formal.");
+    assert_eq!(cand.class.as_deref(), Some("card_arrival"));
+    assert!(
+        cand.body.get("stream").is_none(),
+        "the shadow call does not stream"
+    );
+}
+
+#[tokio::test]
+async fn streamed_user_request_pairs_the_concatenated_stream() {
+    let t = TestGateway::start(&config(SHADOW_ALL, "")).await;
+    let mut body = chat("support", "How long does a transfer take?");
+    body["stream"] = json!(true);
+    let r = send(&t.url, "user-3", &body).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let mut streamed = String::new();
+    for d in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if d == "[DONE]" {
+            break;
+        }
+        let c: Value = serde_json::from_str(d).unwrap();
+        streamed.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert!(streamed.len() > 10);
+    assert_eq!(wait_pairs(&t, 1).await, 1);
+    let pair = &t.store.recent_pairs("support-v2", 1, None, None).unwrap()[0];
+    assert_eq!(pair.baseline.text.as_deref(), Some(streamed.as_str()));
+    assert!(pair.baseline.ttft_ms.is_some());
+    assert!(pair.baseline.completion_tokens > 0);
+}
+
+#[tokio::test]
+async fn budget_caps_stop_shadowing_until_the_next_day() {
+    use rampart_gateway::clock::ManualClock;
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let cfg = config(SHADOW_ALL, "[shadow]\nmax_tokens_per_day = 300");
+    let t = TestGateway::start_with(&cfg, Some(clock.clone())).await;
+    let mut sent = 0;
+    // Sequential requests; each shadow call spends roughly 100 tokens.
+    loop {
+        send(
+            &t.url,
+            &format!("u{sent}"),
+            &chat("support", "What is the exchange rate today?"),
+        )
+        .await;
+        sent += 1;
+        wait_pairs(&t, 0).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let m = metrics(&t.url).await;
+        if metric(
+            &m,
+            r#"rampart_shadow_dropped_total{reason="budget_tokens"}"#,
+        ) > 0.0
+            || sent > 20
+        {
+            break;
+        }
+    }
+    assert!(sent <= 20, "the token budget never stopped shadowing");
+    let pairs_today = wait_pairs(&t, 1).await;
+    assert!(
+        pairs_today >= 1 && pairs_today < sent,
+        "{pairs_today} pairs for {sent} requests"
+    );
+    // More requests the same day are not shadowed.
+    send(&t.url, "late", &chat("support", "another question")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(wait_pairs(&t, 0).await, pairs_today);
+
+    // The next day the budget is fresh.
+    clock.advance_ms(86_400_000);
+    send(&t.url, "tomorrow", &chat("support", "a new day")).await;
+    assert_eq!(wait_pairs(&t, pairs_today + 1).await, pairs_today + 1);
+
+    // Cost cap, same story.
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let cfg = config(SHADOW_ALL, "[shadow]\nmax_cost_usd_per_day = 0.0001");
+    let t = TestGateway::start_with(&cfg, Some(clock.clone())).await;
+    for i in 0..5 {
+        send(
+            &t.url,
+            &format!("c{i}"),
+            &chat("support", "What is the exchange rate today?"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        wait_pairs(&t, 0).await;
+    }
+    let m = metrics(&t.url).await;
+    assert!(metric(&m, r#"rampart_shadow_dropped_total{reason="budget_cost"}"#) >= 1.0);
+    let before = wait_pairs(&t, 1).await;
+    clock.advance_ms(86_400_000);
+    send(&t.url, "next", &chat("support", "a new day")).await;
+    assert_eq!(wait_pairs(&t, before + 1).await, before + 1);
+}
+
+#[tokio::test]
+async fn canary_and_unkeyed_requests_are_not_shadowed_and_sampling_is_sticky() {
+    let t = TestGateway::start(&config(r#"{ name = "s", shadow_percent = 30 }"#, "")).await;
+    // Unkeyed: never shadowed.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", t.url))
+        .json(&chat("support", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-rampart-cohort"], "unkeyed");
+    // Keyed: exactly the users whose shadow bucket is under 30% are shadowed, every time.
+    let mut expected = 0;
+    for i in 0..60 {
+        let key = format!("k{i}");
+        let shadowed = rampart_core::routing::shadow_bucket("support-v2", &key) < 3000;
+        expected += if shadowed { 2 } else { 0 };
+        for _ in 0..2 {
+            send(&t.url, &key, &chat("support", "hello again")).await;
+        }
+    }
+    assert!(expected > 0);
+    assert_eq!(wait_pairs(&t, expected).await, expected);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(wait_pairs(&t, 0).await, expected);
+}

@@ -1,0 +1,265 @@
+//! The `rampart` binary: config checking, signals and graceful drain, the pairs view.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    p
+}
+
+#[test]
+fn check_config_lists_every_error_with_its_path_and_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "bad.toml",
+        r#"
+[server]
+listen = "not-an-address"
+[providers.sim]
+type = "mock"
+[providers.sim.models.m]
+style = "sarcastic"
+error_rate = 1.5
+[providers.broken]
+type = "openai"
+bse_url = "typo"
+[routes.support]
+baseline = "v9"
+[routes.support.variants.v1]
+provider = "nowhere"
+model = "m"
+[rollouts.r]
+route = "support"
+candidate = "v7"
+stages = [ { name = "c", percent = 150, min_duration = "10" } ]
+[rollouts.r.guardrails]
+window = "5 parsecs"
+"#,
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "server.listen: must be an IP address and port, like \"127.0.0.1:8080\" (got `not-an-address`)",
+        "providers.sim.models.m.style: must be one of \"casual\", \"formal\", \"terse\" (got `sarcastic`)",
+        "providers.sim.models.m.error_rate: must be between 0 and 1 (got `1.5`)",
+        "providers.broken.bse_url: unknown field `bse_url`",
+        "routes.support.baseline: must name one of the route's variants (v1) (got `v9`)",
+        "routes.support.variants.v1.provider: no such provider (declared: broken, sim) (got `nowhere`)",
+        "rollouts.r.candidate: route `support` has no such variant (got `v7`)",
+        "rollouts.r.stages[0].percent: must be between 0 and 100 (got `150`)",
+        "rollouts.r.stages[0].min_duration: must be a duration with a unit",
+        "rollouts.r.guardrails.window: not a valid duration",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+
+    let ok = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart.toml"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let syntax = write(dir.path(), "syntax.toml", "[server\nlisten = 1");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&syntax)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("invalid TOML")
+    );
+}
+
+fn slow_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    write(
+        dir,
+        "slow.toml",
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+shutdown_grace = "20s"
+[store]
+path = "{db}"
+[providers.sim]
+type = "mock"
+[providers.sim.models.slow]
+style = "casual"
+latency_ms = {{ median = 1500, p95 = 1600 }}
+[routes.support]
+baseline = "v1"
+[routes.support.variants.v1]
+provider = "sim"
+model = "slow"
+"#,
+            db = dir.join("rampart.db").display()
+        ),
+    )
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(cfg: &std::path::Path, port: u16) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Server(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("rampart serve did not start listening");
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args(["-s", sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_and_stores_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = slow_config(dir.path(), port);
+    let mut server = start(&cfg, port);
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let client = reqwest::Client::new();
+    let in_flight: Vec<_> = (0..5)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let r = client
+                    .post(url)
+                    .header("x-rampart-routing-key", format!("u{i}"))
+                    .json(&serde_json::json!({"model": "support", "messages": [{"role": "user", "content": "slow one"}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                let id = r.headers()["x-rampart-request-id"].to_str().unwrap().to_string();
+                (r.status().as_u16(), id, r.text().await.unwrap())
+            })
+        })
+        .collect();
+    // Let the requests reach the provider, then ask the gateway to stop.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    signal(&server.0, "TERM");
+    let mut ids = Vec::new();
+    for h in in_flight {
+        let (status, id, body) = h.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        ids.push(id);
+    }
+    let status = tokio::task::spawn_blocking(move || server.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+
+    let store = rampart_store::SqliteStore::open(&dir.path().join("rampart.db")).unwrap();
+    use rampart_store::EventStore;
+    for id in ids {
+        let ev = store
+            .get_event(&id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("event {id} missing"));
+        assert_eq!(ev.status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = slow_config(dir.path(), port).to_path_buf();
+    // Make the in-flight request far slower than the test is willing to wait.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("median = 1500, p95 = 1600", "median = 60000, p95 = 61000");
+    std::fs::write(&cfg, text).unwrap();
+    let mut server = start(&cfg, port);
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .post(url)
+            .json(&serde_json::json!({"model": "support", "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&server.0, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "the first signal drains; it must not exit yet"
+    );
+    signal(&server.0, "INT");
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            if let Some(s) = server.0.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    })
+    .await
+    .unwrap()
+    .expect("the second signal did not stop the process");
+    assert_eq!(status.code(), Some(130));
+}
