@@ -263,3 +263,145 @@ async fn a_second_signal_exits_at_once() {
     .expect("the second signal did not stop the process");
     assert_eq!(status.code(), Some(130));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_needs_the_token_and_the_cli_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write(
+        dir.path(),
+        "admin.toml",
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+admin_token_env = "RAMPART_ADMIN_TOKEN"
+[store]
+path = "{db}"
+[providers.sim]
+type = "mock"
+[providers.sim.models.m]
+style = "casual"
+[routes.support]
+baseline = "v1"
+[routes.support.variants.v1]
+provider = "sim"
+model = "m"
+[routes.support.variants.v2]
+provider = "sim"
+model = "m"
+[rollouts.r]
+route = "support"
+candidate = "v2"
+stages = [ {{ name = "c5", percent = 5, min_duration = "1h" }} ]
+"#,
+            db = dir.path().join("rampart.db").display()
+        ),
+    );
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RAMPART_ADMIN_TOKEN", "s3cret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}/admin/rollouts");
+    let c = reqwest::Client::new();
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(&url)
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let server_url = format!("http://127.0.0.1:{port}");
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .args(["--server", &server_url])
+            .env_remove("RAMPART_ADMIN_TOKEN");
+        if let Some(t) = token {
+            cmd.env("RAMPART_ADMIN_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    let out = cli(&["status", "r"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = cli(&["status", "r", "--json"], Some("s3cret"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stage"], "c5");
+    let out = cli(&["pause", "r", "--reason", "cli test"], Some("s3cret"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("paused"));
+    let out = cli(
+        &["rollback", "r", "--reason", "cli rollback"],
+        Some("s3cret"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["status", "r"], Some("s3cret"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rolled_back"), "{text}");
+    signal(&server.0, "TERM");
+    let _ = server.0.wait();
+}
+
+#[test]
+fn plan_prints_each_stage() {
+    let out = Command::new(BIN)
+        .args(["plan", "--config"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/openai.toml"
+        ))
+        .args(["--rps", "50", "--control-rates", "0.01,0.02"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for stage in ["shadow", "canary-1", "canary-5", "canary-25", "full"] {
+        assert!(text.contains(stage), "{text}");
+    }
+    assert!(text.contains("samples per cohort"));
+    // 1139 = the simple-convention sample size for 2% → 4% at α 0.05, power 0.8 (the larger
+    // of the two control rates' needs), as rampart-stats computes it.
+    assert!(text.contains("1139"), "{text}");
+}

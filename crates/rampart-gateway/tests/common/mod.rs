@@ -26,7 +26,15 @@ impl TestGateway {
     }
 
     pub async fn start_with(config_toml: &str, clock: Option<Arc<dyn Clock>>) -> TestGateway {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(config_toml, clock, tempfile::tempdir().unwrap()).await
+    }
+
+    /// Start over the store in `dir` (e.g. to restart a gateway on the same database).
+    pub async fn start_in(
+        config_toml: &str,
+        clock: Option<Arc<dyn Clock>>,
+        dir: tempfile::TempDir,
+    ) -> TestGateway {
         let config = match Config::from_toml_str(config_toml) {
             Ok(c) => c,
             Err(e) => panic!("test config is invalid:\n{e}"),
