@@ -436,3 +436,116 @@ async fn canary_and_unkeyed_requests_are_not_shadowed_and_sampling_is_sticky() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(wait_pairs(&t, 0).await, expected);
 }
+
+#[tokio::test]
+async fn identical_requests_hit_the_shadow_cache_within_its_ttl() {
+    let t = TestGateway::start(&config(SHADOW_ALL, "[shadow]\ncache_ttl = \"1h\"")).await;
+    let body = chat("support", "What are the fees for international transfers?");
+    for key in ["cache-a", "cache-b", "cache-c"] {
+        assert_eq!(send(&t.url, key, &body).await.status(), 200);
+        // One at a time, so the first answer is cached before the next request.
+        wait_pairs(&t, 0).await;
+        for _ in 0..100 {
+            if t.store.count_pairs("support-v2").unwrap() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(wait_pairs(&t, 3).await, 3);
+    let calls_to_candidate = t
+        .sim("sim")
+        .received()
+        .iter()
+        .filter(|r| r.body["model"] == "new")
+        .count();
+    assert_eq!(
+        calls_to_candidate, 1,
+        "the candidate answered once; the rest came from the cache"
+    );
+    let pairs = t.store.recent_pairs("support-v2", 10, None, None).unwrap();
+    assert_eq!(pairs.iter().filter(|p| p.candidate.cached).count(), 2);
+    let texts: std::collections::BTreeSet<_> =
+        pairs.iter().map(|p| p.candidate.text.clone()).collect();
+    assert_eq!(texts.len(), 1, "cached answers are the candidate's answer");
+    // A different request is not served from the cache.
+    send(
+        &t.url,
+        "cache-d",
+        &chat("support", "Something else entirely"),
+    )
+    .await;
+    assert_eq!(wait_pairs(&t, 4).await, 4);
+    assert_eq!(
+        t.sim("sim")
+            .received()
+            .iter()
+            .filter(|r| r.body["model"] == "new")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn pairs_endpoint_filters_and_orders_newest_first() {
+    let t = TestGateway::start(&config(SHADOW_ALL, "")).await;
+    for (i, class) in ["cards", "refunds", "cards", "cash"].iter().enumerate() {
+        reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", t.url))
+            .header("x-rampart-routing-key", format!("u{i}"))
+            .header("x-rampart-class", *class)
+            .json(&chat("support", &format!("question number {i}")))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(wait_pairs(&t, 4).await, 4);
+    let get = |q: &str| {
+        let url = format!("{}/admin/rollouts/support-v2/pairs{q}", t.url);
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let all = get("").await;
+    let pairs = all["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 4);
+    let ts: Vec<i64> = pairs.iter().map(|p| p["ts_ms"].as_i64().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] >= w[1]), "newest first: {ts:?}");
+    assert!(pairs[0]["baseline"]["text"].is_string() && pairs[0]["candidate"]["text"].is_string());
+    assert_eq!(get("?limit=2").await["pairs"].as_array().unwrap().len(), 2);
+    let cards = get("?class=cards").await;
+    assert_eq!(cards["pairs"].as_array().unwrap().len(), 2);
+    assert!(
+        cards["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["class"] == "cards")
+    );
+    assert_eq!(get("?since=1h").await["pairs"].as_array().unwrap().len(), 4);
+    let future = ts[0] + 60_000;
+    assert_eq!(
+        get(&format!("?since={future}")).await["pairs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let r = reqwest::get(format!(
+        "{}/admin/rollouts/support-v2/pairs?since=yesterday",
+        t.url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = reqwest::get(format!("{}/admin/rollouts/nope/pairs", t.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
