@@ -60,3 +60,15 @@ fn healthy_is_promoted_to_full() {
     assert!(s["cohorts"]["canary"].as_u64().unwrap() > 0);
     assert_eq!(s["failed_requests"], 0);
 }
+
+#[test]
+fn latency_and_errors_trip_their_own_guardrails() {
+    for (scenario, guardrail) in [("latency", "p95_latency"), ("errors", "error_rate")] {
+        let s = run_demo(scenario);
+        assert_eq!(s["final_state"], "rolled_back", "{s}");
+        assert!(
+            s["reason"].as_str().unwrap().contains(guardrail),
+            "{scenario}: {s}"
+        );
+    }
+}
