@@ -113,10 +113,15 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo and client commands print their own output; servers log at info.
+    let default_filter = match cli.command {
+        Command::Serve { .. } | Command::MockLlm { .. } => "info",
+        _ => "error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
