@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use clap::ValueEnum;
 use rampart_core::config::Config;
+use rampart_core::rollout::sim::SplitMix64;
 use rampart_gateway::{BuildOptions, Gateway};
 use rampart_store::{PairStore, RolloutStore, SqliteStore, Store};
 use serde_json::{Value, json};
@@ -183,23 +184,6 @@ fn queries() -> Vec<(String, &'static str)> {
     out
 }
 
-/// A tiny deterministic generator (SplitMix64) for the replay's choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[derive(Default)]
 struct Tally {
     control: AtomicU64,
@@ -258,13 +242,16 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
 
     let queries = Arc::new(queries());
+    if queries.is_empty() {
+        return Err(anyhow!("the bundled BANKING77 queries are empty"));
+    }
     let tally = Arc::new(Tally::default());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;
     let inflight = Arc::new(tokio::sync::Semaphore::new(256));
     let started = Instant::now();
-    let mut rng = Rng(0x5eed ^ args.scenario as u64);
+    let mut rng = SplitMix64::new(0x5eed ^ args.scenario as u64);
     let period = Duration::from_secs_f64(1.0 / args.rps.max(1.0));
     let mut next_report = Duration::from_secs(1);
     let mut sent: u64 = 0;
@@ -272,9 +259,9 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let due = started + period.mul_f64(sent as f64);
         tokio::time::sleep_until(due.into()).await;
         sent += 1;
-        let user = rng.below(args.users);
-        let (text, class) = queries[rng.below(queries.len())].clone();
-        let feedback_roll = rng.next();
+        let user = below(&mut rng, args.users.max(1));
+        let (text, class) = queries[below(&mut rng, queries.len())].clone();
+        let feedback_roll = rng.next_u64();
         if let Ok(permit) = inflight.clone().try_acquire_owned() {
             let (client, url, tally) = (client.clone(), url.clone(), tally.clone());
             tokio::spawn(async move {
@@ -376,6 +363,10 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn below(rng: &mut SplitMix64, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
 }
 
 fn fmt(v: Option<f64>) -> String {
