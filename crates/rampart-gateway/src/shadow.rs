@@ -218,80 +218,45 @@ impl ShadowDispatcher {
                 (Some(c), Some(k)) => c.get(k),
                 _ => None,
             };
-            let (side, outcome) = if let Some(v) = cached {
-                let answer = Answer::from_completion(&v);
-                let mut side = pair_side(
-                    &gw2,
-                    &candidate,
-                    Some(&answer),
-                    started.elapsed(),
-                    None,
-                    None,
-                );
-                side.cached = true;
-                (side, "ok")
-            } else {
-                let call = provider.chat(&body, class.as_deref(), false);
-                match tokio::time::timeout(timeout, call).await {
+            let (answer, error, outcome) = match &cached {
+                Some(v) => (Some(Answer::from_completion(v)), None, "ok"),
+                None => match tokio::time::timeout(
+                    timeout,
+                    provider.chat(&body, class.as_deref(), false),
+                )
+                .await
+                {
                     Ok(Ok(Reply::Json(v))) => {
                         let answer = Answer::from_completion(&v);
                         if let (Some(c), Some(k)) = (&dispatcher.cache, cache_key) {
                             c.put(k, v);
                         }
-                        let side = pair_side(
-                            &gw2,
-                            &candidate,
-                            Some(&answer),
-                            started.elapsed(),
-                            None,
-                            None,
-                        );
-                        dispatcher
-                            .charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
-                        (side, "ok")
+                        (Some(answer), None, "ok")
                     }
                     Ok(Ok(Reply::Stream(_))) => (
-                        pair_side(
-                            &gw2,
-                            &candidate,
-                            None,
-                            started.elapsed(),
-                            None,
-                            Some("provider streamed an unrequested stream".into()),
-                        ),
+                        None,
+                        Some("provider streamed an unrequested stream".into()),
                         "error",
                     ),
-                    Ok(Err(e)) => {
-                        let outcome = if matches!(e, crate::providers::ProviderError::Timeout(_)) {
-                            "timeout"
-                        } else {
-                            "error"
-                        };
-                        (
-                            pair_side(
-                                &gw2,
-                                &candidate,
-                                None,
-                                started.elapsed(),
-                                None,
-                                Some(e.describe()),
-                            ),
-                            outcome,
-                        )
+                    Ok(Err(e @ crate::providers::ProviderError::Timeout(_))) => {
+                        (None, Some(e.describe()), "timeout")
                     }
-                    Err(_) => (
-                        pair_side(
-                            &gw2,
-                            &candidate,
-                            None,
-                            started.elapsed(),
-                            None,
-                            Some("timeout".into()),
-                        ),
-                        "timeout",
-                    ),
-                }
+                    Ok(Err(e)) => (None, Some(e.describe()), "error"),
+                    Err(_) => (None, Some("timeout".to_string()), "timeout"),
+                },
             };
+            let mut side = pair_side(
+                &gw2,
+                &candidate,
+                answer.as_ref(),
+                started.elapsed(),
+                None,
+                error,
+            );
+            side.cached = cached.is_some();
+            if !side.cached {
+                dispatcher.charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
+            }
             if let Some(m) = &metrics {
                 match outcome {
                     "ok" => m.ok.inc(),
