@@ -44,6 +44,7 @@ pub enum Signal {
     Feedback {
         rollout: String,
         cohort: Cohort,
+        ts_ms: i64,
         thumbs: Option<Thumbs>,
     },
     Pair {
@@ -210,8 +211,12 @@ impl Runtime {
                     side.observe_latency(*latency_ms);
                 }
             }
-            Signal::Feedback { cohort, thumbs, .. } => {
-                let now = self.buckets.back().map_or(0, |b| b.second * 1000);
+            Signal::Feedback {
+                cohort,
+                thumbs,
+                ts_ms,
+                ..
+            } => {
                 let up = u64::from(*thumbs == Some(Thumbs::Up));
                 let down = u64::from(*thumbs == Some(Thumbs::Down));
                 let stage = match cohort {
@@ -222,7 +227,7 @@ impl Runtime {
                 stage.feedback += 1;
                 stage.thumbs_up += up;
                 stage.thumbs_down += down;
-                let b = self.bucket(now);
+                let b = self.bucket(*ts_ms);
                 let side = if *cohort == Cohort::Canary {
                     &mut b.canary
                 } else {

@@ -74,6 +74,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Respons
             gw.signal(crate::controller::Signal::Feedback {
                 rollout: rollout.clone(),
                 cohort: ev.cohort,
+                ts_ms: gw.clock.now_ms(),
                 thumbs: b.thumbs,
             });
         }
