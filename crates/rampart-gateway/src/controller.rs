@@ -9,6 +9,11 @@
 //! order: `SetView` is swapped into the data plane at once, then the state is persisted, the
 //! audit log written and alerts queued. Operator commands arrive through the same task, so an
 //! automatic decision and a manual one never interleave.
+//!
+//! Shadow stages are also gated on the comparison engine's verdict on the stage's pairs
+//! (equivalence, refusals, judge win rate), computed off the loop by [`shadow_gate`].
+
+pub mod shadow_gate;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -500,6 +505,21 @@ pub async fn run(
         .min()
         .unwrap_or(Duration::from_secs(1))
         .clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let verdicts: shadow_gate::Verdicts = Default::default();
+    if rollouts.values().any(|r| {
+        r.cfg
+            .stages
+            .iter()
+            .any(rampart_core::rollout::gates::is_shadow)
+    }) {
+        let period = rollouts
+            .values()
+            .map(|r| shadow_gate::period(r.cfg.guardrails.check_interval))
+            .min()
+            .unwrap_or(Duration::from_secs(5));
+        gw.tasks
+            .spawn(shadow_gate::run(gw.clone(), verdicts.clone(), period));
+    }
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     publish_status(&gw, &rollouts);
@@ -548,7 +568,8 @@ pub async fn run(
                         continue;
                     }
                     rt.next_check_ms = now + rt.cfg.guardrails.check_interval.as_millis() as i64;
-                    let obs = rt.observations(now);
+                    let mut obs = rt.observations(now);
+                    obs.shadow_gate = shadow_gate::input_for(&rt.cfg, &rt.state, &verdicts.load());
                     rt.last_eval = Some(evaluate(&rt.cfg, &rt.state, &obs, now));
                     let (state, actions) = step(&rt.cfg, &rt.state, &obs, now);
                     if !actions.is_empty() {

@@ -18,6 +18,7 @@ pub fn router(gw: Gateway) -> Router {
         .route("/admin/rollouts/{name}", get(admin::get_rollout))
         .route("/admin/rollouts/{name}/pairs", get(admin::pairs))
         .route("/admin/rollouts/{name}/events", get(admin::events))
+        .route("/admin/rollouts/{name}/report", get(admin::report))
         .route(
             "/admin/rollouts/{name}/tenants/{tenant}",
             axum::routing::put(admin::put_tenant),

@@ -6,6 +6,7 @@
 //! - [`shadow`]: mirrors sampled requests to the candidate through bounded, budgeted dispatch.
 //! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
 //! - [`controller`]: feeds the pure rollout state machine and carries out its decisions.
+//! - [`report`]: the comparison report over stored pairs and events (admin API, shadow gate).
 //! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
 //! - [`state`]: shared state and the `ArcSwap` snapshot the request path reads.
 //! - [`metrics`]: every exported metric, with handles created once.
@@ -20,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod record;
+pub mod report;
 pub mod server;
 pub mod shadow;
 pub mod state;

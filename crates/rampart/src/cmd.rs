@@ -4,11 +4,13 @@ mod client;
 mod demo;
 mod operate;
 mod pairs;
+mod report;
 mod serve;
 
 pub use demo::{DemoArgs, Scenario, demo};
 pub use operate::{action, plan, status};
 pub use pairs::pairs;
+pub use report::{ReportFormat, report};
 pub use serve::{mock_llm, serve};
 
 use std::path::Path;

@@ -54,6 +54,17 @@ enum Command {
         server: String,
     },
     /// The end-to-end demo: gateway + simulated provider + BANKING77 replay, in compressed time.
+    /// The comparison report of a rollout: shadow pairs and the canary cohort.
+    Report {
+        rollout: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cmd::ReportFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+    },
     Demo {
         #[arg(long, value_enum, default_value = "regression")]
         scenario: cmd::Scenario,
@@ -135,6 +146,12 @@ fn main() -> ExitCode {
             json,
             server,
         } => cmd::block_on(cmd::pairs(&server, &rollout, limit, json)),
+        Command::Report {
+            rollout,
+            format,
+            out,
+            server,
+        } => cmd::block_on(cmd::report(&server, &rollout, format, out.as_deref())),
         Command::Demo {
             scenario,
             json,

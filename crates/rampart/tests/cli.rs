@@ -357,6 +357,58 @@ stages = [ {{ name = "c5", percent = 5, min_duration = "1h" }} ]
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["stage"], "c5");
+    // `rampart report`: the token is sent; JSON, terminal-width text, HTML to a file.
+    let out = cli(&["report", "r", "--format", "json"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = cli(&["report", "r", "--format", "json"], Some("s3cret"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rollout"], "r");
+    assert_eq!(v["pairs"], 0);
+    let mut cmd = Command::new(BIN);
+    let out = cmd
+        .args(["report", "r", "--server", &server_url])
+        .env("RAMPART_ADMIN_TOKEN", "s3cret")
+        .env("COLUMNS", "40")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("rampart comparison report"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 40), "{text}");
+    let html = dir.path().join("report.html");
+    let out = cli(
+        &[
+            "report",
+            "r",
+            "--format",
+            "html",
+            "--out",
+            html.to_str().unwrap(),
+        ],
+        Some("s3cret"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .starts_with("<!DOCTYPE html>")
+    );
+    let out = cli(&["report", "nope"], Some("s3cret"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown rollout"));
     let out = cli(&["pause", "r", "--reason", "cli test"], Some("s3cret"));
     assert!(
         out.status.success(),

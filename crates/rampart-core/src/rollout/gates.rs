@@ -23,7 +23,9 @@
 //! Shadow stages (`percent = 0`, `shadow_percent > 0`): `min_pairs` (the same sample size,
 //! counted in completed pairs, rates from the baseline side), `guardrails` on the pairs,
 //! `min_duration`, and, when the comparison engine has filled [`ShadowGateInput`]:
-//! `shadow_equivalence` (`equivalence_ci_low ≥ min_equivalence`), `shadow_refusals` (no
+//! `shadow_equivalence` (`equivalence_ci_low ≥ min_equivalence`; a missing bound fails, so
+//! the gateway's controller, which always fills the input on shadow stages, holds until the
+//! engine has seen the stage's pairs), `shadow_refusals` (no
 //! significant refusal increase; a significant one is a *conflicting signal* and holds), and
 //! `shadow_win_rate` (`win_rate_ci_low ≥ min_win_rate`, when configured).
 //!
@@ -174,18 +176,19 @@ pub fn evaluate_gates(
             eta_seconds: eta(missing, paired.pairs, elapsed_s),
         });
         if let Some(sg) = obs.shadow_gate {
-            if let Some(low) = sg.equivalence_ci_low {
-                reports.push(GateReport {
-                    name: "shadow_equivalence",
-                    passed: low >= gates.min_equivalence,
-                    value: Some(low),
-                    threshold: Some(gates.min_equivalence),
-                    evidence: "lower bound of the equivalent-answer rate",
-                    samples: paired.pairs,
-                    samples_needed: None,
-                    eta_seconds: None,
-                });
-            }
+            // A verdict without an equivalence bound (no comparable pair yet, or the engine
+            // has not looked at this stage's pairs) holds: there is no evidence to advance on.
+            let low = sg.equivalence_ci_low;
+            reports.push(GateReport {
+                name: "shadow_equivalence",
+                passed: low.is_some_and(|l| l >= gates.min_equivalence),
+                value: low,
+                threshold: Some(gates.min_equivalence),
+                evidence: "lower bound of the equivalent-answer rate",
+                samples: paired.pairs,
+                samples_needed: None,
+                eta_seconds: None,
+            });
             if let Some(sig) = sg.refusal_increase_significant {
                 if sig {
                     conflict = Some(

@@ -1,5 +1,5 @@
-//! The admin API under `/admin/`: rollout state, pairs, and (with the controller) operator
-//! actions and the audit log.
+//! The admin API under `/admin/`: rollout state, pairs, the comparison report, and (with the
+//! controller) operator actions and the audit log.
 //!
 //! Access: with a token configured (`server.admin_token_env` names a set variable), every call
 //! needs `Authorization: Bearer <token>`; without one, only loopback clients are answered.
@@ -266,4 +266,54 @@ pub async fn events(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Unavailable(format!("cannot read the audit log: {e}")))?;
     Ok(axum::Json(json!({ "events": entries })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `json` (default), `text` or `html`.
+    format: Option<String>,
+    /// Columns of the text rendering (default 120, at least 20).
+    width: Option<usize>,
+}
+
+/// `GET /admin/rollouts/{name}/report?format=json|text|html[&width=N]`: the comparison report
+/// over every stored pair of the rollout and the canary-cohort view of its request events
+/// (see [`crate::report`]). Computed on a blocking thread, streaming the pairs.
+pub async fn report(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    use rampart_core::compare::{render_html_with, render_text};
+    if !gw.config.rollouts.contains_key(&name) {
+        return Err(unknown_rollout(&gw, &name));
+    }
+    let format = q.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "text" | "html") {
+        return Err(ApiError::BadRequest(format!(
+            "`format` must be json, text or html (got `{format}`)"
+        )));
+    }
+    let store = gw.store.clone();
+    let r = tokio::task::spawn_blocking(move || crate::report::rollout_report(&*store, &name))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(format!("cannot read the rollout's pairs: {e}")))?;
+    let typed = |ct: &'static str, body: String| {
+        ([(axum::http::header::CONTENT_TYPE, ct)], body).into_response()
+    };
+    Ok(match format {
+        "text" => {
+            let width = q.width.unwrap_or(120).max(20);
+            let mut text = render_text(&r.report, width);
+            text.push_str(&crate::report::cohort_text(r.cohorts.as_ref(), width));
+            typed("text/plain; charset=utf-8", text)
+        }
+        "html" => typed(
+            "text/html; charset=utf-8",
+            render_html_with(&r.report, &r.guardrails),
+        ),
+        _ => axum::Json(r).into_response(),
+    })
 }

@@ -42,6 +42,36 @@ impl AdminClient {
         Ok(body)
     }
 
+    /// GET a non-JSON body (text, HTML); errors still carry the gateway's message.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let req = self.http.get(format!("{}{path}", self.base));
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .context("cannot read the gateway's answer")?;
+        if !status.is_success() {
+            let msg = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| "no error message".to_string());
+            return Err(anyhow!("{status}: {msg}"));
+        }
+        Ok(body)
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await

@@ -1,0 +1,250 @@
+//! The comparison report over what the store holds: a rollout's shadow pairs through the pure
+//! comparison engine ([`rampart_core::compare`]), and the canary-cohort view from its request
+//! events. Used by `GET /admin/rollouts/{name}/report` and by the controller's shadow gate.
+//!
+//! Everything here is blocking (store reads); call it from `tokio::task::spawn_blocking`.
+//!
+//! Invariants:
+//! - Memory is bounded whatever the number of pairs: pairs are streamed page by page
+//!   ([`PairStore::for_each_pair`]) into the engine's [`Accumulator`], never collected.
+//! - Two stages on two threads: one thread reads and decodes pages from the store, the calling
+//!   thread computes the features and aggregates, in store order, so the report is the same,
+//!   byte for byte, as a single-threaded pass. The hand-over queue holds at most
+//!   [`PIPELINE_PAGES`] pages.
+//! - The cohort view reads at most [`COHORT_EVENT_LIMIT`] request events (the oldest first);
+//!   feedback is not joined yet (its rates are `null`), because the store has no per-rollout
+//!   feedback scan and one lookup per event would not be cheap.
+
+use std::sync::mpsc;
+
+use rampart_core::compare::{
+    Accumulator, CohortAccumulator, CohortReport, CompareConfig, ComparisonReport, FeatureInputs,
+    GuardrailPoint, pair_features,
+};
+use rampart_core::record::{Outcome, Pair, RequestEvent};
+use rampart_core::routing::Cohort;
+use rampart_store::{EventStore, PairStore, StoreError};
+use serde::Serialize;
+
+/// Request events read for the canary-cohort view and the guardrail series.
+pub const COHORT_EVENT_LIMIT: usize = 200_000;
+/// Pairs per page handed from the reading thread to the aggregating one.
+const PAGE: usize = 1_024;
+/// Pages queued between the two threads.
+const PIPELINE_PAGES: usize = 8;
+/// Points per guardrail series at most.
+const SERIES_POINTS: i64 = 60;
+
+/// Which of a rollout's pairs a report covers.
+#[derive(Debug, Clone, Default)]
+pub struct PairFilter {
+    /// Only pairs recorded in this stage (by name).
+    pub stage: Option<String>,
+    /// Only pairs at or after this time (unix ms).
+    pub since_ms: Option<i64>,
+}
+
+impl PairFilter {
+    fn keeps(&self, p: &Pair) -> bool {
+        self.stage.as_deref().is_none_or(|s| p.stage == s)
+            && self.since_ms.is_none_or(|t| p.ts_ms >= t)
+    }
+}
+
+/// Streams a rollout's pairs (those `filter` keeps) through the comparison engine.
+pub fn compare_pairs<S: PairStore + ?Sized>(
+    store: &S,
+    rollout: &str,
+    filter: &PairFilter,
+    config: CompareConfig,
+) -> Result<ComparisonReport, StoreError> {
+    let mut acc = Accumulator::new(config);
+    let inputs = FeatureInputs::default();
+    let (tx, rx) = mpsc::sync_channel::<Vec<Pair>>(PIPELINE_PAGES);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut page = Vec::with_capacity(PAGE);
+            // A send error means the aggregating side stopped: nothing more to do.
+            let mut open = true;
+            let res = store.for_each_pair(rollout, &mut |p| {
+                if !open || !filter.keeps(&p) {
+                    return;
+                }
+                page.push(p);
+                if page.len() == PAGE {
+                    open = tx
+                        .send(std::mem::replace(&mut page, Vec::with_capacity(PAGE)))
+                        .is_ok();
+                }
+            });
+            if open && !page.is_empty() {
+                let _ = tx.send(page);
+            }
+            res
+        });
+        for page in rx {
+            for p in &page {
+                acc.push(&pair_features(p, &inputs));
+            }
+        }
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the pair reader panicked".into())))
+    })?;
+    Ok(acc.finish())
+}
+
+/// The canary-vs-control view from the rollout's first [`COHORT_EVENT_LIMIT`] request events
+/// (`None` when it has none), and the guardrail series of the same events.
+pub fn cohort_view<S: EventStore + ?Sized>(
+    store: &S,
+    rollout: &str,
+    seed: u64,
+) -> Result<(Option<CohortReport>, Vec<GuardrailPoint>), StoreError> {
+    let events = store.events_since(rollout, 0, COHORT_EVENT_LIMIT)?;
+    if events.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let mut acc = CohortAccumulator::new(seed);
+    for e in &events {
+        acc.push_event(e);
+    }
+    Ok((Some(acc.finish()), guardrail_series(&events)))
+}
+
+/// Per time bucket (at most [`SERIES_POINTS`] of them, at least one second wide) and per
+/// cohort with traffic in it: `{cohort} error rate` and `{cohort} refusal rate` (over answered
+/// requests), as the guardrails see them. Events must be oldest first.
+pub fn guardrail_series(events: &[RequestEvent]) -> Vec<GuardrailPoint> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Vec::new();
+    };
+    let width = ((last.ts_ms - first.ts_ms) / SERIES_POINTS + 1).max(1_000);
+    #[derive(Default, Clone, Copy)]
+    struct B {
+        n: u64,
+        errors: u64,
+        ok: u64,
+        refusals: u64,
+    }
+    let mut out = Vec::new();
+    let mut flush = |start: i64, buckets: &[B; 2]| {
+        for (name, b) in ["control", "canary"].iter().zip(buckets) {
+            if b.n == 0 {
+                continue;
+            }
+            out.push((
+                start,
+                format!("{name} error rate"),
+                b.errors as f64 / b.n as f64,
+            ));
+            if b.ok > 0 {
+                out.push((
+                    start,
+                    format!("{name} refusal rate"),
+                    b.refusals as f64 / b.ok as f64,
+                ));
+            }
+        }
+    };
+    let mut start = first.ts_ms;
+    let mut buckets = [B::default(); 2];
+    for e in events {
+        let i = match e.cohort {
+            Cohort::Control => 0,
+            Cohort::Canary => 1,
+            Cohort::Unkeyed => continue,
+        };
+        if e.ts_ms >= start + width {
+            flush(start, &buckets);
+            buckets = [B::default(); 2];
+            start += (e.ts_ms - start) / width * width;
+        }
+        let b = &mut buckets[i];
+        b.n += 1;
+        if e.outcome == Outcome::Ok {
+            b.ok += 1;
+            b.refusals += u64::from(e.refusal);
+        } else {
+            b.errors += 1;
+        }
+    }
+    flush(start, &buckets);
+    out
+}
+
+/// The admin API's JSON report: every field of [`ComparisonReport`] at the top level (stable
+/// names, see `rampart_core::compare::report`), plus `rollout`, `cohorts` (the canary-cohort
+/// view, `null` without request events) and `cohort_events_limit`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    pub rollout: String,
+    #[serde(flatten)]
+    pub report: ComparisonReport,
+    pub cohorts: Option<CohortReport>,
+    pub cohort_events_limit: usize,
+    #[serde(skip)]
+    pub guardrails: Vec<GuardrailPoint>,
+}
+
+/// The whole report of a rollout: every stored pair, and the cohort view.
+pub fn rollout_report<S: PairStore + EventStore + ?Sized>(
+    store: &S,
+    rollout: &str,
+) -> Result<RolloutReport, StoreError> {
+    let config = CompareConfig::default();
+    let seed = config.seed;
+    let report = compare_pairs(store, rollout, &PairFilter::default(), config)?;
+    let (cohorts, guardrails) = cohort_view(store, rollout, seed)?;
+    Ok(RolloutReport {
+        rollout: rollout.to_string(),
+        report,
+        cohorts,
+        cohort_events_limit: COHORT_EVENT_LIMIT,
+        guardrails,
+    })
+}
+
+/// The canary-cohort view as text lines (appended to the text report), each at most `width`
+/// characters.
+pub fn cohort_text(cohorts: Option<&CohortReport>, width: usize) -> String {
+    let Some(c) = cohorts else {
+        return "\nCanary cohort: no request events\n".to_string();
+    };
+    let pct = |x: Option<f64>| x.map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0));
+    let ms = |x: Option<f64>| x.map_or_else(|| "–".into(), |v| format!("{v:.0} ms"));
+    let mut lines = vec![
+        String::new(),
+        "Canary cohort (live traffic, unpaired)".to_string(),
+    ];
+    for (name, s) in [("control", &c.control), ("canary", &c.canary)] {
+        lines.push(format!(
+            "  {name:<8} {:>7} requests  errors {}  refusals {}  p50 {}  p95 {}",
+            s.requests,
+            pct(s.error_rate),
+            pct(s.refusal_rate),
+            ms(s.latency_p50_ms),
+            ms(s.latency_p95_ms),
+        ));
+    }
+    lines.push(format!(
+        "  flags: {}",
+        if c.flags.is_empty() {
+            "none".to_string()
+        } else {
+            c.flags.join(", ")
+        }
+    ));
+    let width = width.max(20);
+    let mut out = String::new();
+    for l in lines {
+        if l.chars().count() > width {
+            out.extend(l.chars().take(width - 1));
+            out.push('…');
+        } else {
+            out.push_str(&l);
+        }
+        out.push('\n');
+    }
+    out
+}

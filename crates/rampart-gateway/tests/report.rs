@@ -1,0 +1,211 @@
+//! `GET /admin/rollouts/{name}/report`: the comparison report of a gateway run as JSON, text
+//! and HTML, and the HTML page loaded in a real headless Chromium.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{TestGateway, chat, config};
+use rampart_store::PairStore;
+use serde_json::Value;
+
+const SHADOW_ALL: &str = r#"{ name = "shadow", shadow_percent = 100 }"#;
+const PAIRS: u64 = 60;
+const CLASSES: [&str; 3] = ["card_arrival", "refund", "pin_blocked"];
+
+/// A run whose candidate answers in another style (formal vs casual, 1.3× longer).
+async fn run_with_pairs() -> TestGateway {
+    let t = TestGateway::start(&config(SHADOW_ALL, "")).await;
+    let client = reqwest::Client::new();
+    for i in 0..PAIRS {
+        let class = CLASSES[i as usize % CLASSES.len()];
+        let r = client
+            .post(format!("{}/v1/chat/completions", t.url))
+            .header("x-rampart-routing-key", format!("user-{i}"))
+            .header("x-rampart-class", class)
+            .json(&chat(
+                "support",
+                &format!("Question {i} about my {class}: what <b>should</b> I do & when?"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.store.count_pairs("support-v2").unwrap() < PAIRS {
+        assert!(Instant::now() < deadline, "pairs were not stored in time");
+        t.gw.writer.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    t
+}
+
+async fn get(t: &TestGateway, path: &str) -> (u16, String, String) {
+    let r = reqwest::get(format!("{}{path}", t.url)).await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ct, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn report_in_every_format() {
+    let t = run_with_pairs().await;
+    let base = "/admin/rollouts/support-v2/report";
+
+    let (s, ct, body) = get(&t, base).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["rollout"], "support-v2");
+    assert_eq!(v["pairs"], PAIRS);
+    assert_eq!(v["comparable_pairs"], PAIRS);
+    // A formal, longer candidate is not equivalent to a casual baseline, and it is longer.
+    assert!(
+        v["equivalence"]["rate"].as_f64().unwrap() < 0.5,
+        "{}",
+        v["equivalence"]
+    );
+    assert!(v["length_ratio"]["estimate"].as_f64().unwrap() > 1.0);
+    let classes: Vec<&str> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["card_arrival", "pin_blocked", "refund"]);
+    assert!(!v["most_different"].as_array().unwrap().is_empty());
+    for key in [
+        "refusal", "errors", "openings", "formats", "latency", "cost", "settings", "flags",
+    ] {
+        assert!(v.get(key).is_some(), "missing `{key}`");
+    }
+    assert_eq!(v["cohorts"]["control"]["requests"], PAIRS);
+    assert_eq!(v["cohort_events_limit"], 200_000);
+
+    let (s, ct, text) = get(&t, &format!("{base}?format=text&width=60")).await;
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(text.contains(&format!("{PAIRS} pairs")), "{text}");
+    assert!(text.contains("Canary cohort"), "{text}");
+    for line in text.lines() {
+        assert!(line.chars().count() <= 60, "line wider than 60: {line}");
+    }
+
+    let (s, ct, html) = get(&t, &format!("{base}?format=html")).await;
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("text/html"), "{ct}");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // Texts from the data are escaped.
+    assert!(!html.contains("<b>should</b>"));
+
+    let (s, _, body) = get(&t, "/admin/rollouts/nope/report").await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("unknown rollout `nope`"), "{body}");
+    let (s, _, body) = get(&t, &format!("{base}?format=pdf")).await;
+    assert_eq!(s, 400, "{body}");
+    t.shutdown().await;
+}
+
+fn chromium() -> PathBuf {
+    let candidates = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs headless Chromium at /usr/bin/chromium \
+                 (`apt-get install -y chromium`; .ci/run installs it)"
+            )
+        })
+}
+
+fn headless(profile: &Path) -> Command {
+    let mut c = Command::new(chromium());
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+#[tokio::test]
+async fn html_report_renders_in_headless_chromium() {
+    let browser = chromium();
+    let t = run_with_pairs().await;
+    let (s, _, html) = get(&t, "/admin/rollouts/support-v2/report?format=html").await;
+    assert_eq!(s, 200);
+    t.shutdown().await;
+
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&out).unwrap();
+    let page = out.join("report.html");
+    std::fs::write(&page, &html).unwrap();
+    let url = format!("file://{}", page.display());
+    let profile = tempfile::tempdir().unwrap();
+
+    let dom = headless(profile.path())
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", browser.display()));
+    let stderr = String::from_utf8_lossy(&dom.stderr);
+    assert!(dom.status.success(), "chromium failed: {stderr}");
+    for bad in ["Uncaught", "ERROR:CONSOLE", "Failed to load resource"] {
+        assert!(!stderr.contains(bad), "console error `{bad}`:\n{stderr}");
+    }
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for section in [
+        "summary",
+        "length",
+        "openings",
+        "formats",
+        "classes",
+        "guardrails",
+        "pairs",
+    ] {
+        assert!(
+            dom.contains(&format!("<section id=\"{section}\">")),
+            "section `{section}` did not render:\n{dom}"
+        );
+    }
+    assert!(dom.contains("<svg"), "no plot rendered");
+    assert!(dom.contains("card_arrival") && dom.contains("pin_blocked"));
+
+    let shot = out.join("report-screenshot.png");
+    let _ = std::fs::remove_file(&shot);
+    let run = headless(profile.path())
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,2400")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "screenshot failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "screenshot is empty"
+    );
+    eprintln!("screenshot: {}", shot.display());
+}
