@@ -7,10 +7,10 @@
 //! Invariants:
 //! - Memory is bounded whatever the number of pairs: pairs are streamed page by page
 //!   ([`PairStore::for_each_pair`]) into the engine's [`Accumulator`], never collected.
-//! - Two stages on two threads: one thread reads and decodes pages from the store, the calling
-//!   thread computes the features and aggregates, in store order, so the report is the same,
-//!   byte for byte, as a single-threaded pass. The hand-over queue holds at most
-//!   [`PIPELINE_PAGES`] pages.
+//! - A pipeline: one thread reads and decodes pages from the store; the calling thread computes
+//!   each page's features split over the available cores, then aggregates them in store order,
+//!   so the report is the same, byte for byte, as a single-threaded pass. The hand-over queue
+//!   holds at most [`PIPELINE_PAGES`] pages.
 //! - The cohort view reads at most [`COHORT_EVENT_LIMIT`] request events (the oldest first);
 //!   feedback is not joined yet (its rates are `null`), because the store has no per-rollout
 //!   feedback scan and one lookup per event would not be cheap.
@@ -19,7 +19,7 @@ use std::sync::mpsc;
 
 use rampart_core::compare::{
     Accumulator, CohortAccumulator, CohortReport, CompareConfig, ComparisonReport, FeatureInputs,
-    GuardrailPoint, pair_features,
+    GuardrailPoint, PairFeatures, pair_features,
 };
 use rampart_core::record::{Outcome, Pair, RequestEvent};
 use rampart_core::routing::Cohort;
@@ -82,9 +82,12 @@ pub fn compare_pairs<S: PairStore + ?Sized>(
             }
             res
         });
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut features = Vec::with_capacity(PAGE);
         for page in rx {
-            for p in &page {
-                acc.push(&pair_features(p, &inputs));
+            features_of(&page, &inputs, workers, &mut features);
+            for f in features.drain(..) {
+                acc.push(&f);
             }
         }
         reader
@@ -92,6 +95,41 @@ pub fn compare_pairs<S: PairStore + ?Sized>(
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the pair reader panicked".into())))
     })?;
     Ok(acc.finish())
+}
+
+/// The features of a page, in order; split over `workers` threads (the caller's included).
+fn features_of(
+    page: &[Pair],
+    inputs: &FeatureInputs<'_>,
+    workers: usize,
+    out: &mut Vec<PairFeatures>,
+) {
+    if workers < 2 || page.len() < 64 {
+        out.extend(page.iter().map(|p| pair_features(p, inputs)));
+        return;
+    }
+    let chunk = page.len().div_ceil(workers);
+    let mut chunks = page.chunks(chunk);
+    let first = chunks.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = chunks
+            .map(|c| {
+                scope.spawn(move || {
+                    c.iter()
+                        .map(|p| pair_features(p, inputs))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        out.extend(first.iter().map(|p| pair_features(p, inputs)));
+        for (h, c) in others.into_iter().zip(page.chunks(chunk).skip(1)) {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                // Keep every pair even if a worker died: redo its chunk here.
+                Err(_) => out.extend(c.iter().map(|p| pair_features(p, inputs))),
+            }
+        }
+    });
 }
 
 /// The canary-vs-control view from the rollout's first [`COHORT_EVENT_LIMIT`] request events

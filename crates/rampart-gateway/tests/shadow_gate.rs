@@ -18,6 +18,9 @@ const FORMAL_CANDIDATE: &str = "[providers.sim.models.new]\nstyle = \"formal\"\n
 const SAME_AS_BASELINE: &str =
     "[providers.sim.models.new]\nstyle = \"casual\"\nlatency_ms = { median = 5, p95 = 8 }";
 const PAIRS: u64 = 150;
+/// Pairs that must be stored before judging (a shadow call may be dropped under load; the
+/// stage needs about 35 at `mde = 0.2`).
+const STORED: u64 = 100;
 
 async fn start(candidate: &str) -> TestGateway {
     let cfg = config(STAGES, EXTRA);
@@ -25,8 +28,8 @@ async fn start(candidate: &str) -> TestGateway {
     TestGateway::start(&cfg.replace(FORMAL_CANDIDATE, candidate)).await
 }
 
-/// Send `PAIRS` shadowed requests and wait (bounded) until their pairs are stored or the
-/// rollout has left the shadow stage.
+/// Send `PAIRS` shadowed requests and wait (bounded) until at least `STORED` pairs are stored
+/// or the rollout has left the shadow stage.
 async fn shadow_traffic(t: &TestGateway) {
     let client = reqwest::Client::new();
     for i in 0..PAIRS {
@@ -43,9 +46,9 @@ async fn shadow_traffic(t: &TestGateway) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     // An equivalent candidate may leave the shadow stage (and stop being mirrored) first.
-    while t.store.count_pairs("support-v2").unwrap() < PAIRS
+    while t.store.count_pairs("support-v2").unwrap() < STORED
         && t.gw.view_of("support-v2").unwrap().stage == "shadow"
     {
         assert!(Instant::now() < deadline, "pairs were not stored in time");
@@ -83,7 +86,7 @@ async fn a_candidate_in_another_style_stays_in_shadow() {
             "advanced on a different answer style: {s}"
         );
         let judged = gate(&s, "shadow_equivalence")
-            .is_some_and(|g| g["value"].is_number() && g["samples"].as_u64() >= Some(PAIRS));
+            .is_some_and(|g| g["value"].is_number() && g["samples"].as_u64() >= Some(STORED));
         if judged {
             break s;
         }

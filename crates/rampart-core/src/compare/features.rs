@@ -158,66 +158,140 @@ pub fn cosine(a: &[f64], b: &[f64]) -> Option<f64> {
     (denom > 0.0 && dot.is_finite()).then(|| (dot / denom).clamp(-1.0, 1.0))
 }
 
-/// Sorted n-gram hashes of every order 1..=`CHRF_ORDER` (FNV-1a over the chars, extended one
-/// char at a time, so each order costs one multiply per position).
-fn ngrams(chars: &[char]) -> [Vec<u64>; CHRF_ORDER] {
-    let mut out: [Vec<u64>; CHRF_ORDER] = Default::default();
+/// FNV-1a over chars, extended one char at a time: the hash of `chars[i..=i+k]` for every
+/// order `k + 1` ≤ [`CHRF_ORDER`] starting at `i`, passed to `f(k, hash)`.
+fn for_each_ngram(chars: &[char], mut f: impl FnMut(usize, u64)) {
     let len = chars.len();
-    for (k, v) in out.iter_mut().enumerate() {
-        v.reserve(len.saturating_sub(k));
-    }
     for i in 0..len {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let top = CHRF_ORDER.min(len - i);
-        for k in 0..top {
-            h ^= u64::from(chars[i + k]);
+        for (k, &c) in chars[i..len.min(i + CHRF_ORDER)].iter().enumerate() {
+            h ^= u64::from(c);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            out[k].push(h);
+            f(k, h);
         }
     }
-    for v in &mut out {
-        v.sort_unstable();
-    }
-    out
 }
 
-/// Size of the multiset intersection of two sorted vectors (clipped counts).
-fn overlap(a: &[u64], b: &[u64]) -> usize {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                n += 1;
-                i += 1;
-                j += 1;
+/// A reusable open-addressing multiset of (order, n-gram hash) → count. Slots are valid only
+/// when their stamp equals the current generation, so clearing is O(1).
+#[derive(Default)]
+struct NgramTable {
+    keys: Vec<u64>,
+    counts: Vec<u32>,
+    stamps: Vec<u32>,
+    generation: u32,
+    mask: usize,
+}
+
+impl NgramTable {
+    /// Empties the table and sizes it for `n` distinct keys at most (load ≤ ½).
+    fn reset(&mut self, n: usize) {
+        let cap = (n * 2).next_power_of_two().max(16);
+        if cap > self.keys.len() || self.generation == u32::MAX {
+            self.keys = vec![0; cap];
+            self.counts = vec![0; cap];
+            self.stamps = vec![0; cap];
+            self.generation = 0;
+        }
+        self.generation += 1;
+        self.mask = self.keys.len() - 1;
+    }
+
+    fn key(order: usize, h: u64) -> u64 {
+        // Orders are kept apart: a 1-gram never matches a 2-gram.
+        h ^ (order as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn slot(&self, key: u64) -> usize {
+        let mut i = (key.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32) as usize & self.mask;
+        loop {
+            if self.stamps[i] != self.generation || self.keys[i] == key {
+                return i;
             }
+            i = (i + 1) & self.mask;
         }
     }
-    n
+
+    fn add(&mut self, key: u64) {
+        let i = self.slot(key);
+        if self.stamps[i] == self.generation {
+            self.counts[i] += 1;
+        } else {
+            self.stamps[i] = self.generation;
+            self.keys[i] = key;
+            self.counts[i] = 1;
+        }
+    }
+
+    /// Takes one occurrence of `key` if any is left (clipped counting); whether it did.
+    fn take(&mut self, key: u64) -> bool {
+        let i = self.slot(key);
+        if self.stamps[i] == self.generation && self.counts[i] > 0 {
+            self.counts[i] -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Per-thread scratch space of [`chrf`], so a report over a million pairs allocates nothing
+/// per pair here.
+#[derive(Default)]
+struct ChrfScratch {
+    reference: Vec<char>,
+    hypothesis: Vec<char>,
+    table: NgramTable,
+}
+
+thread_local! {
+    static CHRF_SCRATCH: std::cell::RefCell<ChrfScratch> = std::cell::RefCell::default();
 }
 
 /// chrF (β = 2, orders 1..=6) of `hypothesis` against `reference`, in [0, 1]; 1 for two empty
-/// texts, 0 when exactly one is empty. See the module doc for the formula.
+/// texts, 0 when exactly one is empty. See the module doc for the formula. The clipped n-gram
+/// matches are counted with a multiset of the reference's n-grams (linear time).
 pub fn chrf(reference: &str, hypothesis: &str) -> f64 {
-    let r: Vec<char> = reference.chars().filter(|c| !c.is_whitespace()).collect();
-    let h: Vec<char> = hypothesis.chars().filter(|c| !c.is_whitespace()).collect();
+    CHRF_SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => chrf_with(&mut s, reference, hypothesis),
+        // Only reachable through re-entrance, which chrf never does; stay correct anyway.
+        Err(_) => chrf_with(&mut ChrfScratch::default(), reference, hypothesis),
+    })
+}
+
+fn chrf_with(s: &mut ChrfScratch, reference: &str, hypothesis: &str) -> f64 {
+    let ChrfScratch {
+        reference: r,
+        hypothesis: h,
+        table,
+    } = s;
+    r.clear();
+    r.extend(reference.chars().filter(|c| !c.is_whitespace()));
+    h.clear();
+    h.extend(hypothesis.chars().filter(|c| !c.is_whitespace()));
     if r.is_empty() && h.is_empty() {
         return 1.0;
     }
     if r.is_empty() || h.is_empty() {
         return 0.0;
     }
+    table.reset(r.len() * CHRF_ORDER);
+    for_each_ngram(r, |k, g| table.add(NgramTable::key(k, g)));
+    let mut matches = [0usize; CHRF_ORDER];
+    for_each_ngram(h, |k, g| {
+        if table.take(NgramTable::key(k, g)) {
+            matches[k] += 1;
+        }
+    });
     let (mut p_sum, mut r_sum, mut orders) = (0.0, 0.0, 0usize);
-    let (rgs, hgs) = (ngrams(&r), ngrams(&h));
-    for (rg, hg) in rgs.iter().zip(&hgs) {
-        if rg.is_empty() || hg.is_empty() {
+    for (k, &m) in matches.iter().enumerate() {
+        // n-grams of order k+1 in a text of L chars: L − k.
+        let (rn, hn) = (r.len().saturating_sub(k), h.len().saturating_sub(k));
+        if rn == 0 || hn == 0 {
             break;
         }
-        let m = overlap(rg, hg) as f64;
-        p_sum += m / hg.len() as f64;
-        r_sum += m / rg.len() as f64;
+        p_sum += m as f64 / hn as f64;
+        r_sum += m as f64 / rn as f64;
         orders += 1;
     }
     if orders == 0 {
@@ -323,8 +397,7 @@ pub fn classify(
     }
 }
 
-/// The features of one pair. Pure; linear in the texts' lengths (chrF sorts n-grams:
-/// O(L log L)).
+/// The features of one pair. Pure; linear in the texts' lengths.
 pub fn pair_features(pair: &Pair, inputs: &FeatureInputs<'_>) -> PairFeatures {
     let baseline = side_features(&pair.baseline, inputs);
     let candidate = side_features(&pair.candidate, inputs);
