@@ -19,7 +19,9 @@ use crate::error::ApiError;
 
 /// What a provider answered.
 pub enum Reply {
-    Json(Value),
+    /// The whole answer, and its bytes as the provider sent them when there are any, so the
+    /// client gets exactly the upstream body without a second serialization.
+    Json(Value, Option<bytes::Bytes>),
     /// Chunks as they arrive; the stream ends after the last one (`[DONE]` is not included).
     Stream(BoxStream<'static, Result<Value, ProviderError>>),
 }

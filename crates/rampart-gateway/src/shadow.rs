@@ -226,7 +226,7 @@ impl ShadowDispatcher {
                 )
                 .await
                 {
-                    Ok(Ok(Reply::Json(v))) => {
+                    Ok(Ok(Reply::Json(v, _))) => {
                         let answer = Answer::from_completion(&v);
                         if let (Some(c), Some(k)) = (&dispatcher.cache, cache_key) {
                             c.put(k, v);

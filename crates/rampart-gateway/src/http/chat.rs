@@ -269,10 +269,17 @@ async fn handle(gw: Gateway, headers: HeaderMap, body: Body) -> Result<Response,
             );
             Err((err, out_headers))
         }
-        Ok(Reply::Json(v)) => {
+        Ok(Reply::Json(v, raw)) => {
             let answer = Answer::from_completion(&v);
             served.finish(200, Outcome::Ok, Some(&answer), None, None);
-            let mut resp = axum::Json(v).into_response();
+            let mut resp = match raw {
+                Some(bytes) => (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    bytes,
+                )
+                    .into_response(),
+                None => axum::Json(v).into_response(),
+            };
             resp.headers_mut().extend(out_headers);
             Ok(resp)
         }

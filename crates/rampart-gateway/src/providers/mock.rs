@@ -26,7 +26,7 @@ pub async fn chat(
     } else {
         sim.complete(body, class)
             .await
-            .map(Reply::Json)
+            .map(|v| Reply::Json(v, None))
             .map_err(from_sim)
     }
 }

@@ -89,7 +89,7 @@ impl OpenAiClient {
             let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
             let v: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ProviderError::Invalid(e.to_string()))?;
-            return Ok(Reply::Json(v));
+            return Ok(Reply::Json(v, Some(bytes)));
         }
         let timeout = self.timeout;
         let events = resp
