@@ -15,6 +15,15 @@ cargo build --release --bins --example loadgen -q
 BIN=target/release/rampart
 LOADGEN=target/release/examples/loadgen
 
+# On a 2-core machine the load generator and the simulated provider share one core and the
+# gateway gets the other (when taskset exists), so the gateway's added latency is not the
+# load generator's own queueing. Direct calls see the same pinning.
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+  PIN_GW="taskset -c 1"; PIN_REST="taskset -c 0"
+else
+  PIN_GW=""; PIN_REST=""
+fi
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
@@ -71,37 +80,50 @@ stages = [ { name = "shadow", shadow_percent = 100 } ]
 max_in_flight = 512
 TOML
 
-$BIN mock-llm --listen 127.0.0.1:$MOCK_PORT --config "$TMP/mock.toml" 2>"$OUT/mock.log" & MOCK=$!
-RAMPART_LOG=warn $BIN serve --config "$TMP/gateway.toml" 2>"$OUT/gateway.log" & GW=$!
+$PIN_REST $BIN mock-llm --listen 127.0.0.1:$MOCK_PORT --config "$TMP/mock.toml" 2>"$OUT/mock.log" & MOCK=$!
+RAMPART_LOG=warn $PIN_GW $BIN serve --config "$TMP/gateway.toml" 2>"$OUT/gateway.log" & GW=$!
 trap 'kill $MOCK $GW 2>/dev/null; rm -rf "$TMP"' EXIT
 wait_port $MOCK_PORT; wait_port $GW_PORT
 
-run() { $LOADGEN "$1" "$2" "$SECONDS_PER" "$3" keyed; }
+run() { $PIN_REST $LOADGEN "$1" "$2" "$SECONDS_PER" "$3" keyed; }
 DIRECT="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
 GATEWAY="http://127.0.0.1:$GW_PORT/v1/chat/completions"
 
+ROUNDS=${ROUNDS:-3}
+# Direct and gateway runs alternate, ROUNDS times per rate, and the medians are compared, so a
+# burst of load from elsewhere on the machine does not land on one side only.
+summarize() {
+  python3 - "$@" <<'PY'
+import json, statistics, sys
+label, a, b = sys.argv[1], [json.loads(x) for x in sys.argv[2].split("\n") if x], [json.loads(x) for x in sys.argv[3].split("\n") if x]
+m = lambda runs, k: statistics.median(r[k] for r in runs)
+errs = sum(r["errors"] for r in a + b)
+print(f"{label:<6} | {m(a,'p50_ms'):7.2f} / {m(a,'p99_ms'):7.2f}     | {m(b,'p50_ms'):7.2f} / {m(b,'p99_ms'):7.2f}      | "
+      f"{m(b,'p50_ms')-m(a,'p50_ms'):+6.2f} / {m(b,'p99_ms')-m(a,'p99_ms'):+6.2f}  | {m(b,'throughput'):.0f} (errors {errs}); p99 ratio {m(b,'p99_ms')/m(a,'p99_ms'):.3f}; "
+      f"p99 per round: {[round(r['p99_ms'],2) for r in a]} vs {[round(r['p99_ms'],2) for r in b]}")
+PY
+}
+
 printf '\n%-6s | %-21s | %-21s | %-17s | %s\n' "rate" "direct p50 / p99 ms" "rampart p50 / p99 ms" "added p50 / p99" "rampart req/s"
 for rate in $RATES; do
-  d=$(run "$DIRECT" "$rate" baseline)
-  g=$(run "$GATEWAY" "$rate" plain)
-  python3 - "$rate" "$d" "$g" <<'PY'
-import json, sys
-rate, d, g = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(f"{rate:<6} | {d['p50_ms']:7.2f} / {d['p99_ms']:7.2f}     | {g['p50_ms']:7.2f} / {g['p99_ms']:7.2f}      | "
-      f"{g['p50_ms']-d['p50_ms']:+6.2f} / {g['p99_ms']-d['p99_ms']:+6.2f}  | {g['throughput']:.0f} (errors {g['errors']}, direct errors {d['errors']})")
-PY
+  d=""; g=""
+  for _ in $(seq "$ROUNDS"); do
+    d="$d$(run "$DIRECT" "$rate" baseline)"$'\n'
+    g="$g$(run "$GATEWAY" "$rate" plain)"$'\n'
+  done
+  summarize "$rate" "$d" "$g"
 done
 echo "rampart peak RSS: $(grep VmHWM /proc/$GW/status | awk '{print $2/1024 " MB"}')"
 
-printf '\nshadow: user-path latency, same gateway, same rate\n'
+printf '\nshadow: user-path latency through the same gateway, shadow 0%% vs 100%% (medians of %s rounds)\n' "$ROUNDS"
+printf '%-6s | %-21s | %-21s | %-17s | %s\n' "rate" "shadow 0% p50 / p99" "shadow 100% p50 / p99" "difference" "req/s"
 for rate in $RATES; do
-  a=$(run "$GATEWAY" "$rate" plain)
-  b=$(run "$GATEWAY" "$rate" shadowed)
-  python3 - "$rate" "$a" "$b" <<'PY'
-import json, sys
-rate, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(f"{rate:<6} | shadow 0%: p50 {a['p50_ms']:.2f} p99 {a['p99_ms']:.2f} ms | shadow 100%: p50 {b['p50_ms']:.2f} p99 {b['p99_ms']:.2f} ms | p99 ratio {b['p99_ms']/a['p99_ms']:.3f}")
-PY
+  a=""; b=""
+  for _ in $(seq "$ROUNDS"); do
+    a="$a$(run "$GATEWAY" "$rate" plain)"$'\n'
+    b="$b$(run "$GATEWAY" "$rate" shadowed)"$'\n'
+  done
+  summarize "$rate" "$a" "$b"
 done
 echo "rampart peak RSS after shadow runs: $(grep VmHWM /proc/$GW/status | awk '{print $2/1024 " MB"}')"
 curl -s "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^rampart_(shadow_dropped_total|events_dropped_total)' || true
