@@ -323,8 +323,8 @@ pub struct RolloutConfig {
 
 #[derive(Debug, Clone)]
 pub struct ShadowConfig {
+    /// Shadow calls running at once; a call past this is skipped and counted, never queued.
     pub max_in_flight: usize,
-    pub queue_capacity: usize,
     pub timeout: Duration,
     pub max_cost_usd_per_day: Option<f64>,
     pub max_tokens_per_day: Option<u64>,

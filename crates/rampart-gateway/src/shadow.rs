@@ -109,11 +109,6 @@ impl ShadowDispatcher {
         }
     }
 
-    /// Shadow calls running now.
-    pub fn in_flight(&self, max: usize) -> usize {
-        max.saturating_sub(self.permits.available_permits())
-    }
-
     fn roll_day(&self, now_ms: i64) {
         let today = now_ms.div_euclid(DAY_MS);
         let seen = self.day.load(Ordering::Acquire);

@@ -164,7 +164,6 @@ pub struct RawTenant {
 #[serde(deny_unknown_fields)]
 pub struct RawShadow {
     pub max_in_flight: Option<u64>,
-    pub queue_capacity: Option<u64>,
     pub timeout: Option<String>,
     pub max_cost_usd_per_day: Option<f64>,
     pub max_tokens_per_day: Option<u64>,

@@ -389,7 +389,6 @@ fn validate_shadow(c: &mut Collector, raw: RawShadow) -> ShadowConfig {
     };
     ShadowConfig {
         max_in_flight: count(c, "shadow.max_in_flight", raw.max_in_flight, 32),
-        queue_capacity: count(c, "shadow.queue_capacity", raw.queue_capacity, 1024),
         timeout: c.duration(
             "shadow.timeout",
             raw.timeout.as_deref(),
