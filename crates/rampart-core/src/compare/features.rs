@@ -139,7 +139,11 @@ pub fn normalize(text: &str) -> String {
 
 /// [`normalize`] into `out` (cleared first), so a caller can reuse one buffer.
 pub fn normalize_into(text: &str, out: &mut String) {
-    scan(text, out, &mut Vec::new());
+    let mut bytes = Vec::with_capacity(text.len());
+    scan(text, &mut bytes, &mut Vec::new());
+    out.clear();
+    // `scan` writes whole characters only, so this never replaces anything.
+    out.push_str(&String::from_utf8_lossy(&bytes));
 }
 
 /// What one pass over a text gives: its length in characters and whitespace tokens.
@@ -148,9 +152,18 @@ struct Scan {
     tokens: u64,
 }
 
-/// FNV-1a, one byte at a time.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The 64-bit hash of one normalized word: its length, then its bytes eight at a time, each
+/// mixed by a multiply and a shift (words are short: usually one round).
+fn word_hash(word: &[u8]) -> u64 {
+    let mut h = (word.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for chunk in word.chunks(8) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 29;
+    }
+    h
+}
 
 /// ASCII byte classes for [`scan`].
 const WS: u8 = 0; // whitespace (ends a token and a word)
@@ -179,9 +192,10 @@ const ASCII_CLASS: [u8; 128] = {
 
 /// Normalizing state of [`scan`].
 struct Words<'a> {
-    out: &'a mut String,
+    out: &'a mut Vec<u8>,
     hashes: &'a mut Vec<u64>,
-    hash: u64,
+    /// Where the current word starts in `out`.
+    start: usize,
     in_word: bool,
     pending_space: bool,
 }
@@ -190,34 +204,39 @@ impl Words<'_> {
     /// Starts a new word if a separator came since the last letter.
     fn begin(&mut self) {
         if self.pending_space && self.in_word {
-            self.out.push(' ');
-            self.hashes.push(self.hash);
-            self.hash = FNV_OFFSET;
+            self.end();
+            self.out.push(b' ');
+            self.start = self.out.len();
         }
         self.pending_space = false;
         self.in_word = true;
     }
 
+    /// Hashes the current word.
+    fn end(&mut self) {
+        self.hashes
+            .push(word_hash(self.out.get(self.start..).unwrap_or_default()));
+    }
+
     fn push(&mut self, ch: char) {
-        self.out.push(ch);
         let mut buf = [0u8; 4];
-        for &b in ch.encode_utf8(&mut buf).as_bytes() {
-            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-        }
+        self.out
+            .extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
     }
 }
 
-/// One pass over `text`: writes its [`normalize`]d form to `out` and the FNV-1a hash of each
-/// normalized word to `words` (both cleared first), and counts characters and whitespace
+/// One pass over `text`: writes its [`normalize`]d form to `out` and the [`word_hash`] of each
+/// normalized word to `words` (both cleared first; `out` is UTF-8 made of whole characters),
+/// and counts characters and whitespace
 /// tokens ([`token_count`]). ASCII bytes are classified by a table; other characters are
 /// decoded and use Unicode's `is_alphanumeric`, `is_whitespace` and `to_lowercase`.
-fn scan(text: &str, out: &mut String, words: &mut Vec<u64>) -> Scan {
+fn scan(text: &str, out: &mut Vec<u8>, words: &mut Vec<u64>) -> Scan {
     out.clear();
     words.clear();
     let mut w = Words {
         out,
         hashes: words,
-        hash: FNV_OFFSET,
+        start: 0,
         in_word: false,
         pending_space: false,
     };
@@ -237,9 +256,7 @@ fn scan(text: &str, out: &mut String, words: &mut Vec<u64>) -> Scan {
             match class {
                 ALNUM => {
                     w.begin();
-                    let l = b.to_ascii_lowercase();
-                    w.out.push(char::from(l));
-                    w.hash = (w.hash ^ u64::from(l)).wrapping_mul(FNV_PRIME);
+                    w.out.push(b.to_ascii_lowercase());
                 }
                 APOSTROPHE => {}
                 _ => w.pending_space = true,
@@ -266,27 +283,30 @@ fn scan(text: &str, out: &mut String, words: &mut Vec<u64>) -> Scan {
         }
     }
     if w.in_word {
-        w.hashes.push(w.hash);
+        w.end();
     }
     Scan { chars, tokens }
 }
 
 /// The first `words` words of an already [`normalize`]d text (a prefix of it: words are
 /// separated by exactly one space); `None` when it has none.
-fn opening_of_normalized(normalized: &str, words: usize) -> Option<String> {
+fn opening_of_normalized(normalized: &[u8], words: usize) -> Option<String> {
     if normalized.is_empty() || words == 0 {
         return None;
     }
     let end = normalized
-        .match_indices(' ')
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b' ')
         .nth(words - 1)
         .map_or(normalized.len(), |(i, _)| i);
-    Some(normalized[..end].to_string())
+    // Cut at a space, so whole characters: never replaces anything.
+    Some(String::from_utf8_lossy(normalized.get(..end).unwrap_or_default()).into_owned())
 }
 
 /// The first `words` words of the normalized text; `None` when it has none.
 pub fn opening_phrase(text: &str, words: usize) -> Option<String> {
-    opening_of_normalized(&normalize(text), words)
+    opening_of_normalized(normalize(text).as_bytes(), words)
 }
 
 /// Whitespace-separated tokens (an approximation of model tokens; ≈ 0.75 per BPE token in
@@ -336,8 +356,8 @@ fn token_f1_hashes(table: &mut NgramTable, reference: &[u64], hypothesis: &[u64]
 /// the word multiset, reused from pair to pair.
 #[derive(Default)]
 struct FeatureScratch {
-    baseline: String,
-    candidate: String,
+    baseline: Vec<u8>,
+    candidate: Vec<u8>,
     baseline_words: Vec<u64>,
     candidate_words: Vec<u64>,
     table: NgramTable,
@@ -577,7 +597,7 @@ fn tool_calls_key(side: &PairSide) -> Vec<(String, Value)> {
 fn side_features(
     side: &PairSide,
     inputs: &FeatureInputs<'_>,
-    normalized: &str,
+    normalized: &[u8],
     scan: &Scan,
 ) -> SideFeatures {
     let text = side.text.as_deref().unwrap_or("");
@@ -809,7 +829,7 @@ mod tests {
         }
         assert_eq!(normalize("İ’m ok"), "i̇m ok");
         // The one-pass counts agree with the plain definitions.
-        let mut words = Vec::new();
+        let (mut bytes, mut words) = (Vec::new(), Vec::new());
         for t in [
             "a\u{0B}b\u{A0}c  d\t",
             "  héllo wörld ",
@@ -817,13 +837,17 @@ mod tests {
             "",
             "x",
         ] {
-            let s = scan(t, &mut buf, &mut words);
+            let s = scan(t, &mut bytes, &mut words);
             assert_eq!(s.chars, t.chars().count() as u64, "{t:?}");
             assert_eq!(s.tokens, token_count(t), "{t:?}");
-            assert_eq!(
-                words.len(),
-                buf.split(' ').filter(|w| !w.is_empty()).count()
-            );
+            let n = String::from_utf8(bytes.clone()).unwrap();
+            assert_eq!(n, normalize(t));
+            let expected: Vec<u64> = n
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(|w| word_hash(w.as_bytes()))
+                .collect();
+            assert_eq!(words, expected, "{t:?}");
         }
     }
 
