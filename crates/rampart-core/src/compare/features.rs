@@ -715,10 +715,14 @@ fn pair_features_with(
 /// The first [`EXCERPT_CHARS`] characters of a text (a byte-range copy).
 fn excerpt(text: Option<&str>) -> String {
     let t = text.unwrap_or("");
-    let end = t
-        .char_indices()
-        .nth(EXCERPT_CHARS)
-        .map_or(t.len(), |(i, _)| i);
+    // No more bytes than the limit means no more characters either: no need to count.
+    let end = if t.len() <= EXCERPT_CHARS {
+        t.len()
+    } else {
+        t.char_indices()
+            .nth(EXCERPT_CHARS)
+            .map_or(t.len(), |(i, _)| i)
+    };
     t[..end].to_string()
 }
 
