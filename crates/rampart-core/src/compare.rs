@@ -3,7 +3,7 @@
 //! Map of the module (data flows top to bottom):
 //!
 //! * [`features`]: one [`Pair`](crate::record::Pair) → [`PairFeatures`] (exact / normalized match,
-//!   chrF similarity, equivalence class, lengths, refusal, opening phrase, format). Holds no
+//!   token-F1 similarity, equivalence class, lengths, refusal, opening phrase, format). Holds no
 //!   state; the only place that looks at texts.
 //! * [`format`]: markdown / JSON / tool-call / citation detectors used by `features`.
 //! * [`schema`]: a tiny JSON-schema subset validator (type, required, properties,

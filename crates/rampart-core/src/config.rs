@@ -294,6 +294,99 @@ pub struct GuardrailsConfig {
     pub min_exposure: u64,
     pub catastrophic_error_rate: f64,
     pub catastrophic_min_requests: u64,
+    /// User-defined guardrails, in file order (names unique and distinct from the built-ins).
+    pub custom: Vec<CustomGuardrail>,
+}
+
+/// A per-request metric rampart records, which a custom guardrail can watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordedMetric {
+    /// Whole-request latency (successful requests).
+    LatencyMs,
+    /// Time to the first content token (streamed, successful requests).
+    TtftMs,
+    PromptTokens,
+    CompletionTokens,
+    /// `prompt_tokens × input price + completion_tokens × output price` (answered requests).
+    CostUsd,
+    /// 1 for a failed request (upstream error, timeout), else 0 (every request).
+    Error,
+    /// 1 for an answer classified as a refusal, else 0 (every request).
+    Refusal,
+}
+
+impl RecordedMetric {
+    pub const ALL: [RecordedMetric; 7] = [
+        RecordedMetric::LatencyMs,
+        RecordedMetric::TtftMs,
+        RecordedMetric::PromptTokens,
+        RecordedMetric::CompletionTokens,
+        RecordedMetric::CostUsd,
+        RecordedMetric::Error,
+        RecordedMetric::Refusal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordedMetric::LatencyMs => "latency_ms",
+            RecordedMetric::TtftMs => "ttft_ms",
+            RecordedMetric::PromptTokens => "prompt_tokens",
+            RecordedMetric::CompletionTokens => "completion_tokens",
+            RecordedMetric::CostUsd => "cost_usd",
+            RecordedMetric::Error => "error",
+            RecordedMetric::Refusal => "refusal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordedMetric> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Whether the metric is a 0/1 indicator (tested as a proportion).
+    pub fn is_binary(self) -> bool {
+        matches!(self, RecordedMetric::Error | RecordedMetric::Refusal)
+    }
+
+    /// The resolution a value is known to (1 ms, 1 token, 1 µUSD): the kill switch floors each
+    /// cohort's variance at `resolution²/12`, the variance of rounding to it, so a metric that
+    /// is constant in the window (a longer system prompt adds the same tokens to every request)
+    /// is still testable.
+    pub fn resolution(self) -> f64 {
+        match self {
+            RecordedMetric::CostUsd => 1e-6,
+            _ => 1.0,
+        }
+    }
+}
+
+/// When a custom guardrail trips (canary mean `m_t`, control mean `m_c`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomRule {
+    /// `m_t − m_c > max_increase`.
+    MaxIncrease(f64),
+    /// `m_t > max_ratio × m_c`, tested as `m_t − max_ratio·m_c > 0`.
+    MaxRatio(f64),
+}
+
+impl CustomRule {
+    /// `(k, margin)` of the tested quantity `m_t − k·m_c > margin`.
+    pub fn factor_and_margin(self) -> (f64, f64) {
+        match self {
+            CustomRule::MaxIncrease(x) => (1.0, x),
+            CustomRule::MaxRatio(k) => (k, 0.0),
+        }
+    }
+}
+
+/// `[[rollouts.R.guardrails.custom]]`: a user-defined guardrail on one recorded metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomGuardrail {
+    /// Unique within the rollout; names the guardrail in reports, alerts and audit records.
+    pub name: String,
+    pub metric: RecordedMetric,
+    pub rule: CustomRule,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -44,7 +44,8 @@ pub mod step;
 pub use gates::{GateReport, evaluate_gates};
 pub use guardrails::{GuardrailReport, evaluate_guardrails};
 pub use observations::{
-    CohortCounts, LatencyTail, Observations, PairedCounts, ShadowGateInput, WindowCounts,
+    CohortCounts, CustomMoments, LatencyTail, MetricMoments, Observations, PairedCounts,
+    ShadowGateInput, WindowCounts,
 };
 pub use plan::{StagePlan, plan};
 pub use state::{HoldReason, Phase, RolloutState, Trigger};

@@ -44,6 +44,7 @@ pub fn guardrails(mode: GuardrailMode) -> GuardrailsConfig {
         min_exposure: 100,
         catastrophic_error_rate: 0.5,
         catastrophic_min_requests: 20,
+        custom: Vec::new(),
     }
 }
 

@@ -55,6 +55,7 @@ fn healthy(state: &RolloutState, percent: f64) -> Observations {
             control: c,
             canary: t,
             latency: None,
+            custom: Vec::new(),
         },
         stage_since_ms: state.stage_epoch_ms,
         stage_control: c,

@@ -4,7 +4,8 @@
 //! through a bounded channel (`try_send`; overflow counted in
 //! `rampart_events_dropped_total{reason="controller_queue_full"}`), so the request path never
 //! waits on the controller. The task keeps, per rollout, one-second buckets of per-cohort
-//! counters and latency sketches over the guardrail window, and counters since the stage began.
+//! counters, latency sketches and custom guardrails' metric moments over the guardrail window, and
+//! counters since the stage began.
 //! Every `check_interval` it calls [`rampart_core::rollout::step`] and executes the actions in
 //! order: `SetView` is swapped into the data plane at once, then the state is persisted, the
 //! audit log written and alerts queued. Operator commands arrive through the same task, so an
@@ -20,12 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rampart_core::config::RolloutConfig;
+use rampart_core::config::{RecordedMetric, RolloutConfig};
 use rampart_core::record::Thumbs;
 use rampart_core::rollout::step::{Evaluation, evaluate};
 use rampart_core::rollout::{
-    Action, CohortCounts, Command, CommandError, LatencyTail, Observations, PairedCounts,
-    RolloutState, WindowCounts, apply, step,
+    Action, CohortCounts, Command, CommandError, CustomMoments, LatencyTail, MetricMoments,
+    Observations, PairedCounts, RolloutState, WindowCounts, apply, step,
 };
 use rampart_core::routing::Cohort;
 use rampart_stats::sketch::DdSketch;
@@ -45,6 +46,12 @@ pub enum Signal {
         error: bool,
         refusal: bool,
         latency_ms: f64,
+        /// Time to the first content token, for a streamed answer.
+        ttft_ms: Option<f64>,
+        /// Token counts and cost, `None` without an answer.
+        prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+        cost_usd: Option<f64>,
     },
     Feedback {
         rollout: String,
@@ -121,6 +128,9 @@ pub fn channel(capacity: usize) -> (ControllerHandle, ControllerInbox) {
 struct Side {
     counts: CohortCounts,
     latency: Option<DdSketch>,
+    /// Moments of each custom guardrail's metric, in `guardrails.custom` order (empty when
+    /// there are none).
+    custom: Vec<MetricMoments>,
 }
 
 impl Side {
@@ -163,6 +173,34 @@ fn merge(into: &mut Option<DdSketch>, from: &Option<DdSketch>) {
     }
 }
 
+/// The value a finished request gives a custom guardrail's metric, `None` when it has none
+/// (latency of a failed request, ttft of an unstreamed one, tokens and cost without an answer).
+fn metric_value(metric: RecordedMetric, s: &Signal) -> Option<f64> {
+    let Signal::Request {
+        error,
+        refusal,
+        latency_ms,
+        ttft_ms,
+        prompt_tokens,
+        completion_tokens,
+        cost_usd,
+        ..
+    } = s
+    else {
+        return None;
+    };
+    let ok = !*error;
+    match metric {
+        RecordedMetric::LatencyMs => ok.then_some(*latency_ms),
+        RecordedMetric::TtftMs => ttft_ms.filter(|_| ok),
+        RecordedMetric::PromptTokens => prompt_tokens.filter(|_| ok).map(|t| t as f64),
+        RecordedMetric::CompletionTokens => completion_tokens.filter(|_| ok).map(|t| t as f64),
+        RecordedMetric::CostUsd => cost_usd.filter(|_| ok),
+        RecordedMetric::Error => Some(f64::from(u8::from(*error))),
+        RecordedMetric::Refusal => Some(f64::from(u8::from(*refusal))),
+    }
+}
+
 impl Runtime {
     fn bucket(&mut self, ts_ms: i64) -> &mut Bucket {
         let second = ts_ms.div_euclid(1000);
@@ -194,6 +232,13 @@ impl Runtime {
                 latency_ms,
                 ..
             } => {
+                let values: Vec<Option<f64>> = self
+                    .cfg
+                    .guardrails
+                    .custom
+                    .iter()
+                    .map(|g| metric_value(g.metric, s))
+                    .collect();
                 let (err, refu) = (u64::from(*error), u64::from(*refusal));
                 let stage = match cohort {
                     Cohort::Control => &mut self.stage_control,
@@ -214,6 +259,14 @@ impl Runtime {
                 side.counts.refusals += refu;
                 if !*error {
                     side.observe_latency(*latency_ms);
+                }
+                if !values.is_empty() {
+                    side.custom.resize(values.len(), MetricMoments::default());
+                    for (m, v) in side.custom.iter_mut().zip(values) {
+                        if let Some(v) = v {
+                            m.push(v);
+                        }
+                    }
                 }
             }
             Signal::Feedback {
@@ -296,9 +349,26 @@ impl Runtime {
         let (mut cl, mut tl) = (None, None);
         let mut pairs = PairedCounts::default();
         let (mut bl, mut cdl) = (None, None);
+        let mut custom: Vec<CustomMoments> = self
+            .cfg
+            .guardrails
+            .custom
+            .iter()
+            .map(|g| CustomMoments {
+                name: g.name.clone(),
+                ..CustomMoments::default()
+            })
+            .collect();
         for b in &self.buckets {
             control.add(&b.control.counts);
             canary.add(&b.canary.counts);
+            for (acc, (c, t)) in custom
+                .iter_mut()
+                .zip(b.control.custom.iter().zip(b.canary.custom.iter()))
+            {
+                acc.control.merge(c);
+                acc.canary.merge(t);
+            }
             merge(&mut cl, &b.control.latency);
             merge(&mut tl, &b.canary.latency);
             pairs.pairs += b.pairs.pairs;
@@ -322,6 +392,7 @@ impl Runtime {
                 control,
                 canary,
                 latency: tail(&cl, &tl),
+                custom,
             },
             stage_since_ms: self.stage_since_ms,
             stage_control: self.stage_control,

@@ -133,6 +133,10 @@ impl Served {
                 error: matches!(outcome, Outcome::Error | Outcome::Timeout),
                 refusal,
                 latency_ms: latency.as_secs_f64() * 1e3,
+                ttft_ms: ttft.map(|d| d.as_secs_f64() * 1e3),
+                prompt_tokens: answer.map(|_| pt),
+                completion_tokens: answer.map(|_| ct),
+                cost_usd: answer.map(|_| cost),
             });
         }
         if let Some(tx) = self.baseline_tx.take() {

@@ -11,9 +11,9 @@
 //!   each page's features split over the available cores, then aggregates them in store order,
 //!   so the report is the same, byte for byte, as a single-threaded pass. The hand-over queue
 //!   holds at most [`PIPELINE_PAGES`] pages.
-//! - The cohort view reads at most [`COHORT_EVENT_LIMIT`] request events (the oldest first);
-//!   feedback is not joined yet (its rates are `null`), because the store has no per-rollout
-//!   feedback scan and one lookup per event would not be cheap.
+//! - The cohort view reads at most [`COHORT_EVENT_LIMIT`] request events (the oldest first) and
+//!   the feedback on those events, joined with them in one query
+//!   ([`FeedbackStore::feedback_with_events`], at most [`COHORT_EVENT_LIMIT`] rows).
 
 use std::sync::mpsc;
 
@@ -23,7 +23,7 @@ use rampart_core::compare::{
 };
 use rampart_core::record::{Outcome, Pair, RequestEvent};
 use rampart_core::routing::Cohort;
-use rampart_store::{EventStore, PairStore, StoreError};
+use rampart_store::{EventStore, FeedbackStore, PairStore, StoreError};
 use serde::Serialize;
 
 /// Request events read for the canary-cohort view and the guardrail series.
@@ -133,8 +133,9 @@ fn features_of(
 }
 
 /// The canary-vs-control view from the rollout's first [`COHORT_EVENT_LIMIT`] request events
-/// (`None` when it has none), and the guardrail series of the same events.
-pub fn cohort_view<S: EventStore + ?Sized>(
+/// and the feedback on them (`None` when it has no events), and the guardrail series of the
+/// same events.
+pub fn cohort_view<S: EventStore + FeedbackStore + ?Sized>(
     store: &S,
     rollout: &str,
     seed: u64,
@@ -146,6 +147,13 @@ pub fn cohort_view<S: EventStore + ?Sized>(
     let mut acc = CohortAccumulator::new(seed);
     for e in &events {
         acc.push_event(e);
+    }
+    // Only feedback on the events read above (same rollout, not after the last of them).
+    let last = events.last().map_or(i64::MAX, |e| e.ts_ms);
+    for (event, feedback) in store.feedback_with_events(rollout, 0, COHORT_EVENT_LIMIT)? {
+        if event.ts_ms <= last {
+            acc.push_feedback(&event, &feedback);
+        }
     }
     Ok((Some(acc.finish()), guardrail_series(&events)))
 }
@@ -226,7 +234,7 @@ pub struct RolloutReport {
 }
 
 /// The whole report of a rollout: every stored pair, and the cohort view.
-pub fn rollout_report<S: PairStore + EventStore + ?Sized>(
+pub fn rollout_report<S: PairStore + EventStore + FeedbackStore + ?Sized>(
     store: &S,
     rollout: &str,
 ) -> Result<RolloutReport, StoreError> {
@@ -264,6 +272,19 @@ pub fn cohort_text(cohorts: Option<&CohortReport>, width: usize) -> String {
             ms(s.latency_p50_ms),
             ms(s.latency_p95_ms),
         ));
+        if s.feedback_thumbs > 0 || s.feedback_outcomes > 0 {
+            lines.push(format!(
+                "  {:<8} feedback: up {}  down {}  unchanged {}  edited {}  rejected {}  edit similarity {}",
+                "",
+                pct(s.thumbs_up_rate),
+                pct(s.thumbs_down_rate),
+                pct(s.sent_unchanged_rate),
+                pct(s.edited_rate),
+                pct(s.rejected_rate),
+                s.mean_edit_similarity
+                    .map_or_else(|| "–".into(), |v| format!("{v:.2}")),
+            ));
+        }
     }
     lines.push(format!(
         "  flags: {}",

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{TestGateway, chat, config};
-use rampart_store::PairStore;
-use serde_json::Value;
+use rampart_store::{EventStore, PairStore};
+use serde_json::{Value, json};
 
 const SHADOW_ALL: &str = r#"{ name = "shadow", shadow_percent = 100 }"#;
 const PAIRS: u64 = 60;
@@ -53,6 +53,71 @@ async fn get(t: &TestGateway, path: &str) -> (u16, String, String) {
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
     (status, ct, r.text().await.unwrap())
+}
+
+/// POST /v1/feedback.
+async fn feedback(t: &TestGateway, body: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/feedback", t.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn cohort_view_includes_feedback() {
+    let t = run_with_pairs().await;
+    let events = t.store.events_since("support-v2", 0, 10).unwrap();
+    assert!(events.len() >= 4);
+    let served = |i: usize| {
+        events[i]
+            .output_text
+            .clone()
+            .expect("served text is stored")
+    };
+    let id = |i: usize| events[i].request_id.clone();
+    // Thumbs: 3 up, 1 down. Outcomes: unchanged, edited (one character added), rejected.
+    feedback(&t, json!({"request_id": id(0), "thumbs": "up", "outcome": "sent_unchanged", "final_text": served(0)})).await;
+    feedback(&t, json!({"request_id": id(1), "thumbs": "up", "outcome": "edited", "final_text": format!("{}!", served(1))})).await;
+    feedback(
+        &t,
+        json!({"request_id": id(2), "thumbs": "down", "outcome": "rejected"}),
+    )
+    .await;
+    feedback(&t, json!({"request_id": id(3), "thumbs": "up"})).await;
+
+    let (s, _, body) = get(&t, "/admin/rollouts/support-v2/report").await;
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let c = &v["cohorts"]["control"];
+    assert_eq!(c["feedback_thumbs"], 4, "{c}");
+    assert_eq!(c["thumbs_up_rate"], 0.75, "{c}");
+    assert_eq!(c["thumbs_down_rate"], 0.25, "{c}");
+    assert_eq!(c["feedback_outcomes"], 3, "{c}");
+    for key in ["sent_unchanged_rate", "edited_rate", "rejected_rate"] {
+        assert!(
+            (c[key].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
+            "{key}: {c}"
+        );
+    }
+    // Mean of 1.0 (unchanged) and 1 − 1/(len+1) (one character added).
+    let n = served(1).chars().count() as f64;
+    let expected = (1.0 + (1.0 - 1.0 / (n + 1.0))) / 2.0;
+    let sim = c["mean_edit_similarity"].as_f64().unwrap();
+    assert!((sim - expected).abs() < 1e-9, "{sim} vs {expected}");
+    // No feedback on the canary cohort (no canary traffic in the shadow stage).
+    assert_eq!(v["cohorts"]["canary"]["thumbs_up_rate"], Value::Null);
+
+    let (s, _, text) = get(
+        &t,
+        "/admin/rollouts/support-v2/report?format=text&width=200",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(text.contains("feedback: up 75.0%  down 25.0%"), "{text}");
+    t.shutdown().await;
 }
 
 #[tokio::test]

@@ -43,6 +43,16 @@ pub trait FeedbackStore: Send + Sync {
     fn insert_feedback(&self, fb: &Feedback) -> Result<bool>;
     /// Oldest first.
     fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>>;
+    /// A rollout's feedback on requests at or after `since_ms` (inclusive), each with the
+    /// request event it is about, in one join: in the events' order (oldest first, as
+    /// [`EventStore::events_since`]), a request's feedback in the order it came; at most
+    /// `limit` rows.
+    fn feedback_with_events(
+        &self,
+        rollout: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(RequestEvent, Feedback)>>;
 }
 
 /// Shadow pairs: the baseline's and the candidate's answers side by side.

@@ -49,6 +49,16 @@ const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, key_hash, 
 const PAIR_HEAD: usize = 10;
 const PAIR_SIDE: usize = 14;
 
+const FEEDBACK_COLUMNS: &str = "request_id, ts_ms, thumbs, outcome, final_text";
+/// [`EVENT_COLUMNS`] of `e` then [`FEEDBACK_COLUMNS`] of `f`, for the events–feedback join.
+const EVENT_FEEDBACK_COLUMNS: &str = "e.request_id, e.ts_ms, e.route, e.rollout, e.stage, \
+     e.variant, e.cohort, e.key_hash, e.tenant, e.class, e.status, e.outcome, e.latency_ms, \
+     e.ttft_ms, e.prompt_tokens, e.completion_tokens, e.cost_usd, e.refusal, e.streamed, \
+     e.finish_reason, e.output_text, \
+     f.request_id, f.ts_ms, f.thumbs, f.outcome, f.final_text";
+/// Columns of an event in [`EVENT_FEEDBACK_COLUMNS`].
+const EVENT_COLUMN_COUNT: usize = 21;
+
 const AUDIT_COLUMNS: &str = "rollout, ts_ms, actor, action, from_state, to_state, reason, details";
 
 /// SQLite storage for everything rampart keeps. Cheap to share behind an `Arc`.
@@ -266,28 +276,29 @@ fn pair_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Pair> {
     })
 }
 
-fn feedback_from_row(r: &Row<'_>) -> rusqlite::Result<Feedback> {
-    let thumbs: Option<String> = r.get(2)?;
-    let outcome: Option<String> = r.get(3)?;
+/// Reads [`FEEDBACK_COLUMNS`] starting at column `at`.
+fn feedback_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Feedback> {
+    let thumbs: Option<String> = r.get(at + 2)?;
+    let outcome: Option<String> = r.get(at + 3)?;
     let thumbs = match thumbs.as_deref() {
         None => None,
         Some("up") => Some(Thumbs::Up),
         Some("down") => Some(Thumbs::Down),
-        Some(other) => return Err(bad_value(2, "thumbs", other.to_owned())),
+        Some(other) => return Err(bad_value(at + 2, "thumbs", other.to_owned())),
     };
     let outcome = match outcome.as_deref() {
         None => None,
         Some("sent_unchanged") => Some(EditOutcome::SentUnchanged),
         Some("edited") => Some(EditOutcome::Edited),
         Some("rejected") => Some(EditOutcome::Rejected),
-        Some(other) => return Err(bad_value(3, "outcome", other.to_owned())),
+        Some(other) => return Err(bad_value(at + 3, "outcome", other.to_owned())),
     };
     Ok(Feedback {
-        request_id: r.get(0)?,
-        ts_ms: r.get(1)?,
+        request_id: r.get(at)?,
+        ts_ms: r.get(at + 1)?,
         thumbs,
         outcome,
-        final_text: r.get(4)?,
+        final_text: r.get(at + 4)?,
     })
 }
 
@@ -486,11 +497,34 @@ impl FeedbackStore for SqliteStore {
 
     fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT request_id, ts_ms, thumbs, outcome, final_text FROM feedback \
-                 WHERE request_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([request_id], feedback_from_row)?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE request_id = ?1 ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([request_id], |r| feedback_from_row(r, 0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn feedback_with_events(
+        &self,
+        rollout: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(RequestEvent, Feedback)>> {
+        self.read(|c| {
+            // The events' (rollout, ts_ms) index drives the join; each event's feedback comes
+            // from the feedback (request_id) index, in id order.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_FEEDBACK_COLUMNS} FROM events e \
+                 JOIN feedback f ON f.request_id = e.request_id \
+                 WHERE e.rollout = ?1 AND e.ts_ms >= ?2 ORDER BY e.ts_ms, e.id, f.id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![rollout, since_ms, limit_param(limit)], |r| {
+                Ok((
+                    event_from_row(r)?,
+                    feedback_from_row(r, EVENT_COLUMN_COUNT)?,
+                ))
+            })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -671,6 +705,11 @@ mod tests {
             ),
             "SELECT COUNT(*) FROM pairs WHERE rollout = ?1".to_owned(),
             "SELECT request_id FROM feedback WHERE request_id = ?1 ORDER BY id".to_owned(),
+            format!(
+                "SELECT {EVENT_FEEDBACK_COLUMNS} FROM events e \
+                 JOIN feedback f ON f.request_id = e.request_id \
+                 WHERE e.rollout = ?1 AND e.ts_ms >= ?2 ORDER BY e.ts_ms, e.id, f.id LIMIT ?3"
+            ),
             format!(
                 "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2"
             ),

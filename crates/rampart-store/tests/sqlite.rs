@@ -72,6 +72,54 @@ fn events_since_is_inclusive_oldest_first_limited_and_per_rollout() {
 }
 
 #[test]
+fn feedback_with_events_joins_per_rollout_in_event_order() {
+    let (_dir, store) = open();
+    store
+        .insert_events(&[
+            event("late", "ro", 30),
+            event("early", "ro", 10),
+            event("elsewhere", "other", 20),
+            event("quiet", "ro", 20),
+        ])
+        .unwrap();
+    let fb = |id: &str, ts: i64, thumbs: Option<Thumbs>, text: Option<&str>| Feedback {
+        request_id: id.into(),
+        ts_ms: ts,
+        thumbs,
+        outcome: text.map(|_| EditOutcome::Edited),
+        final_text: text.map(str::to_string),
+    };
+    let late_1 = fb("late", 100, Some(Thumbs::Down), Some("better"));
+    let late_2 = fb("late", 101, Some(Thumbs::Up), None);
+    let early = fb("early", 102, None, Some("fixed"));
+    let elsewhere = fb("elsewhere", 103, Some(Thumbs::Up), None);
+    for f in [&late_1, &late_2, &early, &elsewhere] {
+        assert!(store.insert_feedback(f).unwrap());
+    }
+    let got = store.feedback_with_events("ro", 0, 10).unwrap();
+    let seen: Vec<_> = got
+        .iter()
+        .map(|(e, f)| (e.request_id.as_str(), f.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![("early", early), ("late", late_1.clone()), ("late", late_2)]
+    );
+    // The event is the whole stored event, served text included.
+    assert_eq!(got[0].0, store.get_event("early").unwrap().unwrap());
+    // Since and limit apply to the events' time and the joined rows.
+    let got = store.feedback_with_events("ro", 20, 1).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].0.request_id.as_str(), &got[0].1), ("late", &late_1));
+    assert!(
+        store
+            .feedback_with_events("none", 0, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn feedback_needs_a_known_request() {
     let (_dir, store) = open();
     let fb = Feedback {

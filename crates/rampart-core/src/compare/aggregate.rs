@@ -365,7 +365,12 @@ impl Accumulator {
             (&mut self.tenants, f.tenant.as_deref(), 2u64),
         ] {
             let Some(name) = name else { continue };
-            let key = if map.contains_key(name) || map.len() < cfg.max_groups {
+            // The common case (a group already seen) looks the name up once, allocating nothing.
+            if let Some(g) = map.get_mut(name) {
+                g.push(f, group_cap);
+                continue;
+            }
+            let key = if map.len() < cfg.max_groups {
                 name
             } else {
                 OTHER

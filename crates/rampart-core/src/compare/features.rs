@@ -4,24 +4,36 @@
 //! * **Exact match**: the two texts are byte-equal.
 //! * **Normalized match**: equal after [`normalize`] (Unicode lowercase, punctuation removed,
 //!   whitespace runs collapsed).
-//! * **Lexical similarity: chrF** (Popović 2015, *chrF: character n-gram F-score for automatic MT
-//!   evaluation*, WMT): character n-grams of orders 1..=6 over the text with whitespace removed;
-//!   per order precision P_n and recall R_n of the candidate's n-grams against the baseline's
-//!   (clipped counts); P and R are their averages over the orders that exist; `chrF_β =
-//!   (1+β²)·P·R / (β²·P + R)` with β = 2 (sacreBLEU's default), reported in [0, 1]. Chosen over
-//!   token F1 because it is robust to inflection, tokenisation and non-space-separated scripts.
+//! * **Lexical similarity: token F1** ([`token_f1`]): the [`normalize`]d texts split into words;
+//!   with `m` the clipped count of candidate words found in the baseline (multiset
+//!   intersection), `P = m / |candidate|`, `R = m / |baseline|`, `F1 = 2·P·R / (P + R)`, in
+//!   [0, 1] (1 for two empty texts, 0 when exactly one is empty). This is SQuAD's answer F1
+//!   (Rajpurkar et al. 2016, *SQuAD: 100,000+ Questions for Machine Comprehension of Text*,
+//!   EMNLP) without its article stripping. Chosen over chrF because it is about ten times
+//!   cheaper (one hash per word, no allocation per word; a report covers millions of pairs) and
+//!   separates rewordings from changes of register as well on our fixtures (see
+//!   [`EQUIVALENT_F1`]). Its blind spot is scripts written without spaces, where a sentence is
+//!   one "word": there the class falls back to `materially_different` unless the texts
+//!   normalize equal or the caller supplies an embedding similarity. [`chrf`] stays available
+//!   for callers that want character n-grams; it is not used by the report.
 //! * **Embedding similarity**: optional, the cosine of two caller-supplied vectors
 //!   ([`cosine`]).
 //! * **Equivalence class** ([`Equivalence`]): `identical` when the normalized texts match;
 //!   otherwise `materially_different` when exactly one side refused or the tool calls differ
 //!   (name or parsed arguments); otherwise `equivalent`
-//!   when chrF ≥ [`EQUIVALENT_CHRF`] (0.70) or the embedding cosine ≥ [`EQUIVALENT_COSINE`]
+//!   when token F1 ≥ [`EQUIVALENT_F1`] or the embedding cosine ≥ [`EQUIVALENT_COSINE`]
 //!   (0.90); otherwise `materially_different`. A pair where either side failed (error, or no
 //!   text and no tool calls) has no class (`None`) and is left out of the equivalence rate.
 //! * **Lengths**: characters (Unicode scalar values) and whitespace tokens per side, and the
 //!   candidate/baseline token ratio (`None` when the baseline has no tokens).
-//! * **Opening phrase**: the first [`OPENING_WORDS`] words of [`normalize`]d text.
+//! * **Opening phrase**: the first [`OPENING_WORDS`] words of the [`normalize`]d text.
+//!
+//! Cost: each side's text is normalized once, into a per-thread buffer reused from pair to
+//! pair; the word hashes, the normalized match, the opening phrase and the similarity all come
+//! from that buffer. Texts are only copied for the excerpts (and when a side has tool calls).
 //! * **Format**: see [`super::format`]; `truncated` is `finish_reason = "length"`.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,8 +43,17 @@ use crate::record::{Pair, PairSide};
 
 /// Words in an opening phrase.
 pub const OPENING_WORDS: usize = 3;
-/// chrF at or above which two different texts are `equivalent`.
-pub const EQUIVALENT_CHRF: f64 = 0.70;
+/// Token F1 at or above which two different texts are `equivalent`.
+///
+/// Measured on 5,000 BANKING77 queries answered by the simulated provider
+/// (`cargo run --release -p rampart-mock --example similarity_calibration`): two samples of the
+/// same style (a rewording: same facts, other sentences and openings) have a median of 0.56 and
+/// 84.5 % of them reach 0.40; a casual answer against a formal one 1.3× longer (another
+/// register) has a median of 0.24 and none reaches 0.40; against a terse one, median 0.24 and
+/// 0.6 % reach 0.40. 0.40 is where the two families separate: a rewording counts as equivalent,
+/// a change of register does not. (chrF ≥ 0.70, the former rule, called only about a quarter of
+/// the rewordings equivalent.)
+pub const EQUIVALENT_F1: f64 = 0.40;
 /// Embedding cosine at or above which two different texts are `equivalent`.
 pub const EQUIVALENT_COSINE: f64 = 0.90;
 /// Characters of each text kept in [`PairFeatures`] for the "most different pairs" view.
@@ -94,7 +115,8 @@ pub struct PairFeatures {
     pub candidate: SideFeatures,
     pub exact_match: bool,
     pub normalized_match: bool,
-    /// chrF (β = 2) of the candidate against the baseline, in [0, 1].
+    /// Token F1 of the candidate against the baseline, in [0, 1] (1 when the normalized texts
+    /// match).
     pub similarity: f64,
     pub embedding_similarity: Option<f64>,
     /// `None` when either side failed.
@@ -111,30 +133,180 @@ pub struct PairFeatures {
 /// runs collapsed to one space, trimmed.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut pending_space = false;
-    for ch in text.chars() {
-        if ch == '\'' || ch == '’' {
+    normalize_into(text, &mut out);
+    out
+}
+
+/// [`normalize`] into `out` (cleared first), so a caller can reuse one buffer.
+pub fn normalize_into(text: &str, out: &mut String) {
+    let mut bytes = Vec::with_capacity(text.len());
+    scan(text, &mut bytes, &mut Vec::new());
+    out.clear();
+    // `scan` writes whole characters only, so this never replaces anything.
+    out.push_str(&String::from_utf8_lossy(&bytes));
+}
+
+/// What one pass over a text gives: its length in characters and whitespace tokens.
+struct Scan {
+    chars: u64,
+    tokens: u64,
+}
+
+/// The 64-bit hash of one normalized word: its length, then its bytes eight at a time, each
+/// mixed by a multiply and a shift (words are short: usually one round).
+fn word_hash(word: &[u8]) -> u64 {
+    let mut h = (word.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for chunk in word.chunks(8) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 29;
+    }
+    h
+}
+
+/// ASCII byte classes for [`scan`].
+const WS: u8 = 0; // whitespace (ends a token and a word)
+const PUNCT: u8 = 1; // other non-alphanumeric (ends a word)
+const ALNUM: u8 = 2;
+const APOSTROPHE: u8 = 3; // dropped
+const ASCII_CLASS: [u8; 128] = {
+    let mut t = [PUNCT; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_alphanumeric() {
+            ALNUM
+        } else if b == b'\'' {
+            APOSTROPHE
+        } else if matches!(b, 9..=13 | b' ') {
+            // Exactly `char::is_whitespace` on ASCII.
+            WS
+        } else {
+            PUNCT
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Normalizing state of [`scan`].
+struct Words<'a> {
+    out: &'a mut Vec<u8>,
+    hashes: &'a mut Vec<u64>,
+    /// Where the current word starts in `out`.
+    start: usize,
+    in_word: bool,
+    pending_space: bool,
+}
+
+impl Words<'_> {
+    /// Starts a new word if a separator came since the last letter.
+    fn begin(&mut self) {
+        if self.pending_space && self.in_word {
+            self.end();
+            self.out.push(b' ');
+            self.start = self.out.len();
+        }
+        self.pending_space = false;
+        self.in_word = true;
+    }
+
+    /// Hashes the current word.
+    fn end(&mut self) {
+        self.hashes
+            .push(word_hash(self.out.get(self.start..).unwrap_or_default()));
+    }
+
+    fn push(&mut self, ch: char) {
+        let mut buf = [0u8; 4];
+        self.out
+            .extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+}
+
+/// One pass over `text`: writes its [`normalize`]d form to `out` and the [`word_hash`] of each
+/// normalized word to `words` (both cleared first; `out` is UTF-8 made of whole characters),
+/// and counts characters and whitespace
+/// tokens ([`token_count`]). ASCII bytes are classified by a table; other characters are
+/// decoded and use Unicode's `is_alphanumeric`, `is_whitespace` and `to_lowercase`.
+fn scan(text: &str, out: &mut Vec<u8>, words: &mut Vec<u64>) -> Scan {
+    out.clear();
+    words.clear();
+    let mut w = Words {
+        out,
+        hashes: words,
+        start: 0,
+        in_word: false,
+        pending_space: false,
+    };
+    let (mut chars, mut tokens) = (0u64, 0u64);
+    let mut in_token = false;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        chars += 1;
+        if b < 0x80 {
+            i += 1;
+            let class = ASCII_CLASS[usize::from(b)];
+            let ws = class == WS;
+            tokens += u64::from(!ws && !in_token);
+            in_token = !ws;
+            match class {
+                ALNUM => {
+                    w.begin();
+                    w.out.push(b.to_ascii_lowercase());
+                }
+                APOSTROPHE => {}
+                _ => w.pending_space = true,
+            }
+            continue;
+        }
+        let Some(ch) = text.get(i..).and_then(|t| t.chars().next()) else {
+            break;
+        };
+        i += ch.len_utf8();
+        let ws = ch.is_whitespace();
+        tokens += u64::from(!ws && !in_token);
+        in_token = !ws;
+        if ch == '’' {
             continue;
         }
         if ch.is_alphanumeric() {
-            if pending_space && !out.is_empty() {
-                out.push(' ');
+            w.begin();
+            for l in ch.to_lowercase() {
+                w.push(l);
             }
-            pending_space = false;
-            out.extend(ch.to_lowercase());
         } else {
-            pending_space = true;
+            w.pending_space = true;
         }
     }
-    out
+    if w.in_word {
+        w.end();
+    }
+    Scan { chars, tokens }
+}
+
+/// The first `words` words of an already [`normalize`]d text (a prefix of it: words are
+/// separated by exactly one space); `None` when it has none.
+fn opening_of_normalized(normalized: &[u8], words: usize) -> Option<String> {
+    if normalized.is_empty() || words == 0 {
+        return None;
+    }
+    let end = normalized
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b' ')
+        .nth(words - 1)
+        .map_or(normalized.len(), |(i, _)| i);
+    // Cut at a space, so whole characters: never replaces anything.
+    Some(String::from_utf8_lossy(normalized.get(..end).unwrap_or_default()).into_owned())
 }
 
 /// The first `words` words of the normalized text; `None` when it has none.
 pub fn opening_phrase(text: &str, words: usize) -> Option<String> {
-    let head: String = text.chars().take(200).collect();
-    let n = normalize(&head);
-    let phrase: Vec<&str> = n.split(' ').filter(|w| !w.is_empty()).take(words).collect();
-    (!phrase.is_empty()).then(|| phrase.join(" "))
+    opening_of_normalized(normalize(text).as_bytes(), words)
 }
 
 /// Whitespace-separated tokens (an approximation of model tokens; ≈ 0.75 per BPE token in
@@ -156,6 +328,62 @@ pub fn cosine(a: &[f64], b: &[f64]) -> Option<f64> {
     }
     let denom = (na * nb).sqrt();
     (denom > 0.0 && dot.is_finite()).then(|| (dot / denom).clamp(-1.0, 1.0))
+}
+
+/// Token F1 from the word hashes of two [`normalize`]d texts (see the module doc), with
+/// `table` as scratch.
+fn token_f1_hashes(table: &mut NgramTable, reference: &[u64], hypothesis: &[u64]) -> f64 {
+    let (nr, nh) = (reference.len(), hypothesis.len());
+    if nr == 0 && nh == 0 {
+        return 1.0;
+    }
+    if nr == 0 || nh == 0 {
+        return 0.0;
+    }
+    table.reset(nr);
+    for &w in reference {
+        table.add(w);
+    }
+    let matches = hypothesis.iter().filter(|&&w| table.take(w)).count();
+    if matches == 0 {
+        return 0.0;
+    }
+    let (p, r) = (matches as f64 / nh as f64, matches as f64 / nr as f64);
+    2.0 * p * r / (p + r)
+}
+
+/// Per-thread scratch space of [`pair_features`] and [`token_f1`]: the two normalized texts and
+/// the word multiset, reused from pair to pair.
+#[derive(Default)]
+struct FeatureScratch {
+    baseline: Vec<u8>,
+    candidate: Vec<u8>,
+    baseline_words: Vec<u64>,
+    candidate_words: Vec<u64>,
+    table: NgramTable,
+}
+
+thread_local! {
+    static FEATURE_SCRATCH: std::cell::RefCell<FeatureScratch> =
+        std::cell::RefCell::default();
+}
+
+fn with_scratch<T>(f: impl FnOnce(&mut FeatureScratch) -> T) -> T {
+    FEATURE_SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        // Only reachable through re-entrance, which nothing here does; stay correct anyway.
+        Err(_) => f(&mut FeatureScratch::default()),
+    })
+}
+
+/// Token F1 of `hypothesis` against `reference` over their [`normalize`]d words, in [0, 1]; 1
+/// for two texts without words, 0 when exactly one has none. See the module doc.
+pub fn token_f1(reference: &str, hypothesis: &str) -> f64 {
+    with_scratch(|s| {
+        scan(reference, &mut s.baseline, &mut s.baseline_words);
+        scan(hypothesis, &mut s.candidate, &mut s.candidate_words);
+        token_f1_hashes(&mut s.table, &s.baseline_words, &s.candidate_words)
+    })
 }
 
 /// FNV-1a over chars, extended one char at a time: the hash of `chars[i..=i+k]` for every
@@ -306,23 +534,32 @@ fn chrf_with(s: &mut ChrfScratch, reference: &str, hypothesis: &str) -> f64 {
     }
 }
 
-/// The text compared for a side: the answer's text, then its tool calls' names and arguments.
-fn comparable_text(side: &PairSide) -> Option<String> {
-    let mut out = side.text.clone().unwrap_or_default();
-    if let Some(calls) = side.tool_calls.as_ref().and_then(Value::as_array) {
-        for call in calls {
-            if let Some(f) = call.get("function") {
-                let name = f.get("name").and_then(Value::as_str).unwrap_or("");
-                let args = match f.get("arguments") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v) => v.to_string(),
-                    None => String::new(),
-                };
-                out.push_str(&format!("\n{name}({args})"));
-            }
+/// The text compared for a side: the answer's text, then its tool calls' names and arguments
+/// (borrowed when there are no tool calls, the common case).
+fn comparable_text(side: &PairSide) -> Option<Cow<'_, str>> {
+    let text = side.text.as_deref().unwrap_or("");
+    let Some(calls) = side.tool_calls.as_ref() else {
+        return side.text.as_deref().map(Cow::Borrowed);
+    };
+    let mut out = text.to_string();
+    for f in calls
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("function"))
+    {
+        let name = f.get("name").and_then(Value::as_str).unwrap_or("");
+        out.push('\n');
+        out.push_str(name);
+        out.push('(');
+        match f.get("arguments") {
+            Some(Value::String(s)) => out.push_str(s),
+            Some(v) => out.push_str(&v.to_string()),
+            None => {}
         }
+        out.push(')');
     }
-    (side.text.is_some() || side.tool_calls.is_some()).then_some(out)
+    Some(Cow::Owned(out))
 }
 
 /// Tool calls as (name, parsed arguments), for an exact comparison: a different call or
@@ -355,15 +592,22 @@ fn tool_calls_key(side: &PairSide) -> Vec<(String, Value)> {
         .unwrap_or_default()
 }
 
-fn side_features(side: &PairSide, inputs: &FeatureInputs<'_>) -> SideFeatures {
+/// A side's features; `normalized` is its text, [`normalize`]d (for the opening phrase), and
+/// `scan` its lengths.
+fn side_features(
+    side: &PairSide,
+    inputs: &FeatureInputs<'_>,
+    normalized: &[u8],
+    scan: &Scan,
+) -> SideFeatures {
     let text = side.text.as_deref().unwrap_or("");
     SideFeatures {
         ok: side.error.is_none(),
-        chars: text.chars().count() as u64,
-        tokens: token_count(text),
+        chars: scan.chars,
+        tokens: scan.tokens,
         completion_tokens: side.completion_tokens,
         refusal: side.refusal,
-        opening: opening_phrase(text, OPENING_WORDS),
+        opening: opening_of_normalized(normalized, OPENING_WORDS),
         markdown: format::markdown(text),
         json_valid: if side.error.is_none() {
             format::json_valid(side.text.as_deref(), inputs.response_format)
@@ -383,31 +627,60 @@ fn side_features(side: &PairSide, inputs: &FeatureInputs<'_>) -> SideFeatures {
 pub fn classify(
     normalized_match: bool,
     material_mismatch: bool,
-    chrf: f64,
+    similarity: f64,
     embedding: Option<f64>,
 ) -> Equivalence {
     if normalized_match {
         Equivalence::Identical
     } else if material_mismatch {
         Equivalence::MateriallyDifferent
-    } else if chrf >= EQUIVALENT_CHRF || embedding.is_some_and(|c| c >= EQUIVALENT_COSINE) {
+    } else if similarity >= EQUIVALENT_F1 || embedding.is_some_and(|c| c >= EQUIVALENT_COSINE) {
         Equivalence::Equivalent
     } else {
         Equivalence::MateriallyDifferent
     }
 }
 
-/// The features of one pair. Pure; linear in the texts' lengths.
+/// The features of one pair. Pure; linear in the texts' lengths. Each text is normalized once,
+/// into a per-thread buffer.
 pub fn pair_features(pair: &Pair, inputs: &FeatureInputs<'_>) -> PairFeatures {
-    let baseline = side_features(&pair.baseline, inputs);
-    let candidate = side_features(&pair.candidate, inputs);
+    with_scratch(|s| pair_features_with(s, pair, inputs))
+}
+
+fn pair_features_with(
+    s: &mut FeatureScratch,
+    pair: &Pair,
+    inputs: &FeatureInputs<'_>,
+) -> PairFeatures {
+    let FeatureScratch {
+        baseline: nb,
+        candidate: nc,
+        baseline_words: wb,
+        candidate_words: wc,
+        table,
+    } = s;
+    let sb = scan(pair.baseline.text.as_deref().unwrap_or(""), nb, wb);
+    let sc = scan(pair.candidate.text.as_deref().unwrap_or(""), nc, wc);
+    let baseline = side_features(&pair.baseline, inputs, nb, &sb);
+    let candidate = side_features(&pair.candidate, inputs, nc, &sc);
     let bt = comparable_text(&pair.baseline);
     let ct = comparable_text(&pair.candidate);
     let (exact_match, normalized_match, similarity, equivalence) = match (&bt, &ct) {
         (Some(b), Some(c)) if baseline.ok && candidate.ok => {
+            // With tool calls the compared text is longer than the answer: normalize it again.
+            if matches!(b, Cow::Owned(_)) {
+                scan(b, nb, wb);
+            }
+            if matches!(c, Cow::Owned(_)) {
+                scan(c, nc, wc);
+            }
             let exact = b == c;
-            let norm = exact || normalize(b) == normalize(c);
-            let sim = if exact { 1.0 } else { chrf(b, c) };
+            let norm = exact || nb == nc;
+            let sim = if norm {
+                1.0
+            } else {
+                token_f1_hashes(table, wb, wc)
+            };
             let class = classify(
                 norm,
                 baseline.refusal != candidate.refusal
@@ -421,13 +694,6 @@ pub fn pair_features(pair: &Pair, inputs: &FeatureInputs<'_>) -> PairFeatures {
     };
     let length_ratio = (baseline.ok && candidate.ok && baseline.tokens > 0)
         .then(|| candidate.tokens as f64 / baseline.tokens as f64);
-    let excerpt = |t: &Option<String>| -> String {
-        t.as_deref()
-            .unwrap_or("")
-            .chars()
-            .take(EXCERPT_CHARS)
-            .collect()
-    };
     PairFeatures {
         request_id: pair.request_id.clone(),
         ts_ms: pair.ts_ms,
@@ -441,9 +707,23 @@ pub fn pair_features(pair: &Pair, inputs: &FeatureInputs<'_>) -> PairFeatures {
         embedding_similarity: inputs.embedding_similarity,
         equivalence,
         length_ratio,
-        baseline_excerpt: excerpt(&pair.baseline.text),
-        candidate_excerpt: excerpt(&pair.candidate.text),
+        baseline_excerpt: excerpt(pair.baseline.text.as_deref()),
+        candidate_excerpt: excerpt(pair.candidate.text.as_deref()),
     }
+}
+
+/// The first [`EXCERPT_CHARS`] characters of a text (a byte-range copy).
+fn excerpt(text: Option<&str>) -> String {
+    let t = text.unwrap_or("");
+    // No more bytes than the limit means no more characters either: no need to count.
+    let end = if t.len() <= EXCERPT_CHARS {
+        t.len()
+    } else {
+        t.char_indices()
+            .nth(EXCERPT_CHARS)
+            .map_or(t.len(), |(i, _)| i)
+    };
+    t[..end].to_string()
 }
 
 #[cfg(test)]
@@ -509,9 +789,83 @@ mod tests {
             "Your card will arrive in 3 days.",
             "I cannot help with that request.",
         );
-        assert!(near > EQUIVALENT_CHRF && far < 0.4, "{near} {far}");
+        assert!(near > 0.70 && far < 0.4, "{near} {far}");
         // Non-space-separated scripts work (character n-grams).
         assert!(chrf("東京へ行きます", "東京へ行きました") > 0.6);
+    }
+
+    #[test]
+    fn token_f1_formula() {
+        assert_eq!(token_f1("", ""), 1.0);
+        assert_eq!(token_f1("!!", "..."), 1.0);
+        assert_eq!(token_f1("abc", ""), 0.0);
+        assert_eq!(token_f1("The card, arrives!", "the card arrives"), 1.0);
+        // 5 of 7 reference words, 5 of 7 hypothesis words: P = R = F1 = 5/7.
+        let f = token_f1(
+            "Your card will arrive in 3 days.",
+            "Your card should arrive in 3 weeks.",
+        );
+        assert!((f - 5.0 / 7.0).abs() < 1e-12, "{f}");
+        // Clipped counts: "the the the" against "the cat": m = 1, P = 1/3, R = 1/2.
+        let f = token_f1("the cat", "the the the");
+        assert!((f - 0.4).abs() < 1e-12, "{f}");
+        let far = token_f1(
+            "Your card will arrive in 3 days.",
+            "I cannot help with that request.",
+        );
+        assert_eq!(far, 0.0);
+        // Word order does not matter; symmetric.
+        assert_eq!(token_f1("a b c d", "d c b a"), 1.0);
+        assert_eq!(token_f1("a b c", "a x"), token_f1("a x", "a b c"));
+    }
+
+    #[test]
+    fn normalize_into_reuses_and_matches_normalize() {
+        let mut buf = String::from("left over");
+        for t in [
+            "  Hello,   WORLD!! It's me.",
+            "Ünïcödé ÉTÉ — 東京 へ",
+            "",
+            "İ’m ok",
+        ] {
+            normalize_into(t, &mut buf);
+            assert_eq!(buf, normalize(t));
+        }
+        assert_eq!(normalize("İ’m ok"), "i̇m ok");
+        // The one-pass counts agree with the plain definitions.
+        let (mut bytes, mut words) = (Vec::new(), Vec::new());
+        for t in [
+            "a\u{0B}b\u{A0}c  d\t",
+            "  héllo wörld ",
+            "東京 へ 行く",
+            "",
+            "x",
+        ] {
+            let s = scan(t, &mut bytes, &mut words);
+            assert_eq!(s.chars, t.chars().count() as u64, "{t:?}");
+            assert_eq!(s.tokens, token_count(t), "{t:?}");
+            let n = String::from_utf8(bytes.clone()).unwrap();
+            assert_eq!(n, normalize(t));
+            let expected: Vec<u64> = n
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(|w| word_hash(w.as_bytes()))
+                .collect();
+            assert_eq!(words, expected, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn tool_call_text_is_compared() {
+        let mut p = pair(Some("Looking it up."), Some("Looking it up."));
+        p.baseline.tool_calls =
+            Some(serde_json::json!([{"function": {"name": "lookup", "arguments": "{\"id\": 4}"}}]));
+        p.candidate.tool_calls =
+            Some(serde_json::json!([{"function": {"name": "lookup", "arguments": "{\"id\": 5}"}}]));
+        let f = pair_features(&p, &FeatureInputs::default());
+        assert!(!f.exact_match && !f.normalized_match && f.similarity < 1.0);
+        assert_eq!(f.baseline.opening.as_deref(), Some("looking it up"));
+        assert_eq!(f.equivalence, Some(Equivalence::MateriallyDifferent));
     }
 
     #[test]

@@ -142,6 +142,18 @@ pub struct RawGuardrails {
     pub min_exposure: Option<u64>,
     pub catastrophic_error_rate: Option<f64>,
     pub catastrophic_min_requests: Option<u64>,
+    /// `[[rollouts.R.guardrails.custom]]`: user-defined guardrails on a recorded metric.
+    #[serde(default)]
+    pub custom: Vec<RawCustomGuardrail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomGuardrail {
+    pub name: String,
+    pub metric: String,
+    pub max_increase: Option<f64>,
+    pub max_ratio: Option<f64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

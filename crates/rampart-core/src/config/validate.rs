@@ -931,6 +931,7 @@ fn validate_rollout(
             0.5,
         ),
         catastrophic_min_requests: g.catastrophic_min_requests.unwrap_or(20),
+        custom: validate_custom_guardrails(c, &gpath, &g.custom),
     };
 
     let mut tenants = BTreeMap::new();
@@ -962,6 +963,103 @@ fn validate_rollout(
             Duration::from_secs(3600),
         ),
     })
+}
+
+/// Names the built-in guardrails report under; a custom guardrail may not reuse them.
+const BUILTIN_GUARDRAILS: [&str; 5] = [
+    "catastrophic_error_rate",
+    "error_rate",
+    "p95_latency",
+    "refusal_rate",
+    "thumbs_down_rate",
+];
+
+fn validate_custom_guardrails(
+    c: &mut Collector,
+    gpath: &str,
+    raw: &[RawCustomGuardrail],
+) -> Vec<CustomGuardrail> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut seen = BTreeSet::new();
+    for (i, g) in raw.iter().enumerate() {
+        let path = format!("{gpath}.custom[{i}]");
+        let mut ok = true;
+        if !name_ok(&g.name) {
+            c.push(
+                format!("{path}.name"),
+                "must be non-empty and use only letters, digits, `-`, `_` and `.`",
+                Some(g.name.clone()),
+            );
+            ok = false;
+        } else if BUILTIN_GUARDRAILS.contains(&g.name.as_str()) {
+            c.push(
+                format!("{path}.name"),
+                "is the name of a built-in guardrail",
+                Some(g.name.clone()),
+            );
+            ok = false;
+        } else if !seen.insert(g.name.as_str()) {
+            c.push(
+                format!("{path}.name"),
+                "is used by another custom guardrail of this rollout",
+                Some(g.name.clone()),
+            );
+            ok = false;
+        }
+        let metric = RecordedMetric::parse(&g.metric);
+        if metric.is_none() {
+            let allowed = RecordedMetric::ALL.map(|m| format!("\"{}\"", m.as_str()));
+            c.push(
+                format!("{path}.metric"),
+                format!("must be one of {}", allowed.join(", ")),
+                Some(g.metric.clone()),
+            );
+        }
+        let rule = match (g.max_increase, g.max_ratio) {
+            (Some(x), None) if x.is_finite() && x >= 0.0 => Some(CustomRule::MaxIncrease(x)),
+            (Some(x), None) => {
+                c.push(
+                    format!("{path}.max_increase"),
+                    "must be a finite number ≥ 0",
+                    Some(x.to_string()),
+                );
+                None
+            }
+            (None, Some(k)) if k.is_finite() && k > 0.0 => Some(CustomRule::MaxRatio(k)),
+            (None, Some(k)) => {
+                c.push(
+                    format!("{path}.max_ratio"),
+                    "must be a positive number",
+                    Some(k.to_string()),
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                c.push(
+                    path.clone(),
+                    "set exactly one of `max_increase` and `max_ratio`, not both",
+                    None,
+                );
+                None
+            }
+            (None, None) => {
+                c.push(
+                    path.clone(),
+                    "needs a rule: set `max_increase` or `max_ratio`",
+                    None,
+                );
+                None
+            }
+        };
+        if let (true, Some(metric), Some(rule)) = (ok, metric, rule) {
+            out.push(CustomGuardrail {
+                name: g.name.clone(),
+                metric,
+                rule,
+            });
+        }
+    }
+    out
 }
 
 fn secret(

@@ -51,17 +51,41 @@
 //! per-window guarantee repeats. The simulation tests bound the resulting per-hour false-trip
 //! rate for realistic traffic.
 //!
+//! # Custom guardrails (`[[guardrails.custom]]`)
+//!
+//! Each entry watches one recorded metric (`latency_ms`, `ttft_ms`, `prompt_tokens`,
+//! `completion_tokens`, `cost_usd`, `error`, `refusal`) through its per-cohort window moments
+//! ([`MetricMoments`]) and reports under its configured name. The tested quantity is
+//! `m_t − k·m_c` with `k = 1, margin = max_increase` or `k = max_ratio, margin = 0`; it
+//! breaches when `LB(m_t − k·m_c) > margin` with `min_exposure` canary values (and two control
+//! values) in the window.
+//!
+//! - 0/1 metrics (`error`, `refusal`) use the proportion bound above, on the same sequence.
+//! - Continuous metrics use [`mean_difference_lower_bound`]: `Δ̂ = m_t − k·m_c`,
+//!   `V = s_t²/n_t + k²·s_c²/n_c` (unbiased sample variances, each floored at the variance of
+//!   rounding to the metric's resolution, `res²/12`, so a metric constant in the window is
+//!   still testable), `LB = Δ̂ − radius(V)`. The sequence's ρ is set so it is tightest at
+//!   `2 × min_exposure` canary values of the control's variance, i.e. the tuning is in units of
+//!   the control's standard deviation, making it scale-free (ms, tokens and USD alike). That
+//!   variance comes from the window's control cohort, typically ≥ 19× the canary's sample, and is
+//!   a nuisance parameter: it fixes the units, not where the bound sits.
+//!
+//! Custom guardrails see live cohorts only: in shadow stages (pairs as cohorts) they have no
+//! data and never breach.
+//!
 //! # Threshold mode (`mode = "threshold"`)
 //!
 //! The same table with point estimates in place of `LB` (`e_t > error_rate_max` and
 //! `e_t > e_c`, `s_t > 0.05`, `r_t − r_c > max_increase`, `d_t > k·d_c`), with the same
 //! `min_exposure`. Simple and fast, but every look is a fresh chance of a false trip.
 
-use rampart_stats::sequential::ConfidenceSequence;
+use std::borrow::Cow;
+
+use rampart_stats::sequential::{ConfidenceSequence, MeanSummary, mean_difference_lower_bound};
 use serde::Serialize;
 
-use super::observations::{CohortCounts, LatencyTail, PairedCounts, WindowCounts};
-use crate::config::{GuardrailMode, GuardrailsConfig};
+use super::observations::{CohortCounts, LatencyTail, MetricMoments, PairedCounts, WindowCounts};
+use crate::config::{CustomGuardrail, GuardrailMode, GuardrailsConfig};
 
 /// Share of canary requests allowed above `ratio × control p95` (that is what "p95" means).
 pub const LATENCY_TAIL_SHARE: f64 = 0.05;
@@ -80,8 +104,8 @@ pub const THUMBS_DOWN: &str = "thumbs_down_rate";
 /// One guardrail's evaluation, for status pages and alerts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuardrailReport {
-    /// One of the names above.
-    pub name: &'static str,
+    /// One of the names above, or a custom guardrail's configured name.
+    pub name: Cow<'static, str>,
     /// The canary's rate (error, slow share, refusal, thumbs-down per feedback), if any traffic.
     pub value_canary: Option<f64>,
     /// The control's rate, if any traffic.
@@ -149,6 +173,7 @@ impl PairedCounts {
             control: arm(self.baseline_errors, self.baseline_refusals),
             canary: arm(self.candidate_errors, self.candidate_refusals),
             latency: self.latency,
+            custom: Vec::new(),
         }
     }
 }
@@ -164,6 +189,7 @@ pub fn configured_tests(cfg: &GuardrailsConfig) -> usize {
     .into_iter()
     .filter(|b| *b)
     .count()
+        + cfg.custom.len()
 }
 
 /// The confidence sequence each guardrail uses (module docs); `None` only for an invalid alpha.
@@ -185,14 +211,14 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
         cs.as_ref()
             .and_then(|cs| sequential_lower_bound(x, ctl, k, margin, cs))
     };
-    let mut out = Vec::with_capacity(5);
+    let mut out = Vec::with_capacity(5 + cfg.custom.len());
 
     // Catastrophic: point estimate, at once, both modes.
     let (et, ec) = (rate(t.errors, t.requests), rate(c.errors, c.requests));
     let cat = cfg.catastrophic_error_rate;
     let cat_exposed = t.requests >= cfg.catastrophic_min_requests.max(1);
     out.push(GuardrailReport {
-        name: CATASTROPHIC,
+        name: CATASTROPHIC.into(),
         value_canary: et,
         value_control: ec,
         threshold: cat,
@@ -230,7 +256,7 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
         };
         let breached = evidence.is_some_and(|e| e > max) && vs_control.is_some_and(|d| d > 0.0);
         out.push(GuardrailReport {
-            name: ERROR_RATE,
+            name: ERROR_RATE.into(),
             value_canary: et,
             value_control: ec,
             threshold: max,
@@ -270,7 +296,7 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             _ => None,
         };
         out.push(GuardrailReport {
-            name: P95_LATENCY,
+            name: P95_LATENCY.into(),
             value_canary: st,
             value_control: sc,
             threshold: LATENCY_TAIL_SHARE,
@@ -302,7 +328,7 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             rt.zip(rc).map(|(a, b)| a - b)
         };
         out.push(GuardrailReport {
-            name: REFUSAL_RATE,
+            name: REFUSAL_RATE.into(),
             value_canary: rt,
             value_control: rc,
             threshold: max,
@@ -338,7 +364,7 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             dt.zip(dc).map(|(a, b)| a - k * b)
         };
         out.push(GuardrailReport {
-            name: THUMBS_DOWN,
+            name: THUMBS_DOWN.into(),
             value_canary: dt,
             value_control: dc,
             threshold: 0.0,
@@ -354,7 +380,74 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
             breached: evidence.is_some_and(|e| e > 0.0),
         });
     }
+
+    for g in &cfg.custom {
+        let m = w.custom.iter().find(|m| m.name == g.name);
+        let none = MetricMoments::default();
+        let (mc, mt) = m.map_or((&none, &none), |m| (&m.control, &m.canary));
+        out.push(evaluate_custom(cfg, g, mt, mc, cs.as_ref()));
+    }
     out
+}
+
+/// A custom guardrail on one window (module docs, "Custom guardrails").
+fn evaluate_custom(
+    cfg: &GuardrailsConfig,
+    g: &CustomGuardrail,
+    t: &MetricMoments,
+    c: &MetricMoments,
+    binary_cs: Option<&ConfidenceSequence>,
+) -> GuardrailReport {
+    let (k, margin) = g.rule.factor_and_margin();
+    let seq = cfg.mode == GuardrailMode::Sequential;
+    let exposed = t.n >= cfg.min_exposure.max(2) && c.n >= 2;
+    let (mt, mc) = (t.mean(), c.mean());
+    let evidence = match (exposed, mt, mc) {
+        (true, Some(a), Some(b)) if !seq => Some(a - k * b),
+        (true, Some(_), Some(_)) if g.metric.is_binary() => {
+            let count = |m: &MetricMoments| (m.sum.round().clamp(0.0, m.n as f64) as u64, m.n);
+            binary_cs.and_then(|cs| sequential_lower_bound(count(t), Some(count(c)), k, margin, cs))
+        }
+        (true, Some(a), Some(b)) => {
+            let floor = g.metric.resolution().powi(2) / 12.0;
+            let vt = t.variance().unwrap_or(0.0).max(floor);
+            let vc = c.variance().unwrap_or(0.0).max(floor);
+            let info = (2 * cfg.min_exposure.max(50)) as f64 / vc;
+            let level = (2.0 * cfg.alpha).min(0.5);
+            let summary = |mean, variance, n| MeanSummary { mean, variance, n };
+            ConfidenceSequence::tuned_for(level, info)
+                .and_then(|cs| {
+                    mean_difference_lower_bound(
+                        summary(a, vt, t.n),
+                        summary(b, vc, c.n),
+                        k,
+                        margin,
+                        &cs,
+                    )
+                })
+                .ok()
+                .map(|check| check.lower_bound)
+        }
+        _ => None,
+    };
+    let test = match (g.rule, seq) {
+        (crate::config::CustomRule::MaxIncrease(_), true) => "LB(mean_t − mean_c) > max_increase",
+        (crate::config::CustomRule::MaxIncrease(_), false) => "mean_t − mean_c > max_increase",
+        (crate::config::CustomRule::MaxRatio(_), true) => "LB(mean_t − max_ratio·mean_c) > 0",
+        (crate::config::CustomRule::MaxRatio(_), false) => "mean_t − max_ratio·mean_c > 0",
+    };
+    GuardrailReport {
+        name: Cow::Owned(g.name.clone()),
+        value_canary: mt,
+        value_control: mc,
+        threshold: margin,
+        evidence,
+        test,
+        samples_canary: t.n,
+        samples_control: c.n,
+        exposure_met: exposed,
+        breached: evidence.is_some_and(|e| e > margin),
+    }
 }
 
 #[cfg(test)]
@@ -376,6 +469,7 @@ mod tests {
             min_exposure: 100,
             catastrophic_error_rate: 0.5,
             catastrophic_min_requests: 20,
+            custom: Vec::new(),
         }
     }
 
@@ -399,6 +493,7 @@ mod tests {
             control: counts(10_000, 10, 100),
             canary: counts(500, 1, 40),
             latency: None,
+            custom: Vec::new(),
         };
         let r = evaluate_guardrails(&c, &bad);
         assert!(find(&r, REFUSAL_RATE).breached);
@@ -407,6 +502,7 @@ mod tests {
             control: counts(10_000, 10, 100),
             canary: counts(500, 1, 6),
             latency: None,
+            custom: Vec::new(),
         };
         assert!(evaluate_guardrails(&c, &same).iter().all(|g| !g.breached));
     }
@@ -418,6 +514,7 @@ mod tests {
             control: counts(10_000, 10, 100),
             canary: counts(50, 0, 25),
             latency: None,
+            custom: Vec::new(),
         };
         let r = evaluate_guardrails(&c, &w);
         let g = find(&r, REFUSAL_RATE);
@@ -431,12 +528,14 @@ mod tests {
             control: counts(1_000, 1, 0),
             canary: counts(20, 12, 0),
             latency: None,
+            custom: Vec::new(),
         };
         assert!(find(&evaluate_guardrails(&c, &w), CATASTROPHIC).breached);
         let shared = WindowCounts {
             control: counts(1_000, 900, 0),
             canary: counts(20, 19, 0),
             latency: None,
+            custom: Vec::new(),
         };
         let r = evaluate_guardrails(&c, &shared);
         assert!(!find(&r, CATASTROPHIC).breached);
@@ -470,11 +569,184 @@ mod tests {
                 canary_total: 400,
                 control_total: 5_000,
             }),
+            custom: Vec::new(),
         };
         let r = evaluate_guardrails(&c, &w);
         assert!(find(&r, P95_LATENCY).breached);
         assert!(find(&r, THUMBS_DOWN).breached);
         let t = evaluate_guardrails(&cfg(GuardrailMode::Threshold), &w);
         assert!(find(&t, P95_LATENCY).breached && find(&t, THUMBS_DOWN).breached);
+    }
+
+    use crate::config::{CustomGuardrail, CustomRule, RecordedMetric};
+    use crate::rollout::observations::CustomMoments;
+
+    /// Deterministic values with the given mean and a spread of ±`spread` (uniform-ish).
+    fn moments(n: u64, mean: f64, spread: f64, seed: u64) -> MetricMoments {
+        let mut m = MetricMoments::default();
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            m.push((mean + spread * (2.0 * u - 1.0)).round());
+        }
+        m
+    }
+
+    fn custom_cfg(
+        mode: GuardrailMode,
+        metric: RecordedMetric,
+        rule: CustomRule,
+    ) -> GuardrailsConfig {
+        GuardrailsConfig {
+            custom: vec![CustomGuardrail {
+                name: "long_answers".into(),
+                metric,
+                rule,
+            }],
+            ..cfg(mode)
+        }
+    }
+
+    fn window(control: MetricMoments, canary: MetricMoments) -> WindowCounts {
+        WindowCounts {
+            control: counts(control.n, 0, 0),
+            canary: counts(canary.n, 0, 0),
+            latency: None,
+            custom: vec![CustomMoments {
+                name: "long_answers".into(),
+                control,
+                canary,
+            }],
+        }
+    }
+
+    #[test]
+    fn custom_ratio_trips_on_doubled_tokens_once_exposed() {
+        let c = custom_cfg(
+            GuardrailMode::Sequential,
+            RecordedMetric::CompletionTokens,
+            CustomRule::MaxRatio(1.5),
+        );
+        let control = moments(5_000, 60.0, 40.0, 1);
+        let short = evaluate_guardrails(&c, &window(control, moments(60, 120.0, 80.0, 2)));
+        let g = find(&short, "long_answers");
+        assert!(!g.exposure_met && !g.breached && g.evidence.is_none());
+        let r = evaluate_guardrails(&c, &window(control, moments(300, 120.0, 80.0, 2)));
+        let g = find(&r, "long_answers");
+        assert!(g.exposure_met && g.breached, "{g:?}");
+        assert_eq!(g.threshold, 0.0);
+        assert!((g.value_canary.unwrap() / g.value_control.unwrap() - 2.0).abs() < 0.1);
+        assert!(!find(&r, REFUSAL_RATE).breached);
+    }
+
+    #[test]
+    fn custom_aa_does_not_trip() {
+        for (rule, seed) in [
+            (CustomRule::MaxRatio(1.5), 3),
+            (CustomRule::MaxIncrease(5.0), 4),
+        ] {
+            let c = custom_cfg(
+                GuardrailMode::Sequential,
+                RecordedMetric::CompletionTokens,
+                rule,
+            );
+            for n in [100, 300, 1_000, 5_000] {
+                let w = window(
+                    moments(20_000, 60.0, 40.0, seed),
+                    moments(n, 60.0, 40.0, seed + n),
+                );
+                let r = evaluate_guardrails(&c, &w);
+                let g = find(&r, "long_answers");
+                assert!(g.exposure_met && !g.breached, "{rule:?} n={n}: {g:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn custom_increase_and_threshold_mode() {
+        // +30 tokens over a max_increase of 20: trips in both modes.
+        let w = window(moments(5_000, 60.0, 10.0, 5), moments(400, 90.0, 10.0, 6));
+        for mode in [GuardrailMode::Sequential, GuardrailMode::Threshold] {
+            let c = custom_cfg(
+                mode,
+                RecordedMetric::CompletionTokens,
+                CustomRule::MaxIncrease(20.0),
+            );
+            let g = evaluate_guardrails(&c, &w)
+                .into_iter()
+                .find(|g| g.name == "long_answers")
+                .unwrap();
+            assert!(g.breached, "{mode:?}: {g:?}");
+            assert_eq!(g.threshold, 20.0);
+        }
+        // +10 tokens: the point estimate is below the margin in threshold mode.
+        let w = window(moments(5_000, 60.0, 10.0, 5), moments(400, 70.0, 10.0, 6));
+        let c = custom_cfg(
+            GuardrailMode::Threshold,
+            RecordedMetric::CompletionTokens,
+            CustomRule::MaxIncrease(20.0),
+        );
+        let g = evaluate_guardrails(&c, &w)
+            .into_iter()
+            .find(|g| g.name == "long_answers")
+            .unwrap();
+        assert!(!g.breached && (g.evidence.unwrap() - 10.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn custom_constant_metric_is_still_testable() {
+        // A longer system prompt: every canary request has 40 more prompt tokens.
+        let (mut c_m, mut t_m) = (MetricMoments::default(), MetricMoments::default());
+        (0..2_000).for_each(|_| c_m.push(100.0));
+        (0..200).for_each(|_| t_m.push(140.0));
+        let c = custom_cfg(
+            GuardrailMode::Sequential,
+            RecordedMetric::PromptTokens,
+            CustomRule::MaxRatio(1.2),
+        );
+        assert!(find(&evaluate_guardrails(&c, &window(c_m, t_m)), "long_answers").breached);
+        let c = custom_cfg(
+            GuardrailMode::Sequential,
+            RecordedMetric::PromptTokens,
+            CustomRule::MaxRatio(1.5),
+        );
+        assert!(!find(&evaluate_guardrails(&c, &window(c_m, t_m)), "long_answers").breached);
+    }
+
+    #[test]
+    fn custom_binary_metric_and_missing_data() {
+        let c = custom_cfg(
+            GuardrailMode::Sequential,
+            RecordedMetric::Refusal,
+            CustomRule::MaxIncrease(0.02),
+        );
+        let bin = |n: u64, ones: u64| {
+            let mut m = MetricMoments::default();
+            (0..n).for_each(|i| m.push(if i < ones { 1.0 } else { 0.0 }));
+            m
+        };
+        assert!(
+            find(
+                &evaluate_guardrails(&c, &window(bin(10_000, 100), bin(500, 40))),
+                "long_answers"
+            )
+            .breached
+        );
+        assert!(
+            !find(
+                &evaluate_guardrails(&c, &window(bin(10_000, 100), bin(500, 6))),
+                "long_answers"
+            )
+            .breached
+        );
+        // No moments for the guardrail (e.g. a shadow stage): reported, never breached.
+        let mut w = window(bin(10_000, 100), bin(500, 40));
+        w.custom.clear();
+        let g = find(&evaluate_guardrails(&c, &w), "long_answers").clone();
+        assert!(!g.breached && !g.exposure_met && g.samples_canary == 0);
+        assert_eq!(configured_tests(&c), 5);
     }
 }

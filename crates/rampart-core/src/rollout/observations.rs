@@ -7,6 +7,9 @@
 //! the window and how many requests of each cohort were slower than `p95_latency_max_ratio ×` that
 //! p95, which [`LatencyTail::from_sketches`] computes from the per-cohort window [`DdSketch`]es.
 //!
+//! Custom guardrails (`guardrails.custom`) enter as [`MetricMoments`] (count, sum, sum of
+//! squares) of their metric per cohort over the window, in [`WindowCounts::custom`].
+//!
 //! Invariants the gateway must keep: counts of one cohort satisfy `errors, refusals ≤ requests`
 //! and `thumbs_up + thumbs_down ≤ feedback`; `unkeyed` requests are in neither cohort. Stage
 //! counters restart when the stage epoch changes (a transition, a resume from a hold, a reset).
@@ -126,13 +129,67 @@ pub fn count_above(sketch: &DdSketch, x: f64) -> u64 {
         .sum()
 }
 
-/// Control vs canary over the rolling window (the kill switch's input).
+/// Count, sum and sum of squares of one metric's values over a span: enough for a mean and a
+/// variance, and mergeable across buckets by adding the fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricMoments {
+    pub n: u64,
+    pub sum: f64,
+    pub sum_sq: f64,
+}
+
+impl MetricMoments {
+    /// Adds one value (non-finite values are ignored).
+    pub fn push(&mut self, x: f64) {
+        if x.is_finite() {
+            self.n += 1;
+            self.sum += x;
+            self.sum_sq += x * x;
+        }
+    }
+
+    /// Adds another span's moments.
+    pub fn merge(&mut self, other: &MetricMoments) {
+        self.n += other.n;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+
+    /// The sample mean, `None` without values.
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+
+    /// The unbiased sample variance `(Σx² − (Σx)²/n)/(n − 1)`, clamped at 0 against rounding;
+    /// `None` below two values.
+    pub fn variance(&self) -> Option<f64> {
+        (self.n > 1).then(|| {
+            let n = self.n as f64;
+            ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0)
+        })
+    }
+}
+
+/// One custom guardrail's metric over the window, per cohort.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomMoments {
+    /// The guardrail's configured name.
+    pub name: String,
+    pub control: MetricMoments,
+    pub canary: MetricMoments,
+}
+
+/// Control vs canary over the rolling window (the kill switch's input).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WindowCounts {
     pub control: CohortCounts,
     pub canary: CohortCounts,
     /// `None` when latencies are not tracked or a cohort has none in the window.
     pub latency: Option<LatencyTail>,
+    /// Moments of each custom guardrail's metric (`guardrails.custom`), by guardrail name; a
+    /// guardrail missing here has no data (and is not evaluable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom: Vec<CustomMoments>,
 }
 
 /// Shadow pairs: the same request answered by the baseline (served) and the candidate
@@ -208,5 +265,28 @@ mod tests {
             tail.canary_slow
         );
         assert!(LatencyTail::from_sketches(&DdSketch::default(), &t, 1.5).is_none());
+    }
+
+    #[test]
+    fn moments_merge_and_give_mean_and_variance() {
+        let (mut a, mut b) = (MetricMoments::default(), MetricMoments::default());
+        for x in [1.0, 2.0, 3.0] {
+            a.push(x);
+        }
+        b.push(4.0);
+        b.push(f64::NAN);
+        a.merge(&b);
+        assert_eq!(a.n, 4);
+        assert_eq!(a.mean(), Some(2.5));
+        assert!((a.variance().unwrap() - 5.0 / 3.0).abs() < 1e-12);
+        assert_eq!(b.variance(), None);
+        assert_eq!(MetricMoments::default().mean(), None);
+    }
+
+    #[test]
+    fn window_counts_without_custom_still_load() {
+        let old = r#"{"control":{"requests":1,"errors":0,"refusals":0,"feedback":0,"thumbs_up":0,"thumbs_down":0},"canary":{"requests":1,"errors":0,"refusals":0,"feedback":0,"thumbs_up":0,"thumbs_down":0},"latency":null}"#;
+        let w: WindowCounts = serde_json::from_str(old).unwrap();
+        assert!(w.custom.is_empty());
     }
 }

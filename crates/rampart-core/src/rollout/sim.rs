@@ -141,7 +141,7 @@ pub struct SimRun {
     pub canary_requests: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Bucket {
     window: WindowCounts,
     control_slow: u64,
@@ -246,6 +246,7 @@ pub fn simulate(
                 control,
                 canary,
                 latency: None,
+                custom: Vec::new(),
             },
             control_slow,
             canary_slow,
@@ -282,7 +283,7 @@ pub fn simulate(
                 control_total: c.requests,
             })
         };
-        let mut window = win.window;
+        let mut window = win.window.clone();
         window.latency = latency(
             &window.control,
             &window.canary,

@@ -208,7 +208,7 @@ pub fn evaluate(
         .and_then(|i| cfg.stages.get(i.min(cfg.stages.len().saturating_sub(1))));
     let window = match stage {
         Some(s) if is_shadow(s) => obs.paired_window.map(|p| p.as_window()).unwrap_or_default(),
-        _ => obs.window,
+        _ => obs.window.clone(),
     };
     let guardrails = if state.guardrails_armed() {
         evaluate_guardrails(&cfg.guardrails, &window)
@@ -323,7 +323,7 @@ pub fn step(
             "guardrail breached: {}",
             tripped
                 .iter()
-                .map(|g| g.name)
+                .map(|g| g.name.as_ref())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -360,7 +360,7 @@ pub fn step(
         details,
         alert,
         guardrails: Vec::new(),
-        window: ev.window,
+        window: ev.window.clone(),
     };
 
     match &state.phase {

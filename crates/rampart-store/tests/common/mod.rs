@@ -134,6 +134,14 @@ impl FeedbackStore for Hooked {
     fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>> {
         self.inner.feedback_for(request_id)
     }
+    fn feedback_with_events(
+        &self,
+        rollout: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(RequestEvent, Feedback)>> {
+        self.inner.feedback_with_events(rollout, since_ms, limit)
+    }
 }
 
 impl PairStore for Hooked {

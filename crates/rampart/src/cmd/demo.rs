@@ -383,7 +383,7 @@ fn progress_line(
         for r in &ev.guardrails {
             g.push_str(&format!(
                 " {}={}/{}{}",
-                short(r.name),
+                short(&r.name),
                 fmt(r.value_canary),
                 fmt(r.value_control),
                 match (r.breached, r.evidence) {

@@ -1,0 +1,153 @@
+//! `[[rollouts.R.guardrails.custom]]`: parsing into typed guardrails and every mistake reported
+//! with its key path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use rampart_core::config::{Config, CustomGuardrail, CustomRule, RecordedMetric};
+
+fn config(custom: &str) -> String {
+    format!(
+        r#"
+[providers.sim]
+type = "mock"
+[providers.sim.models.old]
+[providers.sim.models.new]
+
+[routes.support]
+baseline = "v1"
+[routes.support.variants.v1]
+provider = "sim"
+model = "old"
+[routes.support.variants.v2]
+provider = "sim"
+model = "new"
+
+[rollouts.support-v2]
+route = "support"
+candidate = "v2"
+stages = [ {{ name = "canary", percent = 5 }} ]
+{custom}
+"#
+    )
+}
+
+fn errors(custom: &str) -> Vec<String> {
+    match Config::from_toml_str(&config(custom)) {
+        Ok(_) => panic!("config should be invalid"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn custom_guardrails_parse_in_file_order() {
+    let c = Config::from_toml_str(&config(
+        r#"
+[[rollouts.support-v2.guardrails.custom]]
+name = "answer_length"
+metric = "completion_tokens"
+max_ratio = 1.5
+[[rollouts.support-v2.guardrails.custom]]
+name = "cost"
+metric = "cost_usd"
+max_increase = 0.002
+"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.rollouts["support-v2"].guardrails.custom,
+        vec![
+            CustomGuardrail {
+                name: "answer_length".into(),
+                metric: RecordedMetric::CompletionTokens,
+                rule: CustomRule::MaxRatio(1.5),
+            },
+            CustomGuardrail {
+                name: "cost".into(),
+                metric: RecordedMetric::CostUsd,
+                rule: CustomRule::MaxIncrease(0.002),
+            },
+        ]
+    );
+    let none = Config::from_toml_str(&config("")).unwrap();
+    assert!(none.rollouts["support-v2"].guardrails.custom.is_empty());
+}
+
+#[test]
+fn every_mistake_is_reported_with_its_path() {
+    let errs = errors(
+        r#"
+[[rollouts.support-v2.guardrails.custom]]
+name = "a"
+metric = "tokens"
+max_ratio = 1.5
+[[rollouts.support-v2.guardrails.custom]]
+name = "a"
+metric = "latency_ms"
+max_ratio = 1.5
+max_increase = 10
+[[rollouts.support-v2.guardrails.custom]]
+name = "b"
+metric = "error"
+[[rollouts.support-v2.guardrails.custom]]
+name = "c"
+metric = "ttft_ms"
+max_ratio = 0
+[[rollouts.support-v2.guardrails.custom]]
+name = "d"
+metric = "prompt_tokens"
+max_increase = -1
+[[rollouts.support-v2.guardrails.custom]]
+name = "error_rate"
+metric = "error"
+max_increase = 0.01
+[[rollouts.support-v2.guardrails.custom]]
+name = "has space"
+metric = "refusal"
+max_increase = 0.01
+"#,
+    );
+    let p = "rollouts.support-v2.guardrails.custom";
+    let expect = [
+        format!(
+            "{p}[0].metric: must be one of \"latency_ms\", \"ttft_ms\", \"prompt_tokens\", \"completion_tokens\", \"cost_usd\", \"error\", \"refusal\" (got `tokens`)"
+        ),
+        format!("{p}[1].name: is used by another custom guardrail of this rollout (got `a`)"),
+        format!("{p}[1]: set exactly one of `max_increase` and `max_ratio`, not both"),
+        format!("{p}[2]: needs a rule: set `max_increase` or `max_ratio`"),
+        format!("{p}[3].max_ratio: must be a positive number (got `0`)"),
+        format!("{p}[4].max_increase: must be a finite number ≥ 0 (got `-1`)"),
+        format!("{p}[5].name: is the name of a built-in guardrail (got `error_rate`)"),
+        format!(
+            "{p}[6].name: must be non-empty and use only letters, digits, `-`, `_` and `.` (got `has space`)"
+        ),
+    ];
+    for e in &expect {
+        assert!(errs.contains(e), "missing {e}\nin {errs:#?}");
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn unknown_keys_and_missing_fields_are_reported() {
+    let errs = errors(
+        r#"
+[[rollouts.support-v2.guardrails.custom]]
+name = "x"
+metric = "error"
+max_rate = 0.1
+"#,
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("rollouts.support-v2.guardrails.custom[0]")
+            && errs[0].contains("max_rate"),
+        "{errs:#?}"
+    );
+    let errs = errors(
+        r#"
+[[rollouts.support-v2.guardrails.custom]]
+metric = "error"
+max_increase = 0.1
+"#,
+    );
+    assert!(errs[0].contains("name"), "{errs:#?}");
+}
