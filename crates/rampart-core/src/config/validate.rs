@@ -58,6 +58,18 @@ impl Collector {
         }
     }
 
+    /// A count of at least 1.
+    fn count(&mut self, path: &str, v: Option<u64>, default: usize) -> usize {
+        match v {
+            None => default,
+            Some(0) => {
+                self.push(path, "must be at least 1", Some("0".into()));
+                default
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    }
+
     fn rate(&mut self, path: &str, v: Option<f64>, default: f64) -> f64 {
         match v {
             None => default,
@@ -346,19 +358,11 @@ fn validate_store(c: &mut Collector, raw: RawStore) -> StoreConfig {
             }
         }
     };
-    let count = |c: &mut Collector, path: &str, v: Option<u64>, default: usize| match v {
-        None => default,
-        Some(0) => {
-            c.push(path, "must be at least 1", Some("0".into()));
-            default
-        }
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-    };
     StoreConfig {
         kind,
         capture_text: raw.capture_text.unwrap_or(true),
-        queue_capacity: count(c, "store.queue_capacity", raw.queue_capacity, 65_536),
-        batch_size: count(c, "store.batch_size", raw.batch_size, 512),
+        queue_capacity: c.count("store.queue_capacity", raw.queue_capacity, 65_536),
+        batch_size: c.count("store.batch_size", raw.batch_size, 512),
         flush_interval: c.duration(
             "store.flush_interval",
             raw.flush_interval.as_deref(),
@@ -368,14 +372,6 @@ fn validate_store(c: &mut Collector, raw: RawStore) -> StoreConfig {
 }
 
 fn validate_shadow(c: &mut Collector, raw: RawShadow) -> ShadowConfig {
-    let count = |c: &mut Collector, path: &str, v: Option<u64>, default: usize| match v {
-        None => default,
-        Some(0) => {
-            c.push(path, "must be at least 1", Some("0".into()));
-            default
-        }
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-    };
     let max_tokens_per_day = match raw.max_tokens_per_day {
         Some(0) => {
             c.push(
@@ -388,7 +384,7 @@ fn validate_shadow(c: &mut Collector, raw: RawShadow) -> ShadowConfig {
         v => v,
     };
     ShadowConfig {
-        max_in_flight: count(c, "shadow.max_in_flight", raw.max_in_flight, 32),
+        max_in_flight: c.count("shadow.max_in_flight", raw.max_in_flight, 32),
         timeout: c.duration(
             "shadow.timeout",
             raw.timeout.as_deref(),

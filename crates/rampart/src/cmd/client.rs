@@ -21,30 +21,8 @@ impl AdminClient {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let req = match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        };
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the gateway at {}", self.base))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let msg = body
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("no error message");
-            return Err(anyhow!("{status}: {msg}"));
-        }
-        Ok(body)
-    }
-
-    /// GET a non-JSON body (text, HTML); errors still carry the gateway's message.
-    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        let req = self.http.get(format!("{}{path}", self.base));
+    /// Send with the token; the body as text, or the gateway's error message on a failure.
+    async fn fetch(&self, req: reqwest::RequestBuilder) -> anyhow::Result<String> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -70,6 +48,17 @@ impl AdminClient {
             return Err(anyhow!("{status}: {msg}"));
         }
         Ok(body)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let body = self.fetch(req).await?;
+        serde_json::from_str(&body).context("the gateway's answer is not JSON")
+    }
+
+    /// GET a non-JSON body (text, HTML); errors still carry the gateway's message.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        self.fetch(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
