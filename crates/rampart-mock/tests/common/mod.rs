@@ -6,11 +6,16 @@ use std::collections::BTreeMap;
 
 use rampart_core::config::{LatencySpec, MockBehaviour, MockModel, Style};
 
-/// Distinct customer-support prompts: BANKING77 queries when the shared data set is present
-/// (`/work/shared/data/banking77/train.csv`, or `$BANKING77_CSV`), else synthetic ones.
+/// Distinct customer-support prompts: BANKING77 queries (the copy bundled in `data/banking77/`,
+/// or `$BANKING77_CSV`), else synthetic ones.
 pub fn prompts(n: usize) -> Vec<String> {
-    let path = std::env::var("BANKING77_CSV")
-        .unwrap_or_else(|_| "/work/shared/data/banking77/train.csv".to_string());
+    let path = std::env::var("BANKING77_CSV").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/banking77/train.csv"
+        )
+        .to_string()
+    });
     let mut out: Vec<String> = Vec::new();
     if let Ok(csv) = std::fs::read_to_string(path) {
         for line in csv.lines().skip(1) {
