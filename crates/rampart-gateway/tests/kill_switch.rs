@@ -49,9 +49,7 @@ async fn flaky_upstream(broken: Arc<AtomicBool>) -> String {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("{}/v1", common::spawn_app(app).await);
     url
 }
 
@@ -73,9 +71,7 @@ async fn alert_receiver() -> (String, Received) {
             ),
         )
         .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = common::spawn_app(app).await;
     (url, got)
 }
 

@@ -61,7 +61,7 @@ pub struct EquivalenceStats {
     pub identical: u64,
     pub equivalent: u64,
     pub materially_different: u64,
-    /// Mean chrF over comparable pairs.
+    /// Mean lexical similarity (token F1, see `compare::features`) over comparable pairs.
     pub mean_similarity: Option<f64>,
 }
 

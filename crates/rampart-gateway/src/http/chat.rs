@@ -43,9 +43,9 @@ pub async fn read_body(
         return Err(ApiError::PayloadTooLarge { limit });
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut src: Option<&dyn std::error::Error> = Some(&e);
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(s) = src {
-            if s.to_string().contains("length limit") {
+            if s.is::<http_body_util::LengthLimitError>() {
                 return ApiError::PayloadTooLarge { limit };
             }
             src = s.source();

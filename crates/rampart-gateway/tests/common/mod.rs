@@ -82,6 +82,14 @@ impl TestGateway {
     }
 }
 
+/// Serve a stand-in upstream (a fake provider, an alert receiver) on 127.0.0.1:0; its base URL.
+pub async fn spawn_app(app: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
 pub fn chat(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
