@@ -33,7 +33,7 @@ pub mod schema;
 
 pub use aggregate::{Accumulator, CompareConfig};
 pub use cohort::{CohortAccumulator, CohortReport};
-pub use features::{Equivalence, FeatureInputs, PairFeatures, SideFeatures, pair_features};
+pub use features::{Equivalence, PairFeatures, SideFeatures, pair_features};
 pub use judge::{JudgeBudget, JudgeTally, Verdict, judge_prompt, parse_verdict};
 pub use render_html::{GuardrailPoint, render_html, render_html_with};
 pub use render_text::render_text;

@@ -412,6 +412,24 @@ pub struct RolloutConfig {
     pub tenants: BTreeMap<String, f64>,
     pub keep_baseline_warm: Duration,
     pub cooldown: Duration,
+    /// LLM-as-judge on shadow pairs; `None` when not configured.
+    pub judge: Option<JudgeConfig>,
+}
+
+/// `[rollouts.R.judge]`: a variant of the rollout's route judges a sample of shadow pairs, each
+/// twice with the answers' positions swapped (see `rampart_core::compare::judge`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeConfig {
+    /// The judging variant (its provider, model and parameters).
+    pub variant: String,
+    /// Percent of shadow pairs judged (by request id, deterministic).
+    pub sample_percent: f64,
+    /// No judge call starts once today's (UTC) judge spend reached this.
+    pub max_cost_usd_per_day: f64,
+    /// Pairs being judged at once; a pair past this is not judged (counted, never queued).
+    pub max_in_flight: usize,
+    /// Per judge call.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

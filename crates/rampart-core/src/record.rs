@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::judge::Verdict;
 use crate::routing::Cohort;
 
 /// How a request ended, as counted in `rampart_requests_total{outcome}`.
@@ -138,4 +139,32 @@ pub struct Pair {
     pub prompt_hash: String,
     pub baseline: PairSide,
     pub candidate: PairSide,
+    /// The request's `tools` and `response_format`, kept so the comparison can check tool calls
+    /// against their schemas and JSON answers when JSON was asked for; `None` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<serde_json::Value>,
+    /// Cosine similarity of the two answers' embeddings, when the rollout names an embeddings
+    /// model (`rollouts.R.compare.embeddings`) and both sides answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_similarity: Option<f64>,
+    /// The judge's verdicts, when the rollout has a judge and sampled this pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<PairJudgment>,
+}
+
+/// What the judge (`rollouts.R.judge`) said about a pair: one verdict per ordering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairJudgment {
+    /// The judging variant's model.
+    pub model: String,
+    /// With the baseline shown as A; `None` when the reply could not be parsed.
+    pub first: Option<Verdict>,
+    /// With the candidate shown as A.
+    pub second: Option<Verdict>,
+    /// Both calls together.
+    pub cost_usd: f64,
+    /// Why a call failed (timeout, provider error); the verdicts are then not used.
+    pub error: Option<String>,
 }

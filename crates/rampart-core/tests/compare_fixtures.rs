@@ -8,7 +8,7 @@ mod compare_gen;
 
 use compare_gen::{FORMAL, Style, pairs};
 use rampart_core::compare::{
-    Accumulator, CompareConfig, ComparisonReport, FeatureInputs, pair_features, shadow_gate_input,
+    Accumulator, CompareConfig, ComparisonReport, pair_features, shadow_gate_input,
 };
 
 const CLASSES: usize = 20;
@@ -17,7 +17,7 @@ const PER_CLASS: usize = 150;
 fn report(pairs: &[rampart_core::record::Pair]) -> ComparisonReport {
     let mut acc = Accumulator::new(CompareConfig::default());
     for p in pairs {
-        acc.push(&pair_features(p, &FeatureInputs::default()));
+        acc.push(&pair_features(p));
     }
     acc.finish()
 }
@@ -170,10 +170,7 @@ fn independent_resample_of_the_same_model_flags_nothing() {
 fn accumulator_memory_is_bounded() {
     let base = Style::baseline();
     let ps = pairs(5, 2, 50, &base, Some(&base));
-    let feats: Vec<_> = ps
-        .iter()
-        .map(|p| pair_features(p, &FeatureInputs::default()))
-        .collect();
+    let feats: Vec<_> = ps.iter().map(|p| pair_features(p)).collect();
     let config = CompareConfig {
         reservoir: 500,
         group_reservoir: 100,

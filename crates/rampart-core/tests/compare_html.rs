@@ -4,8 +4,7 @@
 
 use rampart_core::compare::judge::JudgeTally;
 use rampart_core::compare::{
-    Accumulator, CompareConfig, FeatureInputs, pair_features, render_html, render_html_with,
-    render_text,
+    Accumulator, CompareConfig, pair_features, render_html, render_html_with, render_text,
 };
 use rampart_core::record::{Pair, PairSide};
 use rampart_stats::bootstrap::BootstrapConfig;
@@ -57,8 +56,12 @@ fn report() -> rampart_core::compare::ComparisonReport {
             prompt_hash: "h".into(),
             baseline: side(&b, 100.0 + i as f64),
             candidate: side(&c, 90.0 + i as f64),
+            tools: None,
+            response_format: None,
+            embedding_similarity: None,
+            judge: None,
         };
-        acc.push(&pair_features(&p, &FeatureInputs::default()));
+        acc.push(&pair_features(&p));
     }
     let mut r = acc.finish();
     let mut t = JudgeTally::new();

@@ -2,12 +2,16 @@
 //!
 //! 1. Generates `--pairs N` (default 1,000,000) realistic pairs into a SQLite file through the
 //!    store (batches of 10,000): BANKING77 queries answered by the simulated provider's text
-//!    generator; the baseline casual, the candidate the same style (another sample of it) for 70 %
-//!    of pairs and formal
-//!    (1.3× longer) for 30 %, 2 % refusals on each side, nine classes, three tenants.
+//!    generator; the baseline casual, the candidate the same style (another sample of it) for
+//!    70 % of pairs and formal (1.3× longer) for 30 %, 2 % refusals on each side, nine classes,
+//!    three tenants. The store computes each pair's features as it stores it, as it does for the
+//!    gateway's writer.
 //! 2. Times, in the same run, the baseline (iterating every pair with `for_each_pair` and
-//!    touching the texts, no features) and the report (`for_each_pair` → features →
-//!    `Accumulator` → `finish`, as the admin API computes it).
+//!    touching the texts, no features) and the report (`compare_pairs`: the stored features →
+//!    `Accumulator` → `finish`, then the excerpts of the most different pairs, as the admin API
+//!    computes it).
+//! 3. Prints what the report's speed costs at write time: the features of one pair computed on
+//!    one thread (median of five runs over 20,000 pairs), the work the store does per stored pair.
 //!
 //! `--db PATH` keeps the database (reused when it already holds N pairs), so a second run only
 //! times. Build in release mode.
@@ -16,12 +20,12 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use rampart_core::compare::CompareConfig;
+use rampart_core::compare::{CompareConfig, pair_features};
 use rampart_core::config::Style;
 use rampart_core::record::{Pair, PairSide};
-use rampart_gateway::report::{PairFilter, compare_pairs};
+use rampart_gateway::report::compare_pairs;
 use rampart_mock::generate::{answer, refusal};
-use rampart_store::{PairStore, SqliteStore};
+use rampart_store::{PairFilter, PairStore, SqliteStore};
 
 const BANKING77: &str = include_str!("../../../data/banking77/train.csv");
 const ROLLOUT: &str = "bench";
@@ -86,6 +90,10 @@ fn pair(i: u64, q: &(String, String)) -> Pair {
         prompt_hash: format!("{:016x}", h),
         baseline: side("v1", b, refuse_b, 300.0 + (h % 400) as f64, 2e-6),
         candidate: side("v2", c, refuse_c, 280.0 + (h % 500) as f64, 1e-6),
+        tools: None,
+        response_format: None,
+        embedding_similarity: None,
+        judge: None,
     }
 }
 
@@ -103,11 +111,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let store = SqliteStore::open(&db)?;
 
     let have = store.count_pairs(ROLLOUT)?;
+    let qs = queries();
     if have != n {
         if have > 0 {
             return Err(format!("{} holds {have} pairs, not {n}; remove it", db.display()).into());
         }
-        let qs = queries();
         let t = Instant::now();
         let mut batch = Vec::with_capacity(BATCH);
         for i in 0..n {
@@ -145,15 +153,36 @@ fn main() -> Result<(), Box<dyn Error>> {
     )?;
     let full = t.elapsed().as_secs_f64();
 
+    // Write-time cost: the features of one pair, on one thread.
+    let sample: Vec<Pair> = (0..20_000u64)
+        .map(|i| pair(i, &qs[(i as usize * 7919) % qs.len()]))
+        .collect();
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let mut similar = 0.0;
+            for p in &sample {
+                similar += pair_features(p).similarity;
+            }
+            std::hint::black_box(similar);
+            t.elapsed().as_secs_f64() / sample.len() as f64 * 1e6
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+
     println!(
         "pairs:                     {count} ({} MB of answer text)",
         chars / 1_000_000
     );
     println!("iterate (for_each_pair):   {iterate:.2} s");
     println!(
-        "report (features+engine):  {full:.2} s  ({:.0} pairs/s; {:.2}x the iteration)",
+        "report (stored features):  {full:.2} s  ({:.0} pairs/s; {:.2}x the iteration)",
         count as f64 / full,
         full / iterate
+    );
+    println!(
+        "write-time features:       {:.1} µs per pair on one thread",
+        runs[2]
     );
     println!(
         "equivalence rate {:.3} [{:.3}, {:.3}], flags {:?}",

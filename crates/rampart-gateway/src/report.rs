@@ -5,53 +5,32 @@
 //! Everything here is blocking (store reads); call it from `tokio::task::spawn_blocking`.
 //!
 //! Invariants:
-//! - Memory is bounded whatever the number of pairs: pairs are streamed page by page
-//!   ([`PairStore::for_each_pair`]) into the engine's [`Accumulator`], never collected.
-//! - A pipeline: one thread reads and decodes pages from the store; the calling thread computes
-//!   each page's features split over the available cores, then aggregates them in store order,
-//!   so the report is the same, byte for byte, as a single-threaded pass. The hand-over queue
-//!   holds at most [`PIPELINE_PAGES`] pages.
+//! - The report reads each pair's features, computed once when the pair was stored
+//!   ([`PairStore::for_each_pair_features`]), never the texts: a report is an aggregation over
+//!   short rows, which keeps a million pairs within seconds. Only the few pairs the report shows
+//!   side by side are read whole ([`PairStore::get_pair`]), for their excerpts.
+//! - Memory is bounded whatever the number of pairs: features are streamed page by page into
+//!   the engine's [`Accumulator`], never collected.
 //! - The cohort view reads at most [`COHORT_EVENT_LIMIT`] request events (the oldest first) and
 //!   the feedback on those events, joined with them in one query
 //!   ([`FeedbackStore::feedback_with_events`], at most [`COHORT_EVENT_LIMIT`] rows).
 
-use std::sync::mpsc;
-
+use rampart_core::compare::features::excerpt;
 use rampart_core::compare::{
-    Accumulator, CohortAccumulator, CohortReport, CompareConfig, ComparisonReport, FeatureInputs,
-    GuardrailPoint, PairFeatures, pair_features,
+    Accumulator, CohortAccumulator, CohortReport, CompareConfig, ComparisonReport, GuardrailPoint,
 };
-use rampart_core::record::{Outcome, Pair, RequestEvent};
+use rampart_core::record::{Outcome, RequestEvent};
 use rampart_core::routing::Cohort;
-use rampart_store::{EventStore, FeedbackStore, PairStore, StoreError};
+use rampart_store::{EventStore, FeedbackStore, PairFilter, PairStore, StoreError};
 use serde::Serialize;
 
 /// Request events read for the canary-cohort view and the guardrail series.
 pub const COHORT_EVENT_LIMIT: usize = 200_000;
-/// Pairs per page handed from the reading thread to the aggregating one.
-const PAGE: usize = 1_024;
-/// Pages queued between the two threads.
-const PIPELINE_PAGES: usize = 8;
 /// Points per guardrail series at most.
 const SERIES_POINTS: i64 = 60;
 
-/// Which of a rollout's pairs a report covers.
-#[derive(Debug, Clone, Default)]
-pub struct PairFilter {
-    /// Only pairs recorded in this stage (by name).
-    pub stage: Option<String>,
-    /// Only pairs at or after this time (unix ms).
-    pub since_ms: Option<i64>,
-}
-
-impl PairFilter {
-    fn keeps(&self, p: &Pair) -> bool {
-        self.stage.as_deref().is_none_or(|s| p.stage == s)
-            && self.since_ms.is_none_or(|t| p.ts_ms >= t)
-    }
-}
-
-/// Streams a rollout's pairs (those `filter` keeps) through the comparison engine.
+/// Streams the features of a rollout's pairs (those `filter` keeps) through the comparison
+/// engine, then reads the texts of the pairs it lists as most different.
 pub fn compare_pairs<S: PairStore + ?Sized>(
     store: &S,
     rollout: &str,
@@ -59,77 +38,15 @@ pub fn compare_pairs<S: PairStore + ?Sized>(
     config: CompareConfig,
 ) -> Result<ComparisonReport, StoreError> {
     let mut acc = Accumulator::new(config);
-    let inputs = FeatureInputs::default();
-    let (tx, rx) = mpsc::sync_channel::<Vec<Pair>>(PIPELINE_PAGES);
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let mut page = Vec::with_capacity(PAGE);
-            // A send error means the aggregating side stopped: nothing more to do.
-            let mut open = true;
-            let res = store.for_each_pair(rollout, &mut |p| {
-                if !open || !filter.keeps(&p) {
-                    return;
-                }
-                page.push(p);
-                if page.len() == PAGE {
-                    open = tx
-                        .send(std::mem::replace(&mut page, Vec::with_capacity(PAGE)))
-                        .is_ok();
-                }
-            });
-            if open && !page.is_empty() {
-                let _ = tx.send(page);
-            }
-            res
-        });
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut features = Vec::with_capacity(PAGE);
-        for page in rx {
-            features_of(&page, &inputs, workers, &mut features);
-            for f in features.drain(..) {
-                acc.push(&f);
-            }
+    store.for_each_pair_features(rollout, filter, &mut |f| acc.push(&f))?;
+    let mut report = acc.finish();
+    for d in &mut report.most_different {
+        if let Some(p) = store.get_pair(rollout, &d.request_id)? {
+            d.baseline = excerpt(p.baseline.text.as_deref());
+            d.candidate = excerpt(p.candidate.text.as_deref());
         }
-        reader
-            .join()
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("the pair reader panicked".into())))
-    })?;
-    Ok(acc.finish())
-}
-
-/// The features of a page, in order; split over `workers` threads (the caller's included).
-fn features_of(
-    page: &[Pair],
-    inputs: &FeatureInputs<'_>,
-    workers: usize,
-    out: &mut Vec<PairFeatures>,
-) {
-    if workers < 2 || page.len() < 64 {
-        out.extend(page.iter().map(|p| pair_features(p, inputs)));
-        return;
     }
-    let chunk = page.len().div_ceil(workers);
-    let mut chunks = page.chunks(chunk);
-    let first = chunks.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let others: Vec<_> = chunks
-            .map(|c| {
-                scope.spawn(move || {
-                    c.iter()
-                        .map(|p| pair_features(p, inputs))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        out.extend(first.iter().map(|p| pair_features(p, inputs)));
-        for (h, c) in others.into_iter().zip(page.chunks(chunk).skip(1)) {
-            match h.join() {
-                Ok(part) => out.extend(part),
-                // Keep every pair even if a worker died: redo its chunk here.
-                Err(_) => out.extend(c.iter().map(|p| pair_features(p, inputs))),
-            }
-        }
-    });
+    Ok(report)
 }
 
 /// The canary-vs-control view from the rollout's first [`COHORT_EVENT_LIMIT`] request events

@@ -195,6 +195,10 @@ impl ShadowDispatcher {
             prompt_hash,
             baseline: PairSide::default(),
             candidate: PairSide::default(),
+            tools: job.request.get("tools").cloned(),
+            response_format: job.request.get("response_format").cloned(),
+            embedding_similarity: None,
+            judge: None,
         };
         let candidate = job.candidate.clone();
         let class = s.class.clone();

@@ -17,6 +17,7 @@ pub mod error;
 pub mod sqlite;
 pub mod writer;
 
+use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
 use serde::{Deserialize, Serialize};
 
@@ -68,9 +69,36 @@ pub trait PairStore: Send + Sync {
         since_ms: Option<i64>,
     ) -> Result<Vec<Pair>>;
     fn count_pairs(&self, rollout: &str) -> Result<u64>;
-    /// Visit every pair of a rollout in id (insertion) order without loading all in memory (for
-    /// reports over 1M pairs).
+    /// Visit every pair of a rollout in id (insertion) order without loading all in memory.
     fn for_each_pair(&self, rollout: &str, f: &mut dyn FnMut(Pair)) -> Result<()>;
+    /// One pair, by its request id.
+    fn get_pair(&self, rollout: &str, request_id: &str) -> Result<Option<Pair>>;
+    /// Visit the features of a rollout's pairs that `filter` keeps, in id (insertion) order,
+    /// without loading all in memory and without reading the texts (for reports over millions
+    /// of pairs). The features are those [`rampart_core::compare::pair_features`] computed when
+    /// the pair was stored, with empty excerpts.
+    fn for_each_pair_features(
+        &self,
+        rollout: &str,
+        filter: &PairFilter,
+        f: &mut dyn FnMut(PairFeatures),
+    ) -> Result<()>;
+    /// The features of the newest `limit` pairs that `filter` keeps, newest first.
+    fn recent_pair_features(
+        &self,
+        rollout: &str,
+        filter: &PairFilter,
+        limit: usize,
+    ) -> Result<Vec<PairFeatures>>;
+}
+
+/// Which of a rollout's pairs a query covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairFilter {
+    /// Only pairs recorded in this stage (by name).
+    pub stage: Option<String>,
+    /// Only pairs at or after this time (unix ms).
+    pub since_ms: Option<i64>,
 }
 
 /// Rollout controller state and the audit log of its transitions.

@@ -14,24 +14,45 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rampart_core::record::{EditOutcome, Feedback, Outcome, Pair, PairSide, RequestEvent, Thumbs};
+use features::FEATURE_COLUMNS;
+use rampart_core::compare::PairFeatures;
+use rampart_core::compare::judge::Verdict;
+use rampart_core::record::{
+    EditOutcome, Feedback, Outcome, Pair, PairJudgment, PairSide, RequestEvent, Thumbs,
+};
 use rampart_core::routing::Cohort;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 
 use crate::error::{Result, StoreError};
-use crate::{AuditEntry, EventStore, FeedbackStore, PairStore, RolloutStore, Store};
+use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, Store};
+
+mod features;
+
+/// A migration's data step, run after its SQL in the same transaction.
+type DataStep = fn(&Transaction<'_>) -> Result<()>;
 
 /// Numbered migrations, applied in order; the schema version is the number of applied ones.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("sqlite/migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
+    (
+        "0001_init",
+        include_str!("sqlite/migrations/0001_init.sql"),
+        None,
+    ),
+    (
+        "0002_pair_features",
+        include_str!("sqlite/migrations/0002_pair_features.sql"),
+        Some(features::backfill),
+    ),
+];
 
 /// How long a connection waits for a lock held by another connection before SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 4;
-/// Rows per page when walking all pairs of a rollout.
+/// Rows per page when walking all pairs of a rollout, and all their features.
 const PAIR_PAGE: usize = 1000;
+const FEATURE_PAGE: usize = 4096;
 
 const EVENT_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, variant, cohort, key_hash, \
      tenant, class, status, outcome, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
@@ -44,7 +65,8 @@ const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, key_hash, 
      b_error, b_cached, \
      c_variant, c_model, c_prompt_version, c_text, c_tool_calls, c_finish_reason, \
      c_prompt_tokens, c_completion_tokens, c_latency_ms, c_ttft_ms, c_cost_usd, c_refusal, \
-     c_error, c_cached";
+     c_error, c_cached, tools, response_format, embedding_similarity, \
+     judge_model, judge_first, judge_second, judge_cost_usd, judge_error";
 /// Columns before the first side in [`PAIR_COLUMNS`], and columns per side.
 const PAIR_HEAD: usize = 10;
 const PAIR_SIDE: usize = 14;
@@ -156,10 +178,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             supported: latest,
         });
     }
-    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, (name, sql, data)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i64 + 1;
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if let Some(data) = data {
+            data(&tx)?;
+        }
         // PRAGMA takes no bound parameters; `version` is an integer we computed.
         tx.execute_batch(&format!("PRAGMA user_version = {version}"))?;
         tx.commit()?;
@@ -235,17 +260,54 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<RequestEvent> {
     })
 }
 
+/// The judge columns starting at `at`: `None` when the pair was not judged.
+fn judgment_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<PairJudgment>> {
+    let Some(model) = r.get::<_, Option<String>>(at)? else {
+        return Ok(None);
+    };
+    Ok(Some(PairJudgment {
+        model,
+        first: verdict_column(r, at + 1)?,
+        second: verdict_column(r, at + 2)?,
+        cost_usd: r.get(at + 3)?,
+        error: r.get(at + 4)?,
+    }))
+}
+
+fn verdict_str(v: Verdict) -> &'static str {
+    match v {
+        Verdict::A => "a",
+        Verdict::B => "b",
+        Verdict::Tie => "tie",
+    }
+}
+
+/// A nullable verdict column (`a`, `b`, `tie`).
+fn verdict_column(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Verdict>> {
+    let Some(text) = r.get::<_, Option<String>>(idx)? else {
+        return Ok(None);
+    };
+    Ok(Some(match text.as_str() {
+        "a" => Verdict::A,
+        "b" => Verdict::B,
+        "tie" => Verdict::Tie,
+        _ => return Err(bad_value(idx, "verdict", text)),
+    }))
+}
+
+/// A nullable JSON text column.
+fn json_column(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+    let text: Option<String> = r.get(idx)?;
+    text.map(|t| parse_json(idx, &t)).transpose()
+}
+
 fn side_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<PairSide> {
-    let tool_calls: Option<String> = r.get(at + 4)?;
     Ok(PairSide {
         variant: r.get(at)?,
         model: r.get(at + 1)?,
         prompt_version: r.get(at + 2)?,
         text: r.get(at + 3)?,
-        tool_calls: match tool_calls {
-            Some(t) => Some(parse_json(at + 4, &t)?),
-            None => None,
-        },
+        tool_calls: json_column(r, at + 4)?,
         finish_reason: r.get(at + 5)?,
         prompt_tokens: r.get(at + 6)?,
         completion_tokens: r.get(at + 7)?,
@@ -260,6 +322,7 @@ fn side_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<PairSide> {
 
 /// Reads [`PAIR_COLUMNS`] starting at column `at`.
 fn pair_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Pair> {
+    let tail = at + PAIR_HEAD + 2 * PAIR_SIDE;
     Ok(Pair {
         request_id: r.get(at)?,
         ts_ms: r.get(at + 1)?,
@@ -273,6 +336,10 @@ fn pair_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Pair> {
         prompt_hash: r.get(at + 9)?,
         baseline: side_from_row(r, at + PAIR_HEAD)?,
         candidate: side_from_row(r, at + PAIR_HEAD + PAIR_SIDE)?,
+        tools: json_column(r, tail)?,
+        response_format: json_column(r, tail + 1)?,
+        embedding_similarity: r.get(tail + 2)?,
+        judge: judgment_from_row(r, tail + 3)?,
     })
 }
 
@@ -363,8 +430,9 @@ fn insert_events_tx(tx: &Transaction<'_>, events: &[RequestEvent]) -> Result<()>
     Ok(())
 }
 
+/// Inserts the pairs not stored yet, each with its features (see [`features`]).
 fn insert_pairs_tx(tx: &Transaction<'_>, pairs: &[Pair]) -> Result<()> {
-    let placeholders = (1..=PAIR_HEAD + 2 * PAIR_SIDE)
+    let placeholders = (1..=PAIR_HEAD + 2 * PAIR_SIDE + 8)
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -375,6 +443,8 @@ fn insert_pairs_tx(tx: &Transaction<'_>, pairs: &[Pair]) -> Result<()> {
     for p in pairs {
         let (b, c) = (&p.baseline, &p.candidate);
         let (b_tools, c_tools) = (json_text(&b.tool_calls)?, json_text(&c.tool_calls)?);
+        let (tools, response_format) = (json_text(&p.tools)?, json_text(&p.response_format)?);
+        let judge = p.judge.as_ref();
         let n = stmt.execute(params![
             p.request_id,
             p.ts_ms,
@@ -414,8 +484,20 @@ fn insert_pairs_tx(tx: &Transaction<'_>, pairs: &[Pair]) -> Result<()> {
             c.refusal,
             c.error,
             c.cached,
+            tools,
+            response_format,
+            p.embedding_similarity,
+            judge.map(|j| &j.model),
+            judge.and_then(|j| j.first).map(verdict_str),
+            judge.and_then(|j| j.second).map(verdict_str),
+            judge.map(|j| j.cost_usd),
+            judge.and_then(|j| j.error.as_ref()),
         ])?;
-        skipped += usize::from(n == 0);
+        if n == 0 {
+            skipped += 1;
+        } else {
+            features::insert(tx, tx.last_insert_rowid(), p)?;
+        }
     }
     if skipped > 0 {
         tracing::warn!(
@@ -608,6 +690,77 @@ impl PairStore for SqliteStore {
             }
         }
     }
+
+    fn get_pair(&self, rollout: &str, request_id: &str) -> Result<Option<Pair>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND request_id = ?2"
+            ))?;
+            Ok(stmt
+                .query_row([rollout, request_id], |r| pair_from_row(r, 0))
+                .optional()?)
+        })
+    }
+
+    fn for_each_pair_features(
+        &self,
+        rollout: &str,
+        filter: &PairFilter,
+        f: &mut dyn FnMut(PairFeatures),
+    ) -> Result<()> {
+        // Keyset pagination, as in `for_each_pair`.
+        let since = filter.since_ms.unwrap_or(i64::MIN);
+        let mut after: i64 = i64::MIN;
+        loop {
+            let page: Vec<(i64, PairFeatures)> = self.read(|c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT pair_id, {FEATURE_COLUMNS} FROM pair_features \
+                     WHERE rollout = ?1 AND pair_id > ?2 AND (?3 IS NULL OR stage = ?3) \
+                     AND ts_ms >= ?4 ORDER BY pair_id LIMIT ?5"
+                ))?;
+                let rows = stmt.query_map(
+                    params![
+                        rollout,
+                        after,
+                        filter.stage,
+                        since,
+                        limit_param(FEATURE_PAGE)
+                    ],
+                    |r| Ok((r.get(0)?, features::features_from_row(r, 1)?)),
+                )?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })?;
+            let full = page.len() == FEATURE_PAGE;
+            for (id, features) in page {
+                after = id;
+                f(features);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn recent_pair_features(
+        &self,
+        rollout: &str,
+        filter: &PairFilter,
+        limit: usize,
+    ) -> Result<Vec<PairFeatures>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {FEATURE_COLUMNS} FROM pair_features \
+                 WHERE rollout = ?1 AND (?2 IS NULL OR stage = ?2) AND ts_ms >= ?3 \
+                 ORDER BY pair_id DESC LIMIT ?4"
+            ))?;
+            let since = filter.since_ms.unwrap_or(i64::MIN);
+            let rows = stmt.query_map(
+                params![rollout, filter.stage, since, limit_param(limit)],
+                |r| features::features_from_row(r, 0),
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
 }
 
 impl RolloutStore for SqliteStore {
@@ -704,6 +857,17 @@ mod tests {
                  ORDER BY id LIMIT ?3"
             ),
             "SELECT COUNT(*) FROM pairs WHERE rollout = ?1".to_owned(),
+            format!("SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND request_id = ?2"),
+            format!(
+                "SELECT pair_id, {FEATURE_COLUMNS} FROM pair_features \
+                 WHERE rollout = ?1 AND pair_id > ?2 AND (?3 IS NULL OR stage = ?3) \
+                 AND ts_ms >= ?4 ORDER BY pair_id LIMIT ?5"
+            ),
+            format!(
+                "SELECT {FEATURE_COLUMNS} FROM pair_features \
+                 WHERE rollout = ?1 AND (?2 IS NULL OR stage = ?2) AND ts_ms >= ?3 \
+                 ORDER BY pair_id DESC LIMIT ?4"
+            ),
             "SELECT request_id FROM feedback WHERE request_id = ?1 ORDER BY id".to_owned(),
             format!(
                 "SELECT {EVENT_FEEDBACK_COLUMNS} FROM events e \
@@ -732,7 +896,9 @@ mod tests {
             let plan = plan.join(" | ");
             assert!(!plan.contains("TEMP B-TREE"), "{sql}\n sorts: {plan}");
             assert!(
-                !plan.contains("SCAN pairs") && !plan.contains("SCAN events"),
+                !plan.contains("SCAN pairs")
+                    && !plan.contains("SCAN events")
+                    && !plan.contains("SCAN pair_features"),
                 "{sql}\n scans: {plan}"
             );
         }

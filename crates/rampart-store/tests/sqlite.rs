@@ -4,9 +4,11 @@
 mod common;
 
 use common::{event, pair};
-use rampart_core::record::{EditOutcome, Feedback, Thumbs};
+use rampart_core::compare::judge::Verdict;
+use rampart_core::record::{EditOutcome, Feedback, PairJudgment, Thumbs};
 use rampart_store::{
-    AuditEntry, EventStore, FeedbackStore, PairStore, RolloutStore, SqliteStore, StoreError,
+    AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, SqliteStore,
+    StoreError,
 };
 
 fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -331,4 +333,240 @@ fn a_database_from_a_newer_build_is_refused() {
         Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
+}
+
+/// Pairs that exercise every stored feature: formats, JSON and tool schemas, refusal,
+/// truncation, the cache, a failed side, non-ASCII text and an embedding similarity.
+fn varied_pairs() -> Vec<rampart_core::record::Pair> {
+    let texts = [
+        ("| a | b |\n|---|---|\n| 1 | 2 |", "- one\n- two\n1. first"),
+        (
+            "```rust\nfn main() {}",
+            "See [1] and (Smith, 2020) at https://example.com",
+        ),
+        ("{\"a\": 1}", "{\"a\": 1,"),
+        ("Grüße aus Köln, ça va ?", "Grüße aus Köln — ça va?"),
+        ("", "Something"),
+    ];
+    let mut out = Vec::new();
+    for (i, (b, c)) in texts.iter().enumerate() {
+        let mut p = pair(&format!("f{i}"), "ro", 100 + i as i64, Some("refunds"));
+        p.stage = if i < 3 { "shadow" } else { "shadow-2" }.into();
+        p.baseline.text = Some(b.to_string());
+        p.candidate.text = Some(c.to_string());
+        p.baseline.error = None;
+        p.candidate.error = None;
+        p.candidate.tool_calls = None;
+        p.tools = None;
+        p.embedding_similarity = None;
+        out.push(p);
+    }
+    out[2].response_format = Some(serde_json::json!({"type": "json_object"}));
+    out[3].embedding_similarity = Some(0.93);
+    out[0].candidate.finish_reason = Some("length".into());
+    out[1].baseline.refusal = true;
+    out[1].candidate.cached = true;
+    out[4].candidate.error = Some("timeout".into());
+    out[0].judge = Some(PairJudgment {
+        model: "judge-model".into(),
+        first: Some(Verdict::A),
+        second: Some(Verdict::Tie),
+        cost_usd: 0.002,
+        error: None,
+    });
+    out[1].judge = Some(PairJudgment {
+        model: "judge-model".into(),
+        first: None,
+        second: Some(Verdict::B),
+        cost_usd: 0.001,
+        error: Some("timeout".into()),
+    });
+    // The fixture's tool-call pair: a schema, and arguments that break it on one side.
+    let mut t = pair("f5", "ro", 200, None);
+    t.stage = "shadow-2".into();
+    t.candidate.error = None;
+    t.tools = Some(
+        serde_json::json!([{"type": "function", "function": {"name": "refund",
+        "parameters": {"type": "object", "properties": {"order": {"type": "integer"}},
+        "required": ["order"]}}}]),
+    );
+    t.baseline.tool_calls = Some(serde_json::json!([{"type": "function",
+        "function": {"name": "refund", "arguments": "{\"order\": \"x\"}"}}]));
+    out.push(t);
+    out
+}
+
+/// What the store should give back for a pair: its features without the excerpts.
+fn expected_features(p: &rampart_core::record::Pair) -> rampart_core::compare::PairFeatures {
+    let mut f = rampart_core::compare::pair_features(p);
+    f.baseline_excerpt.clear();
+    f.candidate_excerpt.clear();
+    f
+}
+
+#[test]
+fn pair_features_are_stored_with_the_pair_and_read_back_without_texts() {
+    let (_dir, store) = open();
+    let pairs = varied_pairs();
+    store.insert_pairs(&pairs).unwrap();
+    // A retried batch neither duplicates pairs nor features.
+    store.insert_pairs(&pairs).unwrap();
+    store.insert_pairs(&[pair("x", "other", 1, None)]).unwrap();
+
+    let mut seen = Vec::new();
+    store
+        .for_each_pair_features("ro", &PairFilter::default(), &mut |f| seen.push(f))
+        .unwrap();
+    let expected: Vec<_> = pairs.iter().map(expected_features).collect();
+    assert_eq!(seen, expected);
+    // The features really are distinct per pair (the fixture exercises them).
+    assert!(seen[0].baseline.markdown.table && seen[0].candidate.truncated);
+    assert_eq!(seen[2].candidate.json_valid, Some(false));
+    assert_eq!(seen[5].baseline.tool_calls_valid, Some(false));
+    assert_eq!(seen[3].embedding_similarity, Some(0.93));
+    assert!(seen[4].equivalence.is_none() && seen[1].candidate.cached);
+    assert!(
+        seen[0]
+            .judge
+            .is_some_and(|j| !j.failed && j.second == Some(Verdict::Tie))
+    );
+    assert!(seen[1].judge.is_some_and(|j| j.failed) && seen[2].judge.is_none());
+
+    let ids = |v: &[rampart_core::compare::PairFeatures]| {
+        v.iter().map(|f| f.request_id.clone()).collect::<Vec<_>>()
+    };
+    let mut stage = Vec::new();
+    let filter = PairFilter {
+        stage: Some("shadow".into()),
+        since_ms: Some(101),
+    };
+    store
+        .for_each_pair_features("ro", &filter, &mut |f| stage.push(f))
+        .unwrap();
+    assert_eq!(ids(&stage), ["f1", "f2"]);
+    let recent = store
+        .recent_pair_features("ro", &PairFilter::default(), 2)
+        .unwrap();
+    assert_eq!(ids(&recent), ["f5", "f4"]);
+    let recent = store.recent_pair_features("ro", &filter, 10).unwrap();
+    assert_eq!(ids(&recent), ["f2", "f1"]);
+
+    // The whole pair, texts included, by request id.
+    assert_eq!(
+        store.get_pair("ro", "f3").unwrap().as_ref(),
+        Some(&pairs[3])
+    );
+    assert_eq!(store.get_pair("ro", "nope").unwrap(), None);
+    assert_eq!(store.get_pair("other", "f3").unwrap(), None);
+}
+
+#[test]
+fn features_are_paged_in_id_order() {
+    let (_dir, store) = open();
+    // More than one page (4096), interleaved with another rollout.
+    let pairs: Vec<_> = (0..4_500)
+        .flat_map(|i| {
+            [
+                pair(&format!("p{i}"), "ro", (i * 7919) % 1000, None),
+                pair(&format!("q{i}"), "other", i, None),
+            ]
+        })
+        .collect();
+    for chunk in pairs.chunks(1000) {
+        store.insert_pairs(chunk).unwrap();
+    }
+    let mut seen = Vec::new();
+    store
+        .for_each_pair_features("ro", &PairFilter::default(), &mut |f| {
+            seen.push(f.request_id)
+        })
+        .unwrap();
+    let expected: Vec<_> = (0..4_500).map(|i| format!("p{i}")).collect();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn the_migration_computes_the_features_of_pairs_stored_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let pairs = varied_pairs();
+    {
+        // A database as schema version 1 left it, with pairs in it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../src/sqlite/migrations/0001_init.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        for p in &pairs {
+            let (b, c) = (&p.baseline, &p.candidate);
+            let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+            conn.execute(
+                "INSERT INTO pairs (request_id, ts_ms, route, rollout, stage, key_hash, tenant, \
+                 class, prompt, prompt_hash, b_variant, b_model, b_text, b_tool_calls, \
+                 b_finish_reason, b_prompt_tokens, b_completion_tokens, b_latency_ms, \
+                 b_cost_usd, b_refusal, b_error, b_cached, c_variant, c_model, c_text, \
+                 c_tool_calls, c_finish_reason, c_prompt_tokens, c_completion_tokens, \
+                 c_latency_ms, c_cost_usd, c_refusal, c_error, c_cached) VALUES (?1, ?2, ?3, \
+                 ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
+                rusqlite::params![
+                    p.request_id,
+                    p.ts_ms,
+                    p.route,
+                    p.rollout,
+                    p.stage,
+                    p.key_hash,
+                    p.tenant,
+                    p.class,
+                    p.prompt,
+                    p.prompt_hash,
+                    b.variant,
+                    b.model,
+                    b.text,
+                    json(&b.tool_calls),
+                    b.finish_reason,
+                    b.prompt_tokens,
+                    b.completion_tokens,
+                    b.latency_ms,
+                    b.cost_usd,
+                    b.refusal,
+                    b.error,
+                    b.cached,
+                    c.variant,
+                    c.model,
+                    c.text,
+                    json(&c.tool_calls),
+                    c.finish_reason,
+                    c.prompt_tokens,
+                    c.completion_tokens,
+                    c.latency_ms,
+                    c.cost_usd,
+                    c.refusal,
+                    c.error,
+                    c.cached,
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        SqliteStore::latest_schema_version()
+    );
+    // Version 1 kept no tools, response_format or embedding: the features are those of the
+    // pairs as stored.
+    let stored: Vec<_> = pairs
+        .iter()
+        .map(|p| store.get_pair("ro", &p.request_id).unwrap().unwrap())
+        .collect();
+    assert!(stored.iter().all(|p| p.tools.is_none()));
+    let mut seen = Vec::new();
+    store
+        .for_each_pair_features("ro", &PairFilter::default(), &mut |f| seen.push(f))
+        .unwrap();
+    assert_eq!(seen.len(), pairs.len());
+    assert_eq!(
+        seen,
+        stored.iter().map(expected_features).collect::<Vec<_>>()
+    );
 }

@@ -25,6 +25,7 @@ use rampart_stats::proportion::{mcnemar_exact, wilson_interval};
 use rampart_stats::sketch::DdSketch;
 
 use super::features::{Equivalence, PairFeatures, SideFeatures};
+use super::judge::JudgeTally;
 use super::report::{
     ComparisonReport, Cost, DifferentPair, EquivalenceStats, FormatDrift, GroupReport, Histogram,
     Latency, LengthStats, Metrics, OpeningShare, Openings, PairedRate, Settings,
@@ -340,6 +341,8 @@ pub struct Accumulator {
     tenants: BTreeMap<String, GroupAcc>,
     /// Sorted by (similarity, request_id), at most `config.most_different` long.
     most_different: Vec<DifferentPair>,
+    /// Judged pairs' verdicts (one score per judged pair: judge spend bounds its size).
+    judge: JudgeTally,
 }
 
 const OTHER: &str = "(other)";
@@ -351,6 +354,7 @@ impl Accumulator {
             classes: BTreeMap::new(),
             tenants: BTreeMap::new(),
             most_different: Vec::new(),
+            judge: JudgeTally::new(),
             config,
         }
     }
@@ -379,6 +383,11 @@ impl Accumulator {
             map.entry(key.to_string())
                 .or_insert_with(|| GroupAcc::new(cfg.group_reservoir, seed))
                 .push(f, group_cap);
+        }
+        match f.judge {
+            Some(j) if j.failed => self.judge.push_error(),
+            Some(j) => self.judge.push(j.first, j.second),
+            None => {}
         }
         if f.baseline.ok && f.candidate.ok && f.equivalence.is_some() && cfg.most_different > 0 {
             let worse_than_worst = self.most_different.len() >= cfg.most_different
@@ -444,7 +453,13 @@ impl Accumulator {
             classes,
             tenants,
             most_different: self.most_different,
-            judge: None,
+            judge: self.judge.seen().then(|| {
+                self.judge.finish(&BootstrapConfig {
+                    n_resamples: cfg.bootstrap_resamples,
+                    confidence_level: cfg.confidence_level,
+                    seed: cfg.seed,
+                })
+            }),
             settings: Settings {
                 alpha: cfg.alpha,
                 confidence_level: cfg.confidence_level,

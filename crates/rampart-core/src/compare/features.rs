@@ -16,8 +16,9 @@
 //!   one "word": there the class falls back to `materially_different` unless the texts
 //!   normalize equal or the caller supplies an embedding similarity. [`chrf`] stays available
 //!   for callers that want character n-grams; it is not used by the report.
-//! * **Embedding similarity**: optional, the cosine of two caller-supplied vectors
-//!   ([`cosine`]).
+//! * **Embedding similarity**: optional, the pair's `embedding_similarity` (the gateway fills it
+//!   with the [`cosine`] of the two answers' embeddings when the rollout names an embeddings
+//!   model).
 //! * **Equivalence class** ([`Equivalence`]): `identical` when the normalized texts match;
 //!   otherwise `materially_different` when exactly one side refused or the tool calls differ
 //!   (name or parsed arguments); otherwise `equivalent`
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::format::{self, Markdown};
+use super::judge::Verdict;
 use crate::record::{Pair, PairSide};
 
 /// Words in an opening phrase.
@@ -69,16 +71,6 @@ pub enum Equivalence {
     Identical,
     Equivalent,
     MateriallyDifferent,
-}
-
-/// Inputs that are not in the [`Pair`]: the request's `tools` and `response_format` (the pair's
-/// `prompt` holds the messages only) and an embedding similarity computed by the caller.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FeatureInputs<'a> {
-    pub tools: Option<&'a Value>,
-    pub response_format: Option<&'a Value>,
-    /// Cosine similarity of the two answers' embeddings, in [−1, 1] (see [`cosine`]).
-    pub embedding_similarity: Option<f64>,
 }
 
 /// The features of one side of a pair.
@@ -127,6 +119,19 @@ pub struct PairFeatures {
     /// pairs" (raw text: renderers escape it).
     pub baseline_excerpt: String,
     pub candidate_excerpt: String,
+    /// The judge's verdicts, when the pair was judged.
+    pub judge: Option<JudgeVerdicts>,
+}
+
+/// A judged pair's verdicts (see [`super::judge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JudgeVerdicts {
+    /// Baseline shown as A; `None` = unparsed reply.
+    pub first: Option<Verdict>,
+    /// Candidate shown as A.
+    pub second: Option<Verdict>,
+    /// A judge call failed: the verdicts are not used.
+    pub failed: bool,
 }
 
 /// Lowercase, punctuation removed (apostrophes dropped, other punctuation → space), whitespace
@@ -594,12 +599,7 @@ fn tool_calls_key(side: &PairSide) -> Vec<(String, Value)> {
 
 /// A side's features; `normalized` is its text, [`normalize`]d (for the opening phrase), and
 /// `scan` its lengths.
-fn side_features(
-    side: &PairSide,
-    inputs: &FeatureInputs<'_>,
-    normalized: &[u8],
-    scan: &Scan,
-) -> SideFeatures {
+fn side_features(side: &PairSide, pair: &Pair, normalized: &[u8], scan: &Scan) -> SideFeatures {
     let text = side.text.as_deref().unwrap_or("");
     SideFeatures {
         ok: side.error.is_none(),
@@ -610,11 +610,11 @@ fn side_features(
         opening: opening_of_normalized(normalized, OPENING_WORDS),
         markdown: format::markdown(text),
         json_valid: if side.error.is_none() {
-            format::json_valid(side.text.as_deref(), inputs.response_format)
+            format::json_valid(side.text.as_deref(), pair.response_format.as_ref())
         } else {
             None
         },
-        tool_calls_valid: format::tool_calls_valid(side.tool_calls.as_ref(), inputs.tools),
+        tool_calls_valid: format::tool_calls_valid(side.tool_calls.as_ref(), pair.tools.as_ref()),
         truncated: side.finish_reason.as_deref() == Some("length"),
         latency_ms: side.latency_ms,
         cached: side.cached,
@@ -642,16 +642,13 @@ pub fn classify(
 }
 
 /// The features of one pair. Pure; linear in the texts' lengths. Each text is normalized once,
-/// into a per-thread buffer.
-pub fn pair_features(pair: &Pair, inputs: &FeatureInputs<'_>) -> PairFeatures {
-    with_scratch(|s| pair_features_with(s, pair, inputs))
+/// into a per-thread buffer. Besides the two sides it reads the pair's `tools` and
+/// `response_format` (for the format features) and its `embedding_similarity`.
+pub fn pair_features(pair: &Pair) -> PairFeatures {
+    with_scratch(|s| pair_features_with(s, pair))
 }
 
-fn pair_features_with(
-    s: &mut FeatureScratch,
-    pair: &Pair,
-    inputs: &FeatureInputs<'_>,
-) -> PairFeatures {
+fn pair_features_with(s: &mut FeatureScratch, pair: &Pair) -> PairFeatures {
     let FeatureScratch {
         baseline: nb,
         candidate: nc,
@@ -661,8 +658,8 @@ fn pair_features_with(
     } = s;
     let sb = scan(pair.baseline.text.as_deref().unwrap_or(""), nb, wb);
     let sc = scan(pair.candidate.text.as_deref().unwrap_or(""), nc, wc);
-    let baseline = side_features(&pair.baseline, inputs, nb, &sb);
-    let candidate = side_features(&pair.candidate, inputs, nc, &sc);
+    let baseline = side_features(&pair.baseline, pair, nb, &sb);
+    let candidate = side_features(&pair.candidate, pair, nc, &sc);
     let bt = comparable_text(&pair.baseline);
     let ct = comparable_text(&pair.candidate);
     let (exact_match, normalized_match, similarity, equivalence) = match (&bt, &ct) {
@@ -686,7 +683,7 @@ fn pair_features_with(
                 baseline.refusal != candidate.refusal
                     || tool_calls_key(&pair.baseline) != tool_calls_key(&pair.candidate),
                 sim,
-                inputs.embedding_similarity,
+                pair.embedding_similarity,
             );
             (exact, norm, sim, Some(class))
         }
@@ -704,16 +701,21 @@ fn pair_features_with(
         exact_match,
         normalized_match,
         similarity,
-        embedding_similarity: inputs.embedding_similarity,
+        embedding_similarity: pair.embedding_similarity,
         equivalence,
         length_ratio,
         baseline_excerpt: excerpt(pair.baseline.text.as_deref()),
         candidate_excerpt: excerpt(pair.candidate.text.as_deref()),
+        judge: pair.judge.as_ref().map(|j| JudgeVerdicts {
+            first: j.first,
+            second: j.second,
+            failed: j.error.is_some(),
+        }),
     }
 }
 
 /// The first [`EXCERPT_CHARS`] characters of a text (a byte-range copy).
-fn excerpt(text: Option<&str>) -> String {
+pub fn excerpt(text: Option<&str>) -> String {
     let t = text.unwrap_or("");
     // No more bytes than the limit means no more characters either: no need to count.
     let end = if t.len() <= EXCERPT_CHARS {
@@ -755,6 +757,10 @@ mod tests {
             prompt_hash: "h".into(),
             baseline: side(b),
             candidate: side(c),
+            tools: None,
+            response_format: None,
+            embedding_similarity: None,
+            judge: None,
         }
     }
 
@@ -862,7 +868,7 @@ mod tests {
             Some(serde_json::json!([{"function": {"name": "lookup", "arguments": "{\"id\": 4}"}}]));
         p.candidate.tool_calls =
             Some(serde_json::json!([{"function": {"name": "lookup", "arguments": "{\"id\": 5}"}}]));
-        let f = pair_features(&p, &FeatureInputs::default());
+        let f = pair_features(&p);
         assert!(!f.exact_match && !f.normalized_match && f.similarity < 1.0);
         assert_eq!(f.baseline.opening.as_deref(), Some("looking it up"));
         assert_eq!(f.equivalence, Some(Equivalence::MateriallyDifferent));
@@ -878,39 +884,26 @@ mod tests {
 
     #[test]
     fn equivalence_classes() {
-        let f = pair_features(
-            &pair(Some("Hello, world."), Some("hello world")),
-            &FeatureInputs::default(),
-        );
+        let f = pair_features(&pair(Some("Hello, world."), Some("hello world")));
         assert!(!f.exact_match && f.normalized_match);
         assert_eq!(f.equivalence, Some(Equivalence::Identical));
-        let f = pair_features(
-            &pair(
-                Some("Your card will arrive in 3 days."),
-                Some("Your card should arrive in 3 days."),
-            ),
-            &FeatureInputs::default(),
-        );
+        let f = pair_features(&pair(
+            Some("Your card will arrive in 3 days."),
+            Some("Your card should arrive in 3 days."),
+        ));
         assert_eq!(f.equivalence, Some(Equivalence::Equivalent));
-        let f = pair_features(
-            &pair(
-                Some("Your card will arrive in 3 days."),
-                Some("Please contact the branch."),
-            ),
-            &FeatureInputs::default(),
-        );
+        let f = pair_features(&pair(
+            Some("Your card will arrive in 3 days."),
+            Some("Please contact the branch."),
+        ));
         assert_eq!(f.equivalence, Some(Equivalence::MateriallyDifferent));
-        // The caller's embedding can make a paraphrase equivalent.
-        let f = pair_features(
-            &pair(
-                Some("Your card will arrive in 3 days."),
-                Some("Expect delivery by Thursday."),
-            ),
-            &FeatureInputs {
-                embedding_similarity: Some(0.95),
-                ..FeatureInputs::default()
-            },
+        // An embedding similarity can make a paraphrase equivalent.
+        let mut p = pair(
+            Some("Your card will arrive in 3 days."),
+            Some("Expect delivery by Thursday."),
         );
+        p.embedding_similarity = Some(0.95);
+        let f = pair_features(&p);
         assert_eq!(f.equivalence, Some(Equivalence::Equivalent));
         // A refusal on one side is always material.
         let mut p = pair(
@@ -922,26 +915,20 @@ mod tests {
             classify(false, true, 0.99, Some(1.0)),
             Equivalence::MateriallyDifferent
         );
-        assert_eq!(
-            pair_features(&p, &FeatureInputs::default()).equivalence,
-            Some(Equivalence::Identical)
-        );
+        assert_eq!(pair_features(&p).equivalence, Some(Equivalence::Identical));
     }
 
     #[test]
     fn empty_outputs_and_failures() {
-        let f = pair_features(&pair(Some(""), Some("")), &FeatureInputs::default());
+        let f = pair_features(&pair(Some(""), Some("")));
         assert_eq!(f.equivalence, Some(Equivalence::Identical));
         assert_eq!((f.baseline.tokens, f.length_ratio), (0, None));
         assert_eq!(f.baseline.opening, None);
-        let f = pair_features(
-            &pair(Some(""), Some("Something")),
-            &FeatureInputs::default(),
-        );
+        let f = pair_features(&pair(Some(""), Some("Something")));
         assert_eq!(f.equivalence, Some(Equivalence::MateriallyDifferent));
         let mut p = pair(Some("ok"), None);
         p.candidate.error = Some("timeout".into());
-        let f = pair_features(&p, &FeatureInputs::default());
+        let f = pair_features(&p);
         assert_eq!(f.equivalence, None);
         assert!(!f.candidate.ok && f.length_ratio.is_none());
     }
@@ -950,7 +937,7 @@ mod tests {
     fn lengths_truncation_and_non_ascii() {
         let mut p = pair(Some("héllo wörld"), Some("héllo wörld and more words here"));
         p.candidate.finish_reason = Some("length".into());
-        let f = pair_features(&p, &FeatureInputs::default());
+        let f = pair_features(&p);
         assert_eq!(
             (f.baseline.chars, f.baseline.tokens, f.candidate.tokens),
             (11, 2, 6)
@@ -961,12 +948,9 @@ mod tests {
 
     #[test]
     fn json_and_tools_inputs() {
-        let fmt = serde_json::json!({"type": "json_object"});
-        let inputs = FeatureInputs {
-            response_format: Some(&fmt),
-            ..FeatureInputs::default()
-        };
-        let f = pair_features(&pair(Some("{\"a\":1}"), Some("{\"a\":1,")), &inputs);
+        let mut p = pair(Some("{\"a\":1}"), Some("{\"a\":1,"));
+        p.response_format = Some(serde_json::json!({"type": "json_object"}));
+        let f = pair_features(&p);
         assert_eq!(
             (f.baseline.json_valid, f.candidate.json_valid),
             (Some(true), Some(false))
@@ -979,13 +963,8 @@ mod tests {
         p.candidate.tool_calls = Some(
             serde_json::json!([{"function": {"name": "lookup", "arguments": "{\"id\": \"four\"}"}}]),
         );
-        let f = pair_features(
-            &p,
-            &FeatureInputs {
-                tools: Some(&tools),
-                ..FeatureInputs::default()
-            },
-        );
+        p.tools = Some(tools);
+        let f = pair_features(&p);
         assert_eq!(
             (f.baseline.tool_calls_valid, f.candidate.tool_calls_valid),
             (Some(true), Some(false))

@@ -162,6 +162,7 @@ pub struct JudgeTally {
     ties: u64,
     inconsistent: u64,
     unparsed: u64,
+    errors: u64,
 }
 
 impl JudgeTally {
@@ -186,6 +187,16 @@ impl JudgeTally {
         }
         self.scores.push(outcome.score());
         self.first_only.push(from_first(first).score());
+    }
+
+    /// Records a pair whose judge call failed (left out of the rates).
+    pub fn push_error(&mut self) {
+        self.errors += 1;
+    }
+
+    /// Any pair was pushed (judged, unparsed or failed).
+    pub fn seen(&self) -> bool {
+        !self.scores.is_empty() || self.unparsed > 0 || self.errors > 0
     }
 
     /// Pairs judged with both verdicts parsed.
@@ -214,6 +225,7 @@ impl JudgeTally {
             ties: self.ties,
             inconsistent: self.inconsistent,
             unparsed: self.unparsed,
+            errors: self.errors,
         }
     }
 }

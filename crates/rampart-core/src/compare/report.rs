@@ -34,7 +34,7 @@ pub struct ComparisonReport {
     pub tenants: Vec<GroupReport>,
     /// The lowest-similarity comparable pairs, most different first.
     pub most_different: Vec<DifferentPair>,
-    /// Filled by the caller from a [`super::judge::JudgeTally`] when a judge ran.
+    /// The judge's win rate over the judged pairs; `None` when no pair was judged.
     pub judge: Option<JudgeReport>,
     pub settings: Settings,
 }
@@ -237,6 +237,8 @@ pub struct JudgeReport {
     pub inconsistent: u64,
     /// Verdicts that could not be parsed (the pair is left out).
     pub unparsed: u64,
+    /// Pairs whose judge call failed (left out).
+    pub errors: u64,
 }
 
 /// The settings the report was computed with.

@@ -115,6 +115,17 @@ pub struct RawRollout {
     pub tenants: BTreeMap<String, RawTenant>,
     pub keep_baseline_warm: Option<String>,
     pub cooldown: Option<String>,
+    pub judge: Option<RawJudge>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJudge {
+    pub variant: String,
+    pub sample_percent: Option<f64>,
+    pub max_cost_usd_per_day: Option<f64>,
+    pub max_in_flight: Option<u64>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -930,6 +930,56 @@ fn validate_rollout(
         custom: validate_custom_guardrails(c, &gpath, &g.custom),
     };
 
+    let judge = raw.judge.as_ref().map(|j| {
+        let jpath = format!("{path}.judge");
+        if routes
+            .get(&raw.route)
+            .is_some_and(|r| !r.variants.contains_key(&j.variant))
+        {
+            c.push(
+                format!("{jpath}.variant"),
+                format!("route `{}` has no such variant", raw.route),
+                Some(j.variant.clone()),
+            );
+        }
+        JudgeConfig {
+            variant: j.variant.clone(),
+            sample_percent: match j.sample_percent {
+                None => 10.0,
+                v => c.percent(&format!("{jpath}.sample_percent"), v),
+            },
+            max_cost_usd_per_day: c
+                .positive(
+                    &format!("{jpath}.max_cost_usd_per_day"),
+                    j.max_cost_usd_per_day,
+                )
+                .unwrap_or(1.0),
+            max_in_flight: c.count(&format!("{jpath}.max_in_flight"), j.max_in_flight, 4),
+            timeout: c.duration(
+                &format!("{jpath}.timeout"),
+                j.timeout.as_deref(),
+                Duration::from_secs(60),
+            ),
+        }
+    });
+    if judge.is_none() {
+        let wants_judge = std::iter::once((format!("{path}.gates"), &gates))
+            .chain(
+                stages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("{path}.stages[{i}].gates"), &s.gates)),
+            )
+            .find(|(_, g)| g.min_win_rate.is_some());
+        if let Some((gpath, g)) = wants_judge {
+            c.push(
+                format!("{gpath}.min_win_rate"),
+                format!("needs a judge: add [{path}.judge] with a `variant`"),
+                g.min_win_rate.map(|x| x.to_string()),
+            );
+        }
+    }
+
     let mut tenants = BTreeMap::new();
     for (t, tc) in &raw.tenants {
         let v = c.percent(
@@ -958,6 +1008,7 @@ fn validate_rollout(
             raw.cooldown.as_deref(),
             Duration::from_secs(3600),
         ),
+        judge,
     })
 }
 

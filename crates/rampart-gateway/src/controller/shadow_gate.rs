@@ -36,21 +36,24 @@ pub const SLOW_FACTOR: u32 = 4;
 /// The newest pairs of a stage a verdict looks at, at most.
 pub const VERDICT_PAIRS: usize = 5_000;
 
-/// The comparison report over the stage's newest pairs, computed on the calling thread.
+/// The comparison report over the stage's newest pairs (their stored features), computed on
+/// the calling thread.
 fn stage_report(
     store: &dyn rampart_store::Store,
     rollout: &str,
     stage: &str,
     epoch_ms: i64,
 ) -> Result<rampart_core::compare::ComparisonReport, rampart_store::StoreError> {
-    use rampart_core::compare::{Accumulator, FeatureInputs, pair_features};
-    let mut pairs = store.recent_pairs(rollout, VERDICT_PAIRS, None, Some(epoch_ms))?;
+    let filter = rampart_store::PairFilter {
+        stage: Some(stage.to_string()),
+        since_ms: Some(epoch_ms),
+    };
+    let mut features = store.recent_pair_features(rollout, &filter, VERDICT_PAIRS)?;
     // Oldest first, as a report over the whole stage would see them.
-    pairs.reverse();
-    let mut acc = Accumulator::new(CompareConfig::default());
-    let inputs = FeatureInputs::default();
-    for p in pairs.iter().filter(|p| p.stage == stage) {
-        acc.push(&pair_features(p, &inputs));
+    features.reverse();
+    let mut acc = rampart_core::compare::Accumulator::new(CompareConfig::default());
+    for f in &features {
+        acc.push(f);
     }
     Ok(acc.finish())
 }

@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
+use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Feedback, Outcome, Pair, PairSide, RequestEvent};
 use rampart_core::routing::Cohort;
 use rampart_store::{
-    AuditEntry, EventStore, FeedbackStore, PairStore, Result, RolloutStore, SqliteStore, Store,
+    AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, Result, RolloutStore,
+    SqliteStore, Store,
 };
 
 pub fn event(id: &str, rollout: &str, ts_ms: i64) -> RequestEvent {
@@ -84,6 +86,10 @@ pub fn pair(id: &str, rollout: &str, ts_ms: i64, class: Option<&str>) -> Pair {
             error: Some("status 500: upstream".into()),
             cached: true,
         },
+        tools: Some(serde_json::json!([{"type": "function", "function": {"name": "refund"}}])),
+        response_format: None,
+        embedding_similarity: Some(0.5),
+        judge: None,
     }
 }
 
@@ -162,6 +168,25 @@ impl PairStore for Hooked {
     }
     fn for_each_pair(&self, rollout: &str, f: &mut dyn FnMut(Pair)) -> Result<()> {
         self.inner.for_each_pair(rollout, f)
+    }
+    fn get_pair(&self, rollout: &str, request_id: &str) -> Result<Option<Pair>> {
+        self.inner.get_pair(rollout, request_id)
+    }
+    fn for_each_pair_features(
+        &self,
+        rollout: &str,
+        filter: &PairFilter,
+        f: &mut dyn FnMut(PairFeatures),
+    ) -> Result<()> {
+        self.inner.for_each_pair_features(rollout, filter, f)
+    }
+    fn recent_pair_features(
+        &self,
+        rollout: &str,
+        filter: &PairFilter,
+        limit: usize,
+    ) -> Result<Vec<PairFeatures>> {
+        self.inner.recent_pair_features(rollout, filter, limit)
     }
 }
 
