@@ -170,7 +170,7 @@ fn independent_resample_of_the_same_model_flags_nothing() {
 fn accumulator_memory_is_bounded() {
     let base = Style::baseline();
     let ps = pairs(5, 2, 50, &base, Some(&base));
-    let feats: Vec<_> = ps.iter().map(|p| pair_features(p)).collect();
+    let feats: Vec<_> = ps.iter().map(pair_features).collect();
     let config = CompareConfig {
         reservoir: 500,
         group_reservoir: 100,

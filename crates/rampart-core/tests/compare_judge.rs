@@ -32,8 +32,7 @@ fn fake_judge(rng: &mut Rng, prompt: &str, candidate_better: bool) -> String {
     if rng.f64() < BIAS {
         return "Answer A is more helpful.\nA".to_string();
     }
-    let a_start = prompt.find("[Answer A]").unwrap();
-    let a_is_candidate = prompt[a_start..].starts_with("[Answer A]\nCANDIDATE");
+    let a_is_candidate = prompt.contains("[The Start of Assistant A's Answer]\nCANDIDATE");
     let pick_a = a_is_candidate == candidate_better;
     if pick_a {
         "Verdict: A".into()

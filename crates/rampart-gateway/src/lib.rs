@@ -4,6 +4,8 @@
 //!   and health endpoints.
 //! - [`providers`]: where variants' calls go (`openai`, in-process `mock`).
 //! - [`shadow`]: mirrors sampled requests to the candidate through bounded, budgeted dispatch.
+//! - [`judge`]: judges a sample of shadow pairs with the rollout's judge variant (bounded,
+//!   budgeted, positions swapped) before they are stored.
 //! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
 //! - [`controller`]: feeds the pure rollout state machine and carries out its decisions.
 //! - [`report`]: the comparison report over stored pairs and events (admin API, shadow gate).
@@ -18,6 +20,7 @@ pub mod clock;
 pub mod controller;
 pub mod error;
 pub mod http;
+pub mod judge;
 pub mod metrics;
 pub mod providers;
 pub mod record;

@@ -70,6 +70,12 @@ pub struct RolloutLabels {
     pub rollout: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutOutcomeLabels {
+    pub rollout: String,
+    pub outcome: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms … ~65 s
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
@@ -123,6 +129,9 @@ pub struct Metrics {
     pub store_lost: Gauge,
     pub alerts: Family<AlertLabels, Counter>,
     pub store_queued: Gauge,
+    /// `rampart_judge_pairs_total{rollout, outcome}`: sampled pairs by what became of them.
+    pub judge_pairs: Family<RolloutOutcomeLabels, Counter>,
+    pub judge_cost: Family<RolloutLabels, CostCounter>,
     per_request: HashMap<String, HashMap<String, [Arc<RequestMetrics>; 3]>>,
     per_shadow: HashMap<String, HashMap<String, Arc<ShadowMetrics>>>,
 }
@@ -157,6 +166,15 @@ impl Metrics {
         let store_written = Gauge::default();
         let store_lost = Gauge::default();
         let alerts = Family::<AlertLabels, Counter>::default();
+        let judge_pairs = Family::<RolloutOutcomeLabels, Counter>::default();
+        let judge_cost = Family::<RolloutLabels, CostCounter>::default();
+        registry.register(
+            "judge_pairs",
+            "Shadow pairs sampled for the judge, by outcome (judged, failed, or skipped: \
+             skipped_max_in_flight, skipped_budget, skipped_no_text)",
+            judge_pairs.clone(),
+        );
+        registry.register("judge_cost_usd", "Spend on judge calls", judge_cost.clone());
         registry.register(
             "alerts",
             "Alert deliveries, by sink and outcome",
@@ -341,6 +359,8 @@ impl Metrics {
             store_lost,
             alerts,
             store_queued,
+            judge_pairs,
+            judge_cost,
             per_request,
             per_shadow,
         }

@@ -7,7 +7,8 @@
 //! `budget_tokens`; the budget day is the UTC day of the injected clock), or when the gateway
 //! is shutting down. Each call has its own timeout. The candidate answers the client's request
 //! rewritten for the candidate variant and never streams; the pair is written, through the same
-//! bounded writer as request events, once both sides are known.
+//! bounded writer as request events, once both sides are known (and, for a rollout with a
+//! judge, once the judge has ruled on it: see [`crate::judge`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -200,13 +201,17 @@ impl ShadowDispatcher {
             embedding_similarity: None,
             judge: None,
         };
+        let question = gw
+            .judges
+            .configured(&pair.rollout)
+            .then(|| crate::judge::question(job.request));
         let candidate = job.candidate.clone();
         let class = s.class.clone();
         let gw2 = gw.clone();
         let timeout = self.timeout;
 
         gw.tasks.spawn(async move {
-            let _permit = permit;
+            let shadow_permit = permit;
             let dispatcher = &gw2.shadow;
             let started = Instant::now();
             let cache_key = dispatcher
@@ -285,6 +290,12 @@ impl ShadowDispatcher {
                 baseline_latency_ms: pair.baseline.latency_ms,
                 candidate_latency_ms: (!pair.candidate.cached).then_some(pair.candidate.latency_ms),
             });
+            drop(shadow_permit);
+            if let Some(question) = &question
+                && let Some(admitted) = gw2.judges.admit(&gw2, &pair)
+            {
+                pair.judge = Some(admitted.judge(&gw2, question, &pair).await);
+            }
             enqueue(&gw2, Record::Pair(pair));
         });
         Some(tx)

@@ -36,6 +36,7 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub writer: Writer,
     pub shadow: ShadowDispatcher,
+    pub judges: crate::judge::Judges,
     pub clock: Arc<dyn Clock>,
     /// Background work (shadow calls, controller) tracked for shutdown.
     pub tasks: TaskTracker,
@@ -120,6 +121,7 @@ impl Gateway {
             restored.insert(r.name.clone(), (state, loaded));
         }
         let shadow = ShadowDispatcher::new(&config.shadow);
+        let judges = crate::judge::Judges::new(&config);
         let tasks = TaskTracker::new();
         let (alerts, alert_task) = crate::alerts::build(&config.alerts, metrics.alerts.clone())?;
         let (controller, inbox) = controller::channel(config.store.queue_capacity);
@@ -131,6 +133,7 @@ impl Gateway {
             store,
             writer,
             shadow,
+            judges,
             clock: opts.clock,
             tasks,
             shutdown: CancellationToken::new(),

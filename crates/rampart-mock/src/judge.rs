@@ -135,6 +135,24 @@ mod tests {
     use crate::generate::{answer, refusal};
     use rampart_core::config::Style;
 
+    #[test]
+    fn reads_the_gateways_judge_prompt() {
+        let text = rampart_core::compare::judge_prompt(
+            "Where is my card?",
+            "It ships today.",
+            "It arrives Monday.",
+        );
+        let p = parse(&text).unwrap();
+        assert_eq!(
+            (p.question, p.a, p.b),
+            ("Where is my card?", "It ships today.", "It arrives Monday.")
+        );
+        for v in [Verdict::A, Verdict::B, Verdict::Tie] {
+            let parsed = rampart_core::compare::parse_verdict(&reply(v));
+            assert_eq!(format!("{parsed:?}"), format!("Some({v:?})"));
+        }
+    }
+
     fn prompt(q: &str, a: &str, b: &str) -> String {
         format!(
             "Compare the answers.\n{QUESTION}\n{q}\n\n{START_A}\n{a}\n{END_A}\n\n{START_B}\n{b}\n{END_B}\nOutput [[A]], [[B]] or [[C]]."

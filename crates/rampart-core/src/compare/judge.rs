@@ -51,18 +51,23 @@ impl JudgeOutcome {
     }
 }
 
-/// The judge prompt. `question` is the user's request (e.g. the last user message), shown as
-/// answer A and answer B in that order. The judge must end with one line `A`, `B` or `tie`.
+/// The judge prompt: MT-Bench's pairwise prompt (Zheng et al. 2023, appendix, "pair-v2"),
+/// `question` being the user's request, shown as assistant A and assistant B in that order.
+/// The judge ends its reply with `[[A]]`, `[[B]]` or `[[C]]` (a tie).
 pub fn judge_prompt(question: &str, answer_a: &str, answer_b: &str) -> String {
     format!(
-        "You are an impartial judge comparing two assistant answers to the same user request.\n\
-         Judge helpfulness, correctness, completeness and tone. Do not let the order in which the \
-         answers are shown, their length, or their formatting influence you.\n\n\
-         [User request]\n{question}\n[End of user request]\n\n\
-         [Answer A]\n{answer_a}\n[End of answer A]\n\n\
-         [Answer B]\n{answer_b}\n[End of answer B]\n\n\
-         Which answer is better? Reply with exactly one word on the last line: \"A\", \"B\", or \
-         \"tie\"."
+        "Please act as an impartial judge and evaluate the quality of the responses provided by \
+         two AI assistants to the user question displayed below. Choose the assistant that \
+         follows the user's instructions and answers the user's question better, considering \
+         helpfulness, relevance, accuracy, depth and tone. Avoid any position biases and ensure \
+         that the order in which the responses were presented does not influence your decision. \
+         Do not allow the length of the responses to influence your evaluation. Be as objective \
+         as possible. After a short explanation, output your final verdict by strictly \
+         following this format: \"[[A]]\" if assistant A is better, \"[[B]]\" if assistant B is \
+         better, and \"[[C]]\" for a tie.\n\n\
+         [User Question]\n{question}\n\n\
+         [The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n\
+         [The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
     )
 }
 
@@ -82,7 +87,7 @@ fn clean(s: &str) -> String {
 }
 
 /// Parses a judge's reply. Accepted, in order: the whole reply is a verdict word (`A`, `**B**`,
-/// `"tie".`); a `[[A]]` marker; a `verdict:` / `answer:` / `winner:` / `better:` label; the
+/// `"tie".`); a `[[A]]`, `[[B]]` or `[[C]]` (tie) marker; a `verdict:` / `answer:` / `winner:` / `better:` label; the
 /// last non-empty line is a verdict word (`Answer A`, `Tie`); the word `tie` anywhere; the first
 /// word is `A`/`B`. Otherwise `None` (the pair is left out and counted as unparsed).
 pub fn parse_verdict(reply: &str) -> Option<Verdict> {
@@ -94,6 +99,7 @@ pub fn parse_verdict(reply: &str) -> Option<Verdict> {
     for (marker, v) in [
         ("[[a]]", Verdict::A),
         ("[[b]]", Verdict::B),
+        ("[[c]]", Verdict::Tie),
         ("[[tie]]", Verdict::Tie),
     ] {
         if lower.contains(marker) {
@@ -297,7 +303,7 @@ mod tests {
             p.find("first answer").unwrap(),
             p.find("second answer").unwrap(),
         );
-        assert!(a < b && p.contains("\"A\", \"B\", or \"tie\""));
+        assert!(a < b && p.contains("\"[[C]]\" for a tie"));
     }
 
     #[test]
@@ -308,6 +314,8 @@ mod tests {
             ("\"tie\".", Verdict::Tie),
             ("Tie", Verdict::Tie),
             ("Both are fine, so [[tie]]", Verdict::Tie),
+            ("Both answers are comparably helpful. [[C]]", Verdict::Tie),
+            ("Assistant B's answer is more helpful. [[B]]", Verdict::B),
             ("Reasoning...\nVerdict: B", Verdict::B),
             ("A is more complete.\n\nA", Verdict::A),
             ("Answer B is clearer and correct.\nB", Verdict::B),

@@ -289,6 +289,27 @@ pub fn render_html_with(report: &ComparisonReport, guardrails: &[GuardrailPoint]
         );
     }
     h.push_str("</table></section>\n");
+    if let Some(j) = &report.judge {
+        let _ = write!(
+            h,
+            "<section id=\"judge\"><h2>Judge</h2><p>win rate {} [{}, {}], swap-corrected, over {} \
+             judged pairs (candidate wins {}, baseline wins {}, ties {} of which {} inconsistent; \
+             unparsed {}, failed {}). First position only: {} [{}, {}].</p></section>\n",
+            pct(j.win_rate),
+            pct(j.ci_low),
+            pct(j.ci_high),
+            j.judged_pairs,
+            j.candidate_wins,
+            j.baseline_wins,
+            j.ties,
+            j.inconsistent,
+            j.unparsed,
+            j.errors,
+            pct(j.uncorrected_win_rate),
+            pct(j.uncorrected_ci_low),
+            pct(j.uncorrected_ci_high),
+        );
+    }
     // Classes.
     h.push_str("<section id=\"classes\"><h2>Per-class regressions</h2><table><tr><th>class</th><th>pairs</th><th>equivalence</th><th>length ×</th><th>refusal</th><th>refusal p (adj.)</th><th>flags</th></tr>");
     let mut classes: Vec<_> = report.classes.iter().collect();

@@ -1,8 +1,10 @@
-//! `[[rollouts.R.guardrails.custom]]`: parsing into typed guardrails and every mistake reported
-//! with its key path.
+//! Rollout settings beyond stages: `[[rollouts.R.guardrails.custom]]` and `[rollouts.R.judge]`,
+//! parsed into typed config, and every mistake reported with its key path.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rampart_core::config::{Config, CustomGuardrail, CustomRule, RecordedMetric};
+use std::time::Duration;
+
+use rampart_core::config::{Config, CustomGuardrail, CustomRule, JudgeConfig, RecordedMetric};
 
 fn config(custom: &str) -> String {
     format!(
@@ -20,6 +22,9 @@ model = "old"
 [routes.support.variants.v2]
 provider = "sim"
 model = "new"
+[routes.support.variants.judge]
+provider = "sim"
+model = "old"
 
 [rollouts.support-v2]
 route = "support"
@@ -150,4 +155,62 @@ max_increase = 0.1
 "#,
     );
     assert!(errs[0].contains("name"), "{errs:#?}");
+}
+
+#[test]
+fn a_judge_parses_with_safe_defaults() {
+    let c = Config::from_toml_str(&config(
+        "[rollouts.support-v2.judge]\nvariant = \"judge\"\n[rollouts.support-v2.gates]\nmin_win_rate = 0.45",
+    ))
+    .unwrap();
+    let r = &c.rollouts["support-v2"];
+    assert_eq!(
+        r.judge,
+        Some(JudgeConfig {
+            variant: "judge".into(),
+            sample_percent: 10.0,
+            max_cost_usd_per_day: 1.0,
+            max_in_flight: 4,
+            timeout: Duration::from_secs(60),
+        })
+    );
+    assert_eq!(r.gates.min_win_rate, Some(0.45));
+    assert_eq!(
+        Config::from_toml_str(&config("")).unwrap().rollouts["support-v2"].judge,
+        None
+    );
+}
+
+#[test]
+fn judge_mistakes_are_reported_with_their_paths() {
+    let errs = errors(
+        r#"[rollouts.support-v2.judge]
+variant = "gpt-judge"
+sample_percent = 150
+max_cost_usd_per_day = 0
+max_in_flight = 0
+timeout = "soon"
+"#,
+    );
+    for (path, got) in [
+        ("rollouts.support-v2.judge.variant", "gpt-judge"),
+        ("rollouts.support-v2.judge.sample_percent", "150"),
+        ("rollouts.support-v2.judge.max_cost_usd_per_day", "0"),
+        ("rollouts.support-v2.judge.max_in_flight", "0"),
+        ("rollouts.support-v2.judge.timeout", "soon"),
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("{path}:")) && e.contains(got)),
+            "no error for {path} in {errs:#?}"
+        );
+    }
+    // A win-rate gate without a judge could never pass: refused, at the gate's own path.
+    let errs = errors("[rollouts.support-v2.gates]\nmin_win_rate = 0.5");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("rollouts.support-v2.gates.min_win_rate:")
+                && e.contains("needs a judge")),
+        "{errs:#?}"
+    );
 }

@@ -1,0 +1,199 @@
+//! The live judge: the simulated provider, configured with a position bias, judges shadow pairs
+//! through the gateway, each twice with the answers swapped; the verdicts are stored with the
+//! pairs, reach the report, and feed the shadow gate's `min_win_rate`.
+//!
+//! The setup: the candidate answers exactly like the baseline, except that the baseline refuses
+//! about 20 % of the prompts (the simulated provider decides refusals by prompt, so the candidate
+//! never refuses those). An unbiased judge therefore prefers the candidate on the refused
+//! prompts and ties elsewhere: the candidate is never worse. The judge picks the first-shown
+//! answer half of the time whatever the answers, so the first ordering alone (baseline shown
+//! first) makes the candidate look worse than the baseline (expected rate about 0.30), while
+//! the swap-corrected rate does not (expected about 0.55; see `rampart_core::compare::judge`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestGateway, chat, config};
+use rampart_store::PairStore;
+use serde_json::Value;
+
+const REQUESTS: u64 = 200;
+const FORMAL_CANDIDATE: &str = "[providers.sim.models.new]\nstyle = \"formal\"\nlatency_ms = { median = 5, p95 = 8 }\nlength_factor = 1.3";
+const SAME_AS_BASELINE: &str =
+    "[providers.sim.models.new]\nstyle = \"casual\"\nlatency_ms = { median = 5, p95 = 8 }";
+const BASELINE: &str = "[providers.sim.models.old]\nstyle = \"casual\"";
+
+fn judge_config(min_win_rate: f64) -> String {
+    let stages = format!(
+        r#"{{ name = "shadow", shadow_percent = 100, min_duration = "0s", gates = {{ mde = 0.2, min_equivalence = 0.0, min_win_rate = {min_win_rate} }} }},
+  {{ name = "canary", percent = 10, min_duration = "1h" }}"#
+    );
+    let extra = r#"[providers.sim.models.judge]
+latency_ms = { median = 2, p95 = 4 }
+position_bias = 0.5
+[routes.support.variants.judge]
+provider = "sim"
+model = "judge"
+input_usd_per_mtok = 1.0
+output_usd_per_mtok = 2.0
+[rollouts.support-v2.judge]
+variant = "judge"
+sample_percent = 100
+max_in_flight = 256
+[rollouts.support-v2.guardrails]
+check_interval = "100ms""#;
+    let cfg = config(&stages, extra);
+    assert!(
+        cfg.contains(FORMAL_CANDIDATE) && cfg.contains(BASELINE),
+        "the harness config changed"
+    );
+    cfg.replace(FORMAL_CANDIDATE, SAME_AS_BASELINE)
+        .replace(BASELINE, &format!("{BASELINE}\nrefusal_rate = 0.2"))
+}
+
+/// Sends `REQUESTS` shadowed requests with distinct prompts.
+async fn traffic(t: &TestGateway) {
+    let client = reqwest::Client::new();
+    for i in 0..REQUESTS {
+        let r = client
+            .post(format!("{}/v1/chat/completions", t.url))
+            .header("x-rampart-routing-key", format!("user-{i}"))
+            .json(&chat(
+                "support",
+                &format!("I was charged twice for order {i}, can you refund one of them?"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+async fn get(t: &TestGateway, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", t.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn gate<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
+    s.pointer("/status/evaluation/gates/reports")?
+        .as_array()?
+        .iter()
+        .find(|g| g["name"] == name)
+}
+
+#[tokio::test]
+async fn a_biased_judge_is_swap_corrected_and_its_win_rate_holds_the_stage() {
+    // A bar no interval can clear: the stage must hold on the win rate alone.
+    let t = TestGateway::start(&judge_config(0.99)).await;
+    traffic(&t).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.store.count_pairs("support-v2").unwrap() < REQUESTS {
+        assert!(Instant::now() < deadline, "pairs were not stored in time");
+        t.gw.writer.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Every pair was judged twice and stored with both verdicts and the judge's cost.
+    let pairs = t
+        .store
+        .recent_pairs("support-v2", REQUESTS as usize, None, None)
+        .unwrap();
+    let refused = pairs.iter().filter(|p| p.baseline.refusal).count();
+    assert!(
+        (20..=60).contains(&refused) && pairs.iter().all(|p| !p.candidate.refusal),
+        "the setup needs baseline refusals only: {refused}"
+    );
+    for p in &pairs {
+        let j = p
+            .judge
+            .as_ref()
+            .unwrap_or_else(|| panic!("not judged: {p:?}"));
+        assert!(j.error.is_none() && j.first.is_some() && j.second.is_some() && j.cost_usd > 0.0);
+        assert_eq!(j.model, "judge");
+    }
+
+    let report = get(&t, "/admin/rollouts/support-v2/report").await;
+    let j = &report["judge"];
+    assert_eq!(j["judged_pairs"], REQUESTS, "{j}");
+    assert_eq!(
+        (j["errors"].as_u64(), j["unparsed"].as_u64()),
+        (Some(0), Some(0))
+    );
+    // The bias showed up as orderings that disagree, which count as ties.
+    assert!(j["inconsistent"].as_u64().unwrap() > 0, "{j}");
+    let f = |k: &str| j[k].as_f64().unwrap_or_else(|| panic!("{k} in {j}"));
+    // First position only: the baseline (always shown first) looks better, wrongly.
+    assert!(f("uncorrected_ci_high") < 0.5, "{j}");
+    // Swap-corrected: the candidate is at least as good, which is the truth here.
+    assert!(f("ci_low") > 0.5, "{j}");
+    assert!(f("ci_low") <= f("win_rate") && f("win_rate") <= f("ci_high"));
+    // The metric counts every judged pair.
+    let metrics = reqwest::get(format!("{}/metrics", t.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "rampart_judge_pairs_total{{rollout=\"support-v2\",outcome=\"judged\"}} {REQUESTS}"
+        )),
+        "{metrics}"
+    );
+
+    // The shadow gate sees the win rate's lower bound and holds the stage on it alone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        let s = get(&t, "/admin/rollouts/support-v2").await;
+        assert_eq!(s["stage"], "shadow", "advanced below min_win_rate: {s}");
+        if gate(&s, "shadow_win_rate").is_some_and(|g| g["value"].is_number()) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no win-rate verdict: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let win = gate(&s, "shadow_win_rate").unwrap();
+    assert_eq!(win["passed"], false, "{win}");
+    for other in ["min_pairs", "shadow_equivalence", "shadow_refusals"] {
+        let g = gate(&s, other).unwrap_or_else(|| panic!("no {other} gate: {s}"));
+        assert_eq!(g["passed"], true, "{g}");
+    }
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_candidate_the_judge_prefers_advances_on_the_win_rate() {
+    let t = TestGateway::start(&judge_config(0.5)).await;
+    traffic(&t).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = get(&t, "/admin/rollouts/support-v2").await;
+        if s["stage"] == "canary" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not leave shadow: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let audit = get(&t, "/admin/rollouts/support-v2/events").await;
+    let advance = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to_state"] == "canary")
+        .unwrap_or_else(|| panic!("no advance in the audit log: {audit}"));
+    let win = advance["details"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "shadow_win_rate")
+        .unwrap_or_else(|| panic!("advanced without the win-rate gate: {advance}"));
+    assert_eq!(win["passed"], true);
+    assert!(win["value"].as_f64().unwrap() >= 0.5, "{win}");
+    t.shutdown().await;
+}
