@@ -132,6 +132,7 @@ fn html_is_self_contained_well_formed_and_escaped() {
         "length",
         "openings",
         "formats",
+        "judge",
         "classes",
         "guardrails",
         "pairs",

@@ -290,11 +290,11 @@ pub fn render_html_with(report: &ComparisonReport, guardrails: &[GuardrailPoint]
     }
     h.push_str("</table></section>\n");
     if let Some(j) = &report.judge {
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<section id=\"judge\"><h2>Judge</h2><p>win rate {} [{}, {}], swap-corrected, over {} \
              judged pairs (candidate wins {}, baseline wins {}, ties {} of which {} inconsistent; \
-             unparsed {}, failed {}). First position only: {} [{}, {}].</p></section>\n",
+             unparsed {}, failed {}). First position only: {} [{}, {}].</p></section>",
             pct(j.win_rate),
             pct(j.ci_low),
             pct(j.ci_high),
