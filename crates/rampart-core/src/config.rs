@@ -414,6 +414,19 @@ pub struct RolloutConfig {
     pub cooldown: Duration,
     /// LLM-as-judge on shadow pairs; `None` when not configured.
     pub judge: Option<JudgeConfig>,
+    /// Embedding similarity of shadow pairs; `None` when not configured.
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+/// `[rollouts.R.embeddings]`: an OpenAI-compatible embeddings model that embeds both answers of
+/// each shadow pair; their cosine is the pair's `embedding_similarity`, and a cosine of at least
+/// 0.90 makes two differently worded answers `equivalent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingsConfig {
+    /// A provider name (`type = "openai"` calls `{base_url}/embeddings`; `type = "mock"` answers
+    /// in process).
+    pub provider: String,
+    pub model: String,
 }
 
 /// `[rollouts.R.judge]`: a variant of the rollout's route judges a sample of shadow pairs, each

@@ -158,7 +158,7 @@ max_increase = 0.1
 }
 
 #[test]
-fn a_judge_parses_with_safe_defaults() {
+fn a_judge_and_embeddings_parse_with_safe_defaults() {
     let c = Config::from_toml_str(&config(
         "[rollouts.support-v2.judge]\nvariant = \"judge\"\n[rollouts.support-v2.gates]\nmin_win_rate = 0.45",
     ))
@@ -175,6 +175,15 @@ fn a_judge_parses_with_safe_defaults() {
         })
     );
     assert_eq!(r.gates.min_win_rate, Some(0.45));
+    let c = Config::from_toml_str(&config(
+        "[rollouts.support-v2.embeddings]\nprovider = \"sim\"\nmodel = \"text-embedding-3-small\"",
+    ))
+    .unwrap();
+    let e = c.rollouts["support-v2"].embeddings.as_ref().unwrap();
+    assert_eq!(
+        (e.provider.as_str(), e.model.as_str()),
+        ("sim", "text-embedding-3-small")
+    );
     assert_eq!(
         Config::from_toml_str(&config("")).unwrap().rollouts["support-v2"].judge,
         None
@@ -182,7 +191,7 @@ fn a_judge_parses_with_safe_defaults() {
 }
 
 #[test]
-fn judge_mistakes_are_reported_with_their_paths() {
+fn judge_and_embeddings_mistakes_are_reported_with_their_paths() {
     let errs = errors(
         r#"[rollouts.support-v2.judge]
 variant = "gpt-judge"
@@ -203,6 +212,16 @@ timeout = "soon"
             errs.iter()
                 .any(|e| e.starts_with(&format!("{path}:")) && e.contains(got)),
             "no error for {path} in {errs:#?}"
+        );
+    }
+    let errs = errors("[rollouts.support-v2.embeddings]\nprovider = \"openai\"\nmodel = \" \"");
+    for path in [
+        "rollouts.support-v2.embeddings.provider:",
+        "rollouts.support-v2.embeddings.model:",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(path)),
+            "{path} in {errs:#?}"
         );
     }
     // A win-rate gate without a judge could never pass: refused, at the gate's own path.

@@ -61,6 +61,7 @@ pub fn rollout(stages: Vec<StageConfig>, mode: GuardrailMode) -> RolloutConfig {
         keep_baseline_warm: Duration::from_secs(7 * 24 * 3600),
         cooldown: Duration::from_secs(3600),
         judge: None,
+        embeddings: None,
     }
 }
 

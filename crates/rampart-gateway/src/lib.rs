@@ -4,6 +4,7 @@
 //!   and health endpoints.
 //! - [`providers`]: where variants' calls go (`openai`, in-process `mock`).
 //! - [`shadow`]: mirrors sampled requests to the candidate through bounded, budgeted dispatch.
+//! - [`embeddings`]: the embedding similarity of shadow pairs, when a rollout names a model.
 //! - [`judge`]: judges a sample of shadow pairs with the rollout's judge variant (bounded,
 //!   budgeted, positions swapped) before they are stored.
 //! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
@@ -18,6 +19,7 @@
 pub mod alerts;
 pub mod clock;
 pub mod controller;
+pub mod embeddings;
 pub mod error;
 pub mod http;
 pub mod judge;

@@ -132,6 +132,8 @@ pub struct Metrics {
     /// `rampart_judge_pairs_total{rollout, outcome}`: sampled pairs by what became of them.
     pub judge_pairs: Family<RolloutOutcomeLabels, Counter>,
     pub judge_cost: Family<RolloutLabels, CostCounter>,
+    /// `rampart_embeddings_total{rollout, outcome}`: embeddings calls for shadow pairs.
+    pub embeddings: Family<RolloutOutcomeLabels, Counter>,
     per_request: HashMap<String, HashMap<String, [Arc<RequestMetrics>; 3]>>,
     per_shadow: HashMap<String, HashMap<String, Arc<ShadowMetrics>>>,
 }
@@ -168,6 +170,12 @@ impl Metrics {
         let alerts = Family::<AlertLabels, Counter>::default();
         let judge_pairs = Family::<RolloutOutcomeLabels, Counter>::default();
         let judge_cost = Family::<RolloutLabels, CostCounter>::default();
+        let embeddings = Family::<RolloutOutcomeLabels, Counter>::default();
+        registry.register(
+            "embeddings",
+            "Embeddings calls for shadow pairs, by outcome (ok, error)",
+            embeddings.clone(),
+        );
         registry.register(
             "judge_pairs",
             "Shadow pairs sampled for the judge, by outcome (judged, failed, or skipped: \
@@ -361,6 +369,7 @@ impl Metrics {
             store_queued,
             judge_pairs,
             judge_cost,
+            embeddings,
             per_request,
             per_shadow,
         }

@@ -86,6 +86,14 @@ impl Provider {
             Provider::Mock(sim) => mock::chat(sim, body, class, stream).await,
         }
     }
+
+    /// Send one embeddings call (OpenAI's request and response shapes).
+    pub async fn embeddings(&self, body: &Value) -> Result<Value, ProviderError> {
+        match self {
+            Provider::OpenAi(c) => c.embeddings(body).await,
+            Provider::Mock(sim) => mock::embeddings(sim, body),
+        }
+    }
 }
 
 /// Build every configured provider. Fails when a named API-key variable is missing.

@@ -7,8 +7,9 @@
 //! `budget_tokens`; the budget day is the UTC day of the injected clock), or when the gateway
 //! is shutting down. Each call has its own timeout. The candidate answers the client's request
 //! rewritten for the candidate variant and never streams; the pair is written, through the same
-//! bounded writer as request events, once both sides are known (and, for a rollout with a
-//! judge, once the judge has ruled on it: see [`crate::judge`]).
+//! bounded writer as request events, once both sides are known (with their embedding
+//! similarity when the rollout names an embeddings model, see [`crate::embeddings`], and once
+//! the judge has ruled on it when the rollout has a judge, see [`crate::judge`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -280,6 +281,7 @@ impl ShadowDispatcher {
                     ..PairSide::default()
                 },
             };
+            pair.embedding_similarity = crate::embeddings::similarity(&gw2, &pair).await;
             gw2.signal(crate::controller::Signal::Pair {
                 rollout: pair.rollout.clone(),
                 ts_ms: gw2.clock.now_ms(),

@@ -547,3 +547,73 @@ async fn pairs_endpoint_filters_and_orders_newest_first() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// `[rollouts.R.embeddings]` naming an `openai` provider: `rampart mock-llm`'s embeddings
+/// endpoint over real HTTP; a dead endpoint leaves the similarity unset and is counted.
+#[tokio::test]
+async fn pairs_carry_the_embedding_similarity_of_their_answers() {
+    use rampart_mock::embeddings::{DEFAULT_DIM, embed};
+    let sim = Arc::new(rampart_mock::Simulator::new(Default::default(), 7));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let live_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(rampart_mock::serve(listener, sim, std::future::pending()));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+
+    for (url, outcome) in [(live_url, "ok"), (dead_url, "error")] {
+        let cfg = config(
+            SHADOW_ALL,
+            &format!(
+                "[providers.emb]\ntype = \"openai\"\nbase_url = \"{url}\"\n\
+                 [rollouts.support-v2.embeddings]\nprovider = \"emb\"\nmodel = \"text-embedding-3-small\"\n"
+            ),
+        );
+        let t = TestGateway::start(&cfg).await;
+        for i in 0..4 {
+            let body = chat("support", &format!("Where is my card number {i}?"));
+            assert_eq!(
+                send(&t.url, &format!("user-{i}"), &body).await.status(),
+                200
+            );
+        }
+        assert_eq!(wait_pairs(&t, 4).await, 4);
+        let pairs = t.store.recent_pairs("support-v2", 4, None, None).unwrap();
+        let features = t
+            .store
+            .recent_pair_features("support-v2", &Default::default(), 4)
+            .unwrap();
+        for (p, f) in pairs.iter().zip(&features) {
+            assert_eq!(f.embedding_similarity, p.embedding_similarity);
+            if outcome == "error" {
+                assert_eq!(p.embedding_similarity, None);
+                continue;
+            }
+            let v = |t: &Option<String>| -> Vec<f64> {
+                embed(t.as_deref().unwrap(), DEFAULT_DIM)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
+            };
+            let expected = rampart_core::compare::features::cosine(
+                &v(&p.baseline.text),
+                &v(&p.candidate.text),
+            )
+            .unwrap();
+            let got = p.embedding_similarity.unwrap();
+            assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        }
+        let m = metrics(&t.url).await;
+        assert_eq!(
+            metric(
+                &m,
+                &format!(
+                    "rampart_embeddings_total{{rollout=\"support-v2\",outcome=\"{outcome}\"}}"
+                )
+            ),
+            4.0,
+            "{m}"
+        );
+        t.shutdown().await;
+    }
+}

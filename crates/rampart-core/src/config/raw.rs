@@ -116,6 +116,14 @@ pub struct RawRollout {
     pub keep_baseline_warm: Option<String>,
     pub cooldown: Option<String>,
     pub judge: Option<RawJudge>,
+    pub embeddings: Option<RawEmbeddings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbeddings {
+    pub provider: String,
+    pub model: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -261,7 +261,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
         } else {
             route_owner.insert(raw.route.clone(), name.clone());
         }
-        if let Some(r) = validate_rollout(&mut c, &name, raw, &vroutes) {
+        if let Some(r) = validate_rollout(&mut c, &name, raw, &vroutes, &known_providers) {
             vrollouts.insert(name, r);
         }
     }
@@ -764,6 +764,7 @@ fn validate_rollout(
     name: &str,
     raw: RawRollout,
     routes: &BTreeMap<String, RouteConfig>,
+    known_providers: &BTreeSet<String>,
 ) -> Option<RolloutConfig> {
     let path = format!("rollouts.{name}");
     match routes.get(&raw.route) {
@@ -962,6 +963,26 @@ fn validate_rollout(
             ),
         }
     });
+    let embeddings = raw.embeddings.as_ref().map(|e| {
+        if !known_providers.contains(&e.provider) {
+            c.push(
+                format!("{path}.embeddings.provider"),
+                "no such provider",
+                Some(e.provider.clone()),
+            );
+        }
+        if e.model.trim().is_empty() {
+            c.push(
+                format!("{path}.embeddings.model"),
+                "must not be empty",
+                Some(e.model.clone()),
+            );
+        }
+        EmbeddingsConfig {
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+        }
+    });
     if judge.is_none() {
         let wants_judge = std::iter::once((format!("{path}.gates"), &gates))
             .chain(
@@ -1009,6 +1030,7 @@ fn validate_rollout(
             Duration::from_secs(3600),
         ),
         judge,
+        embeddings,
     })
 }
 

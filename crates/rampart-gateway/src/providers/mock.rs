@@ -30,3 +30,7 @@ pub async fn chat(
             .map_err(from_sim)
     }
 }
+
+pub fn embeddings(sim: &Simulator, body: &Value) -> Result<Value, ProviderError> {
+    sim.embeddings(body).map_err(from_sim)
+}

@@ -12,7 +12,9 @@ use super::{ProviderError, Reply};
 
 pub struct OpenAiClient {
     client: reqwest::Client,
+    /// `{base_url}/chat/completions` and `{base_url}/embeddings`.
     url: String,
+    embeddings_url: String,
     api_key: Option<String>,
     timeout: std::time::Duration,
 }
@@ -39,6 +41,7 @@ impl OpenAiClient {
         Ok(OpenAiClient {
             client,
             url: format!("{}/chat/completions", cfg.base_url),
+            embeddings_url: format!("{}/embeddings", cfg.base_url),
             api_key,
             timeout: cfg.timeout,
         })
@@ -56,13 +59,15 @@ impl OpenAiClient {
         }
     }
 
-    pub async fn chat(
+    /// POSTs `body` to `url`; a non-2xx answer becomes [`ProviderError::Status`] with the
+    /// upstream's JSON error (or its text wrapped in one).
+    async fn post(
         &self,
+        url: &str,
         body: &Value,
         class: Option<&str>,
-        stream: bool,
-    ) -> Result<Reply, ProviderError> {
-        let mut req = self.client.post(&self.url).json(body).timeout(self.timeout);
+    ) -> Result<reqwest::Response, ProviderError> {
+        let mut req = self.client.post(url).json(body).timeout(self.timeout);
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -71,20 +76,37 @@ impl OpenAiClient {
         }
         let resp = req.send().await.map_err(|e| self.classify(e))?;
         let status = resp.status();
-        if !status.is_success() {
-            let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
-            let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                serde_json::json!({"error": {
-                    "message": String::from_utf8_lossy(&bytes).chars().take(2000).collect::<String>(),
-                    "type": "upstream_error",
-                    "code": null,
-                }})
-            });
-            return Err(ProviderError::Status {
-                status: status.as_u16(),
-                body,
-            });
+        if status.is_success() {
+            return Ok(resp);
         }
+        let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::json!({"error": {
+                "message": String::from_utf8_lossy(&bytes).chars().take(2000).collect::<String>(),
+                "type": "upstream_error",
+                "code": null,
+            }})
+        });
+        Err(ProviderError::Status {
+            status: status.as_u16(),
+            body,
+        })
+    }
+
+    /// One embeddings call (`POST {base_url}/embeddings`).
+    pub async fn embeddings(&self, body: &Value) -> Result<Value, ProviderError> {
+        let resp = self.post(&self.embeddings_url, body, None).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ProviderError::Invalid(e.to_string()))
+    }
+
+    pub async fn chat(
+        &self,
+        body: &Value,
+        class: Option<&str>,
+        stream: bool,
+    ) -> Result<Reply, ProviderError> {
+        let resp = self.post(&self.url, body, class).await?;
         if !stream {
             let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
             let v: Value = serde_json::from_slice(&bytes)
