@@ -197,3 +197,60 @@ async fn a_candidate_the_judge_prefers_advances_on_the_win_rate() {
     assert!(win["value"].as_f64().unwrap() >= 0.5, "{win}");
     t.shutdown().await;
 }
+
+/// The daily cap: once today's judge spend reached it, pairs are stored unjudged (and counted)
+/// until the next UTC day of the gateway's clock.
+#[tokio::test]
+async fn judge_spend_is_capped_per_day() {
+    use std::sync::Arc;
+
+    use rampart_gateway::clock::ManualClock;
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let cfg = judge_config(0.99).replace(
+        "max_in_flight = 256",
+        "max_in_flight = 256\nmax_cost_usd_per_day = 0.000001",
+    );
+    let t = TestGateway::start_with(&cfg, Some(clock.clone())).await;
+    let client = reqwest::Client::new();
+    // One request at a time, each pair stored before the next is sent.
+    let mut judged = Vec::new();
+    for i in 0..4u64 {
+        if i == 3 {
+            clock.advance_ms(86_400_000);
+        }
+        let r = client
+            .post(format!("{}/v1/chat/completions", t.url))
+            .header("x-rampart-routing-key", format!("user-{i}"))
+            .json(&chat(
+                "support",
+                &format!("Where is my refund for order {i}?"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while t.store.count_pairs("support-v2").unwrap() < i + 1 {
+            assert!(Instant::now() < deadline, "pair {i} was not stored");
+            t.gw.writer.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let p = t.store.recent_pairs("support-v2", 1, None, None).unwrap();
+        judged.push(p[0].judge.is_some());
+    }
+    // The first call spends more than the cap; the next two find it spent; a new day resets it.
+    assert_eq!(judged, [true, false, false, true]);
+    let metrics = reqwest::get(format!("{}/metrics", t.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "rampart_judge_pairs_total{rollout=\"support-v2\",outcome=\"skipped_budget\"} 2"
+        ),
+        "{metrics}"
+    );
+    t.shutdown().await;
+}
