@@ -409,3 +409,54 @@ async fn provider_timeout_is_504_and_unreachable_is_502() {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "upstream_unreachable");
 }
+
+/// A full event queue: while the database is locked by another process the writer cannot
+/// write, its queue (capacity 1) fills, and further events are dropped and counted, while
+/// every request is still answered at once. Nothing is lost silently: stored + dropped = sent.
+#[tokio::test]
+async fn a_full_event_queue_drops_and_counts_without_blocking_requests() {
+    use rampart_store::EventStore;
+    const SENT: u64 = 30;
+    let cfg = config(r#"{ name = "canary", percent = 50 }"#, "").replace(
+        "[store]\nflush_interval = \"20ms\"",
+        "[store]\nflush_interval = \"20ms\"\nqueue_capacity = 1\nbatch_size = 1",
+    );
+    assert!(
+        cfg.contains("queue_capacity = 1"),
+        "the harness config changed"
+    );
+    let t = TestGateway::start(&cfg).await;
+    let lock = rusqlite::Connection::open(t.store.path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let client = reqwest::Client::new();
+    for i in 0..SENT {
+        let r = client
+            .post(format!("{}/v1/chat/completions", t.url))
+            .header("x-rampart-routing-key", format!("user-{i}"))
+            .json(&chat("support", "Where is my card?"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let text = reqwest::get(format!("{}/metrics", t.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_events_dropped_total{reason=\"queue_full\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no queue_full drops in {text}"));
+    // One event in the writer's hands, one in the queue, the rest dropped.
+    assert!(dropped >= SENT - 3, "dropped {dropped} of {SENT}");
+
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    t.gw.writer.flush().await.unwrap();
+    assert_eq!(t.store.count_events().unwrap() + dropped, SENT);
+    t.shutdown().await;
+}

@@ -316,6 +316,26 @@ async fn tools_and_response_format_reach_the_candidate_intact() {
         cand.body.get("stream").is_none(),
         "the shadow call does not stream"
     );
+    // The pair keeps what the comparison needs to judge the format: the tool schemas and the
+    // JSON mode, and its stored features were measured against them.
+    let pair = &t.store.recent_pairs("support-v2", 1, None, None).unwrap()[0];
+    assert_eq!(pair.tools.as_ref(), Some(&body["tools"]));
+    assert_eq!(
+        pair.response_format.as_ref(),
+        Some(&body["response_format"])
+    );
+    let f = &t
+        .store
+        .recent_pair_features("support-v2", &Default::default(), 1)
+        .unwrap()[0];
+    // Both sides answered in JSON (the simulated provider honours JSON mode) and called no tool.
+    for (side, sf) in [
+        (&pair.baseline, &f.baseline),
+        (&pair.candidate, &f.candidate),
+    ] {
+        assert!(side.tool_calls.is_none() && side.text.is_some());
+        assert_eq!((sf.json_valid, sf.tool_calls_valid), (Some(true), None));
+    }
 }
 
 #[tokio::test]
