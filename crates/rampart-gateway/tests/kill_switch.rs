@@ -1,6 +1,7 @@
 //! The kill switch end to end: a canary whose error rate jumps mid-run trips, every keyed
 //! request admitted more than a second after the decision goes to the baseline, Slack and
-//! PagerDuty hear about it, and a restarted gateway stays rolled back.
+//! PagerDuty hear about it, and a restarted gateway stays rolled back. Also: a pause pages
+//! PagerDuty and the resume resolves that incident.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -281,4 +282,50 @@ async fn error_jump_trips_routes_everyone_to_baseline_alerts_and_survives_restar
         .unwrap();
     assert_eq!(r.headers()["x-rampart-variant"], "v1");
     assert_eq!(r.headers()["x-rampart-stage"], "rolled_back");
+}
+
+/// PagerDuty's incident lifecycle: a pause triggers an incident under the rollout's dedup key,
+/// and the resume resolves that same incident (an Events API v2 resolve carries no payload).
+#[tokio::test]
+async fn a_pause_pages_and_the_resume_resolves_the_same_incident() {
+    let upstream = flaky_upstream(Arc::new(AtomicBool::new(false))).await;
+    let (alerts_url, alerts) = alert_receiver().await;
+    let t = TestGateway::start(&config(&upstream, &alerts_url)).await;
+    let client = reqwest::Client::new();
+    let pd_events = || async {
+        alerts
+            .lock()
+            .await
+            .iter()
+            .filter(|(sink, _)| sink == "pagerduty")
+            .map(|(_, body)| body.clone())
+            .collect::<Vec<_>>()
+    };
+    for (action, expected) in [("pause", 1), ("resume", 2)] {
+        let r = client
+            .post(format!("{}/admin/rollouts/support-v2/{action}", t.url))
+            .json(&json!({"reason": format!("{action} for the test")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{action}: {}", r.text().await.unwrap());
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got = pd_events().await;
+            if got.len() >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(got.len(), expected, "{action}: {got:?}");
+    }
+    let got = pd_events().await;
+    let (trigger, resolve) = (&got[0], &got[1]);
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["payload"]["class"], "hold");
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+    assert_eq!(resolve["dedup_key"], "rampart/support-v2");
+    assert_eq!(resolve["routing_key"], "pd-test-key");
+    assert!(resolve.get("payload").is_none(), "{resolve}");
 }
