@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -221,12 +222,13 @@ impl MockModel {
 pub struct RouteConfig {
     pub name: String,
     pub baseline: String,
-    pub variants: BTreeMap<String, VariantConfig>,
+    /// Shared, so the request path hands a variant on without copying it.
+    pub variants: BTreeMap<String, Arc<VariantConfig>>,
 }
 
 impl RouteConfig {
     pub fn baseline_variant(&self) -> Option<&VariantConfig> {
-        self.variants.get(&self.baseline)
+        self.variants.get(&self.baseline).map(Arc::as_ref)
     }
 }
 

@@ -43,7 +43,7 @@ pub struct Judges {
 struct RolloutJudge {
     rollout: String,
     cfg: JudgeConfig,
-    variant: VariantConfig,
+    variant: Arc<VariantConfig>,
     permits: Arc<Semaphore>,
     /// (UTC day, that day's spend).
     budget: Mutex<(i64, JudgeBudget)>,

@@ -2,6 +2,7 @@
 //! shadow pair. Everything leaves through bounded queues; a full queue drops the record and
 //! counts it (`rampart_events_dropped_total`), never blocking the request.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_core::config::VariantConfig;
@@ -76,7 +77,7 @@ pub struct Served {
     pub route: String,
     pub rollout: Option<String>,
     pub stage: Option<String>,
-    pub variant: VariantConfig,
+    pub variant: Arc<VariantConfig>,
     pub cohort: Cohort,
     pub key_hash: Option<String>,
     pub tenant: Option<String>,

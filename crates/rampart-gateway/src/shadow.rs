@@ -39,7 +39,7 @@ const CACHE_MAX_ENTRIES: usize = 10_000;
 pub struct ShadowJob<'a> {
     pub request: &'a Map<String, Value>,
     pub route: &'a RouteConfig,
-    pub candidate: &'a VariantConfig,
+    pub candidate: &'a Arc<VariantConfig>,
     pub view: &'a RolloutView,
     pub served: &'a Served,
 }

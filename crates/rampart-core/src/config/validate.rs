@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -717,7 +718,7 @@ fn validate_route(
         let output = price(c, "output_usd_per_mtok", v.output_usd_per_mtok);
         variants.insert(
             vname.clone(),
-            VariantConfig {
+            Arc::new(VariantConfig {
                 name: vname,
                 provider: v.provider,
                 model: v.model,
@@ -727,7 +728,7 @@ fn validate_route(
                 params,
                 input_usd_per_mtok: input,
                 output_usd_per_mtok: output,
-            },
+            }),
         );
     }
     RouteConfig {
