@@ -49,11 +49,6 @@ pub struct Inner {
     pub tenant_overrides: ArcSwap<HashMap<String, std::collections::BTreeMap<String, f64>>>,
 }
 
-/// Store key of a rollout's runtime tenant caps.
-fn tenant_key(rollout: &str) -> String {
-    format!("{rollout}#tenant-caps")
-}
-
 /// Cheap-to-clone handle on the gateway's state.
 #[derive(Clone)]
 pub struct Gateway(pub Arc<Inner>);
@@ -110,10 +105,10 @@ impl Gateway {
         for r in config.rollouts.values() {
             let (state, loaded) = controller::load_state(store.as_ref(), &r.name, now);
             let mut view = state.view(r);
-            if let Ok(Some(json)) = store.load_rollout_state(&tenant_key(&r.name))
-                && let Ok(caps) =
-                    serde_json::from_str::<std::collections::BTreeMap<String, f64>>(&json)
-            {
+            let caps = store
+                .tenant_caps(&r.name)
+                .map_err(|e| format!("cannot read the tenant caps of rollout `{}`: {e}", r.name))?;
+            if !caps.is_empty() {
                 view.tenant_caps.extend(caps.clone());
                 overrides.insert(r.name.clone(), caps);
             }
@@ -152,8 +147,24 @@ impl Gateway {
         Ok(gw)
     }
 
-    /// Cap a tenant's canary percent at runtime (persisted; survives controller transitions).
-    pub async fn set_tenant_cap(&self, rollout: &str, tenant: &str, max_percent: f64) {
+    /// Cap a tenant's canary percent at runtime: stored first (it survives restarts and
+    /// controller transitions), then applied to every request admitted afterwards. A cap that
+    /// cannot be stored is not applied, and the error says why.
+    pub async fn set_tenant_cap(
+        &self,
+        rollout: &str,
+        tenant: &str,
+        max_percent: f64,
+    ) -> Result<(), String> {
+        let store = self.store.clone();
+        let (r, t, now) = (rollout.to_string(), tenant.to_string(), self.clock.now_ms());
+        match tokio::task::spawn_blocking(move || store.save_tenant_cap(&r, &t, max_percent, now))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("cannot store the tenant cap: {e}")),
+            Err(e) => return Err(format!("cannot store the tenant cap: {e}")),
+        }
         self.tenant_overrides.rcu(|cur| {
             let mut next = HashMap::clone(cur);
             next.entry(rollout.to_string())
@@ -164,23 +175,7 @@ impl Gateway {
         if let Some(view) = self.view_of(rollout) {
             self.set_view(RolloutView::clone(&view));
         }
-        let overrides = self
-            .tenant_overrides
-            .load()
-            .get(rollout)
-            .cloned()
-            .unwrap_or_default();
-        if let Ok(json) = serde_json::to_string(&overrides) {
-            let store = self.store.clone();
-            let key = tenant_key(rollout);
-            let now = self.clock.now_ms();
-            let saved =
-                tokio::task::spawn_blocking(move || store.save_rollout_state(&key, &json, now))
-                    .await;
-            if !matches!(saved, Ok(Ok(()))) {
-                tracing::error!(rollout, "cannot persist tenant overrides");
-            }
-        }
+        Ok(())
     }
 
     /// Swap in a new position for one rollout; every request admitted afterwards sees it.

@@ -160,6 +160,27 @@ async fn operator_actions_move_the_rollout_and_are_audited() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // A cap the store cannot keep (the database locked by another process) is refused with a
+    // clear error and not applied: `startup` still sees the canary.
+    let lock = rusqlite::Connection::open(t.store.path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let r = reqwest::Client::new()
+        .put(format!("{u}{base}/tenants/startup"))
+        .json(&json!({"max_percent": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let err: Value = r.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot store the tenant cap")),
+        "{err}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    assert_eq!(variant_for(u, &canary_key, Some("startup")).await, "v2");
 
     // Rollback sends everyone to the baseline, tenant caps included.
     let (s, _) = post(

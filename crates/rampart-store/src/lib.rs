@@ -17,6 +17,8 @@ pub mod error;
 pub mod sqlite;
 pub mod writer;
 
+use std::collections::BTreeMap;
+
 use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
 use serde::{Deserialize, Serialize};
@@ -107,6 +109,16 @@ pub trait RolloutStore: Send + Sync {
     fn load_rollout_state(&self, rollout: &str) -> Result<Option<String>>;
     /// Insert or replace the state of a rollout.
     fn save_rollout_state(&self, rollout: &str, state_json: &str, updated_ms: i64) -> Result<()>;
+    /// Insert or replace a rollout's runtime cap for one tenant (set through the admin API).
+    fn save_tenant_cap(
+        &self,
+        rollout: &str,
+        tenant: &str,
+        max_percent: f64,
+        updated_ms: i64,
+    ) -> Result<()>;
+    /// A rollout's runtime tenant caps.
+    fn tenant_caps(&self, rollout: &str) -> Result<BTreeMap<String, f64>>;
     fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
     /// The latest `limit` entries of a rollout, oldest first.
     fn audit_log(&self, rollout: &str, limit: usize) -> Result<Vec<AuditEntry>>;

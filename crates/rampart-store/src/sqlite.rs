@@ -10,6 +10,7 @@
 //! - Inserts of events and pairs skip rows already stored (same request id, or same rollout and
 //!   request id for pairs), so a retried batch is harmless.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -43,6 +44,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
         "0002_pair_features",
         include_str!("sqlite/migrations/0002_pair_features.sql"),
         Some(features::backfill),
+    ),
+    (
+        "0003_tenant_caps",
+        include_str!("sqlite/migrations/0003_tenant_caps.sql"),
+        None,
     ),
 ];
 
@@ -781,6 +787,33 @@ impl RolloutStore for SqliteStore {
         )?;
         stmt.execute(params![rollout, state_json, updated_ms])?;
         Ok(())
+    }
+
+    fn save_tenant_cap(
+        &self,
+        rollout: &str,
+        tenant: &str,
+        max_percent: f64,
+        updated_ms: i64,
+    ) -> Result<()> {
+        let conn = self.write_conn();
+        conn.prepare_cached(
+            "INSERT INTO tenant_caps (rollout, tenant, max_percent, updated_ms) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (rollout, tenant) DO UPDATE SET \
+             max_percent = excluded.max_percent, updated_ms = excluded.updated_ms",
+        )?
+        .execute(params![rollout, tenant, max_percent, updated_ms])?;
+        Ok(())
+    }
+
+    fn tenant_caps(&self, rollout: &str) -> Result<BTreeMap<String, f64>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT tenant, max_percent FROM tenant_caps WHERE rollout = ?1 ORDER BY tenant",
+            )?;
+            let rows = stmt.query_map([rollout], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<()> {

@@ -570,3 +570,55 @@ fn the_migration_computes_the_features_of_pairs_stored_before_it() {
         stored.iter().map(expected_features).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn tenant_caps_upsert_per_rollout() {
+    let (_dir, store) = open();
+    store.save_tenant_cap("ro", "enterprise", 0.0, 1).unwrap();
+    store.save_tenant_cap("ro", "acme", 5.0, 2).unwrap();
+    store.save_tenant_cap("ro", "acme", 25.0, 3).unwrap();
+    store.save_tenant_cap("other", "acme", 1.0, 4).unwrap();
+    let caps = store.tenant_caps("ro").unwrap();
+    assert_eq!(
+        caps.into_iter().collect::<Vec<_>>(),
+        [("acme".to_string(), 25.0), ("enterprise".to_string(), 0.0)]
+    );
+    assert!(store.tenant_caps("none").unwrap().is_empty());
+}
+
+#[test]
+fn the_migration_moves_tenant_caps_out_of_the_rollout_state_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        // Schema version 2 kept a rollout's caps as JSON under '<rollout>#tenant-caps'.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../src/sqlite/migrations/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../src/sqlite/migrations/0002_pair_features.sql"
+        ))
+        .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO rollout_state VALUES ('support-v2#tenant-caps', \
+             '{\"enterprise\": 0, \"acme\": 12.5}', 7); \
+             INSERT INTO rollout_state VALUES ('support-v2', '{\"phase\": \"x\"}', 8);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let caps = store.tenant_caps("support-v2").unwrap();
+    assert_eq!(
+        caps.into_iter().collect::<Vec<_>>(),
+        [("acme".to_string(), 12.5), ("enterprise".to_string(), 0.0)]
+    );
+    assert_eq!(
+        store.load_rollout_state("support-v2#tenant-caps").unwrap(),
+        None
+    );
+    assert_eq!(
+        store.load_rollout_state("support-v2").unwrap().as_deref(),
+        Some("{\"phase\": \"x\"}")
+    );
+}

@@ -229,7 +229,9 @@ pub async fn put_tenant(
             b.max_percent
         )));
     }
-    gw.set_tenant_cap(&name, &tenant, b.max_percent).await;
+    gw.set_tenant_cap(&name, &tenant, b.max_percent)
+        .await
+        .map_err(ApiError::Unavailable)?;
     let entry = rampart_store::AuditEntry {
         rollout: name.clone(),
         ts_ms: gw.clock.now_ms(),

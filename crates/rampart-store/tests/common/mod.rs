@@ -198,6 +198,19 @@ impl RolloutStore for Hooked {
         self.inner
             .save_rollout_state(rollout, state_json, updated_ms)
     }
+    fn save_tenant_cap(
+        &self,
+        rollout: &str,
+        tenant: &str,
+        max_percent: f64,
+        updated_ms: i64,
+    ) -> Result<()> {
+        self.inner
+            .save_tenant_cap(rollout, tenant, max_percent, updated_ms)
+    }
+    fn tenant_caps(&self, rollout: &str) -> Result<std::collections::BTreeMap<String, f64>> {
+        self.inner.tenant_caps(rollout)
+    }
     fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
         self.inner.append_audit(entry)
     }
