@@ -281,7 +281,6 @@ impl ShadowDispatcher {
                     ..PairSide::default()
                 },
             };
-            pair.embedding_similarity = crate::embeddings::similarity(&gw2, &pair).await;
             gw2.signal(crate::controller::Signal::Pair {
                 rollout: pair.rollout.clone(),
                 ts_ms: gw2.clock.now_ms(),
@@ -292,6 +291,8 @@ impl ShadowDispatcher {
                 baseline_latency_ms: pair.baseline.latency_ms,
                 candidate_latency_ms: (!pair.candidate.cached).then_some(pair.candidate.latency_ms),
             });
+            // The guardrails have the pair; what follows only enriches the stored record.
+            pair.embedding_similarity = crate::embeddings::similarity(&gw2, &pair).await;
             drop(shadow_permit);
             if let Some(question) = &question
                 && let Some(admitted) = gw2.judges.admit(&gw2, &pair)
