@@ -7,8 +7,9 @@
 //! DDSketches; opening phrases to maps capped at `max_opening_phrases` distinct phrases per
 //! group (later new phrases count as "(other)", which is never tested); groups are capped at
 //! `max_groups` (later new names go to `(other)`); the "most different" list keeps the N
-//! lowest-similarity pairs. The same pairs in the same order and the same seed give the same
-//! report.
+//! lowest-similarity pairs. The one exception is the judge: two scores (16 bytes) per judged
+//! pair, for its bootstrap; judging costs money per pair and is capped per day, so judged pairs
+//! stay few. The same pairs in the same order and the same seed give the same report.
 //!
 //! Tests (sources in `rampart-stats`): Wilson interval for the equivalence rate; McNemar exact
 //! for refusal, error and every format feature (paired 2×2 on the same requests); two-sample KS
