@@ -254,3 +254,85 @@ async fn judge_spend_is_capped_per_day() {
     );
     t.shutdown().await;
 }
+
+/// The done-means of the swap: with every pair decisive (in one class the baseline refuses and
+/// the candidate answers, in the other the reverse), the true preference is the share of the
+/// first class. The simulated judge, biased towards the first-shown answer 30 % of the time,
+/// judges them live; the swap-corrected interval contains the true preference and the
+/// first-ordering interval does not. (Expected: corrected `q/2 + P(1 − q)`, 0.514 for
+/// P = 0.52, q = 0.3; first ordering `(1 − q)·P`, 0.364; see `rampart_core::compare::judge`.)
+#[tokio::test]
+async fn the_swap_corrected_interval_contains_the_true_preference() {
+    const PAIRS: u64 = 300;
+    const CANDIDATE_BETTER: u64 = 156; // P = 0.52
+    // The stage holds (min_duration), so every pair is shadowed.
+    let cfg = judge_config(0.99)
+        .replace("min_duration = \"0s\"", "min_duration = \"1h\"")
+        .replace("position_bias = 0.5", "position_bias = 0.3")
+        .replace("refusal_rate = 0.2", "")
+        + "\n[[providers.sim.models.old.overrides]]\nclass = \"baseline_refuses\"\nrefusal_rate = 1.0\n\
+           [[providers.sim.models.new.overrides]]\nclass = \"candidate_refuses\"\nrefusal_rate = 1.0\n";
+    let t = TestGateway::start(&cfg).await;
+    let client = reqwest::Client::new();
+    for i in 0..PAIRS {
+        let class = if i < CANDIDATE_BETTER {
+            "baseline_refuses"
+        } else {
+            "candidate_refuses"
+        };
+        let r = client
+            .post(format!("{}/v1/chat/completions", t.url))
+            .header("x-rampart-routing-key", format!("user-{i}"))
+            .header("x-rampart-class", class)
+            .json(&chat(
+                "support",
+                &format!("Why was my transfer {i} declined?"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.store.count_pairs("support-v2").unwrap() < PAIRS {
+        assert!(Instant::now() < deadline, "pairs were not stored in time");
+        t.gw.writer.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every pair is decisive, so the truth is the share where the candidate answered.
+    let pairs = t
+        .store
+        .recent_pairs("support-v2", PAIRS as usize, None, None)
+        .unwrap();
+    let candidate_better = pairs
+        .iter()
+        .filter(|p| p.baseline.refusal && !p.candidate.refusal)
+        .count() as u64;
+    let baseline_better = pairs
+        .iter()
+        .filter(|p| !p.baseline.refusal && p.candidate.refusal)
+        .count() as u64;
+    assert_eq!(
+        (candidate_better, baseline_better),
+        (CANDIDATE_BETTER, PAIRS - CANDIDATE_BETTER)
+    );
+    let truth = candidate_better as f64 / PAIRS as f64;
+
+    let report = get(&t, "/admin/rollouts/support-v2/report").await;
+    let j = &report["judge"];
+    assert_eq!(j["judged_pairs"], PAIRS, "{j}");
+    let f = |k: &str| j[k].as_f64().unwrap_or_else(|| panic!("{k} in {j}"));
+    assert!(
+        f("ci_low") <= truth && truth <= f("ci_high"),
+        "swap-corrected [{}, {}] misses {truth}: {j}",
+        f("ci_low"),
+        f("ci_high")
+    );
+    assert!(
+        f("uncorrected_ci_high") < truth,
+        "first-ordering [{}, {}] contains {truth}: {j}",
+        f("uncorrected_ci_low"),
+        f("uncorrected_ci_high")
+    );
+    t.shutdown().await;
+}
