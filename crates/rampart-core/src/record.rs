@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::PairFeatures;
 use crate::compare::judge::Verdict;
 use crate::routing::Cohort;
 
@@ -152,6 +153,11 @@ pub struct Pair {
     /// The judge's verdicts, when the rollout has a judge and sampled this pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<PairJudgment>,
+    /// The pair's features, when whoever built the pair already computed them
+    /// ([`crate::compare::pair_features`]); a store computes them when this is `None`. Never
+    /// serialized: stores keep features apart, and reading a pair back leaves this `None`.
+    #[serde(skip)]
+    pub features: Option<Box<PairFeatures>>,
 }
 
 /// What the judge (`rollouts.R.judge`) said about a pair: one verdict per ordering.

@@ -60,6 +60,7 @@ fn report() -> rampart_core::compare::ComparisonReport {
             response_format: None,
             embedding_similarity: None,
             judge: None,
+            features: None,
         };
         acc.push(&pair_features(&p));
     }

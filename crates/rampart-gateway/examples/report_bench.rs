@@ -94,6 +94,7 @@ fn pair(i: u64, q: &(String, String)) -> Pair {
         response_format: None,
         embedding_similarity: None,
         judge: None,
+        features: None,
     }
 }
 

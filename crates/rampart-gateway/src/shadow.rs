@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rampart_core::compare::pair_features;
 use rampart_core::config::{RouteConfig, ShadowConfig, VariantConfig};
 use rampart_core::record::{Pair, PairSide};
 use rampart_core::request::{self, Answer};
@@ -201,6 +202,7 @@ impl ShadowDispatcher {
             response_format: job.request.get("response_format").cloned(),
             embedding_similarity: None,
             judge: None,
+            features: None,
         };
         let question = gw
             .judges
@@ -299,6 +301,9 @@ impl ShadowDispatcher {
             {
                 pair.judge = Some(admitted.judge(&gw2, question, &pair).await);
             }
+            // A few microseconds here, pair by pair, rather than a whole batch's worth at once
+            // on the writer's thread (which shares the cores with the request path).
+            pair.features = Some(Box::new(pair_features(&pair)));
             enqueue(&gw2, Record::Pair(pair));
         });
         Some(tx)

@@ -346,6 +346,7 @@ fn pair_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Pair> {
         response_format: json_column(r, tail + 1)?,
         embedding_similarity: r.get(tail + 2)?,
         judge: judgment_from_row(r, tail + 3)?,
+        features: None,
     })
 }
 

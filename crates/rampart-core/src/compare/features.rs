@@ -761,6 +761,7 @@ mod tests {
             response_format: None,
             embedding_similarity: None,
             judge: None,
+            features: None,
         }
     }
 

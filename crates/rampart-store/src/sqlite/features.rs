@@ -4,6 +4,9 @@
 //! Invariants:
 //! - Every row of `pairs` has exactly one row here (`pair_id = pairs.id`), written in the same
 //!   transaction as the pair; migration 0002 computed the rows of pairs stored before it.
+//! - The features are the pair's own (`Pair::features`, which the gateway computes in the
+//!   shadow task so the work is spread over time instead of bunched in the writer's batches)
+//!   or, when it carries none, computed here.
 //! - A row holds everything [`PairFeatures`] holds except the excerpts, which come from the
 //!   texts when a report shows a pair (see `PairStore::get_pair`).
 //! - The flag bit layout ([`side_flags`]) is part of the schema: change it only with a migration
@@ -89,9 +92,17 @@ fn parse_equivalence(s: &str) -> Option<Equivalence> {
     })
 }
 
-/// Computes and stores the features of the pair just stored as row `pair_id`.
+/// Stores the features of the pair just stored as row `pair_id`: those it carries, or computed
+/// here.
 pub(super) fn insert(tx: &Transaction<'_>, pair_id: i64, pair: &Pair) -> Result<()> {
-    let f = pair_features(pair);
+    let computed;
+    let f = match &pair.features {
+        Some(f) => f.as_ref(),
+        None => {
+            computed = pair_features(pair);
+            &computed
+        }
+    };
     let mut stmt = tx.prepare_cached(
         "INSERT INTO pair_features (pair_id, rollout, stage, request_id, ts_ms, class, tenant, \
          b_flags, b_chars, b_tokens, b_completion_tokens, b_opening, b_latency_ms, b_cost_usd, \

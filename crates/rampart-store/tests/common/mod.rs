@@ -90,6 +90,7 @@ pub fn pair(id: &str, rollout: &str, ts_ms: i64, class: Option<&str>) -> Pair {
         response_format: None,
         embedding_similarity: Some(0.5),
         judge: None,
+        features: None,
     }
 }
 
