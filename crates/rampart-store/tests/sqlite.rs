@@ -622,3 +622,28 @@ fn the_migration_moves_tenant_caps_out_of_the_rollout_state_table() {
         Some("{\"phase\": \"x\"}")
     );
 }
+
+#[test]
+fn features_a_pair_carries_are_stored_as_given() {
+    let (_dir, store) = open();
+    let mut p = varied_pairs().remove(3);
+    let mut given = expected_features(&p);
+    // Distinguishable from what the store would compute itself.
+    given.similarity = 0.123;
+    given.baseline.opening = Some("given by the caller".into());
+    p.features = Some(Box::new(given.clone()));
+    store.insert_pairs(&[p]).unwrap();
+    let got = store
+        .recent_pair_features("ro", &PairFilter::default(), 1)
+        .unwrap();
+    assert_eq!(got, vec![given]);
+    // The pair read back carries none: features live in their own table.
+    assert!(
+        store
+            .get_pair("ro", "f3")
+            .unwrap()
+            .unwrap()
+            .features
+            .is_none()
+    );
+}
