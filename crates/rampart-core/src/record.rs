@@ -122,6 +122,13 @@ pub struct PairSide {
     pub cached: bool,
 }
 
+impl PairSide {
+    /// The answer's text, when the call succeeded and its text was captured.
+    pub fn answered_text(&self) -> Option<&str> {
+        self.text.as_deref().filter(|_| self.error.is_none())
+    }
+}
+
 /// The baseline's and the candidate's answers to the same request, stored side by side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pair {

@@ -19,15 +19,12 @@ use crate::state::Gateway;
 /// and both sides answered with text.
 pub async fn similarity(gw: &Gateway, pair: &Pair) -> Option<f64> {
     let cfg = gw.config.rollouts.get(&pair.rollout)?.embeddings.as_ref()?;
-    let answered = |s: &rampart_core::record::PairSide| s.error.is_none() && s.text.is_some();
-    if !answered(&pair.baseline) || !answered(&pair.candidate) {
-        return None;
-    }
+    let (b, c) = (
+        pair.baseline.answered_text()?,
+        pair.candidate.answered_text()?,
+    );
     let provider = gw.providers.get(&cfg.provider)?;
-    let body = json!({
-        "model": cfg.model,
-        "input": [pair.baseline.text, pair.candidate.text],
-    });
+    let body = json!({"model": cfg.model, "input": [b, c]});
     let result =
         match tokio::time::timeout(gw.config.shadow.timeout, provider.embeddings(&body)).await {
             Ok(Ok(v)) => cosine_of(&v).ok_or_else(|| "no two embeddings in the answer".to_string()),

@@ -33,8 +33,6 @@ use crate::metrics::{RolloutLabels, RolloutOutcomeLabels};
 use crate::providers::Reply;
 use crate::state::Gateway;
 
-const DAY_MS: i64 = 86_400_000;
-
 /// The judges of every rollout that has one.
 pub struct Judges {
     by_rollout: HashMap<String, Arc<RolloutJudge>>,
@@ -45,8 +43,7 @@ struct RolloutJudge {
     cfg: JudgeConfig,
     variant: Arc<VariantConfig>,
     permits: Arc<Semaphore>,
-    /// (UTC day, that day's spend).
-    budget: Mutex<(i64, JudgeBudget)>,
+    budget: Mutex<JudgeBudget>,
 }
 
 /// A pair admitted for judging; holds one of its rollout's in-flight permits.
@@ -69,18 +66,13 @@ impl Judges {
                         rollout: r.name.clone(),
                         variant: variant.clone(),
                         permits: Arc::new(Semaphore::new(cfg.max_in_flight)),
-                        budget: Mutex::new((i64::MIN, JudgeBudget::new(cfg.max_cost_usd_per_day))),
+                        budget: Mutex::new(JudgeBudget::new(cfg.max_cost_usd_per_day)),
                         cfg,
                     }),
                 ))
             })
             .collect();
         Judges { by_rollout }
-    }
-
-    /// The rollout has a judge.
-    pub fn configured(&self, rollout: &str) -> bool {
-        self.by_rollout.contains_key(rollout)
     }
 
     /// Whether `pair` is judged now: sampled, both sides answered with text, a permit free and
@@ -99,19 +91,16 @@ impl Judges {
             judge.count(gw, outcome);
             None
         };
-        let answered = |s: &rampart_core::record::PairSide| s.error.is_none() && s.text.is_some();
-        if !answered(&pair.baseline) || !answered(&pair.candidate) {
+        if pair.baseline.answered_text().is_none() || pair.candidate.answered_text().is_none() {
             return skip("skipped_no_text");
         }
-        {
-            let mut budget = judge.budget.lock().unwrap_or_else(PoisonError::into_inner);
-            let today = gw.clock.now_ms().div_euclid(DAY_MS);
-            if budget.0 != today {
-                *budget = (today, JudgeBudget::new(judge.cfg.max_cost_usd_per_day));
-            }
-            if budget.1.exhausted() {
-                return skip("skipped_budget");
-            }
+        let admitted = judge
+            .budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admits(gw.clock.now_ms());
+        if !admitted {
+            return skip("skipped_budget");
         }
         let Ok(permit) = judge.permits.clone().try_acquire_owned() else {
             return skip("skipped_max_in_flight");
@@ -140,8 +129,8 @@ impl Admitted {
     /// `question` is the user's request as the judge sees it (see [`question`]).
     pub async fn judge(self, gw: &Gateway, question: &str, pair: &Pair) -> PairJudgment {
         let j = &self.judge;
-        let b = pair.baseline.text.as_deref().unwrap_or_default();
-        let c = pair.candidate.text.as_deref().unwrap_or_default();
+        let b = pair.baseline.answered_text().unwrap_or_default();
+        let c = pair.candidate.answered_text().unwrap_or_default();
         let calls = async {
             tokio::join!(
                 call(gw, &j.variant, judge_prompt(question, b, c), j.cfg.timeout),
@@ -164,8 +153,7 @@ impl Admitted {
         j.budget
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .settle(0.0, cost_usd);
+            .charge(gw.clock.now_ms(), cost_usd);
         gw.metrics
             .judge_cost
             .get_or_create(&RolloutLabels {

@@ -204,10 +204,6 @@ impl ShadowDispatcher {
             judge: None,
             features: None,
         };
-        let question = gw
-            .judges
-            .configured(&pair.rollout)
-            .then(|| crate::judge::question(job.request));
         let candidate = job.candidate.clone();
         let class = s.class.clone();
         let gw2 = gw.clone();
@@ -296,10 +292,13 @@ impl ShadowDispatcher {
             // The guardrails have the pair; what follows only enriches the stored record.
             pair.embedding_similarity = crate::embeddings::similarity(&gw2, &pair).await;
             drop(shadow_permit);
-            if let Some(question) = &question
-                && let Some(admitted) = gw2.judges.admit(&gw2, &pair)
-            {
-                pair.judge = Some(admitted.judge(&gw2, question, &pair).await);
+            if let Some(admitted) = gw2.judges.admit(&gw2, &pair) {
+                // The candidate's request keeps the client's user messages as they were.
+                let question = body
+                    .as_object()
+                    .map(crate::judge::question)
+                    .unwrap_or_default();
+                pair.judge = Some(admitted.judge(&gw2, &question, &pair).await);
             }
             // A few microseconds here, pair by pair, rather than a whole batch's worth at once
             // on the writer's thread (which shares the cores with the request path).

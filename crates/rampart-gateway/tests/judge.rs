@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestGateway, chat, config};
+use common::{TestGateway, chat, config, metric, metrics, wait_pairs};
 use rampart_store::PairStore;
 use serde_json::Value;
 
@@ -53,21 +53,23 @@ check_interval = "100ms""#;
         .replace(BASELINE, &format!("{BASELINE}\nrefusal_rate = 0.2"))
 }
 
+/// One keyed request (with an optional prompt class); the user's answer must be a 200.
+async fn send(t: &TestGateway, i: u64, class: Option<&str>, text: &str) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", t.url))
+        .header("x-rampart-routing-key", format!("user-{i}"));
+    if let Some(class) = class {
+        req = req.header("x-rampart-class", class);
+    }
+    let r = req.json(&chat("support", text)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// Sends `REQUESTS` shadowed requests with distinct prompts.
 async fn traffic(t: &TestGateway) {
-    let client = reqwest::Client::new();
     for i in 0..REQUESTS {
-        let r = client
-            .post(format!("{}/v1/chat/completions", t.url))
-            .header("x-rampart-routing-key", format!("user-{i}"))
-            .json(&chat(
-                "support",
-                &format!("I was charged twice for order {i}, can you refund one of them?"),
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let text = format!("I was charged twice for order {i}, can you refund one of them?");
+        send(t, i, None, &text).await;
     }
 }
 
@@ -92,12 +94,11 @@ async fn a_biased_judge_is_swap_corrected_and_its_win_rate_holds_the_stage() {
     // A bar no interval can clear: the stage must hold on the win rate alone.
     let t = TestGateway::start(&judge_config(0.99)).await;
     traffic(&t).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while t.store.count_pairs("support-v2").unwrap() < REQUESTS {
-        assert!(Instant::now() < deadline, "pairs were not stored in time");
-        t.gw.writer.flush().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(
+        wait_pairs(&t, REQUESTS).await,
+        REQUESTS,
+        "pairs were not stored in time"
+    );
 
     // Every pair was judged twice and stored with both verdicts and the judge's cost.
     let pairs = t
@@ -134,17 +135,14 @@ async fn a_biased_judge_is_swap_corrected_and_its_win_rate_holds_the_stage() {
     assert!(f("ci_low") > 0.5, "{j}");
     assert!(f("ci_low") <= f("win_rate") && f("win_rate") <= f("ci_high"));
     // The metric counts every judged pair.
-    let metrics = reqwest::get(format!("{}/metrics", t.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(&format!(
-            "rampart_judge_pairs_total{{rollout=\"support-v2\",outcome=\"judged\"}} {REQUESTS}"
-        )),
-        "{metrics}"
+    let m = metrics(&t.url).await;
+    assert_eq!(
+        metric(
+            &m,
+            "rampart_judge_pairs_total{rollout=\"support-v2\",outcome=\"judged\"}"
+        ),
+        REQUESTS as f64,
+        "{m}"
     );
 
     // The shadow gate sees the win rate's lower bound and holds the stage on it alone.
@@ -211,46 +209,31 @@ async fn judge_spend_is_capped_per_day() {
         "max_in_flight = 256\nmax_cost_usd_per_day = 0.000001",
     );
     let t = TestGateway::start_with(&cfg, Some(clock.clone())).await;
-    let client = reqwest::Client::new();
     // One request at a time, each pair stored before the next is sent.
     let mut judged = Vec::new();
     for i in 0..4u64 {
         if i == 3 {
             clock.advance_ms(86_400_000);
         }
-        let r = client
-            .post(format!("{}/v1/chat/completions", t.url))
-            .header("x-rampart-routing-key", format!("user-{i}"))
-            .json(&chat(
-                "support",
-                &format!("Where is my refund for order {i}?"),
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while t.store.count_pairs("support-v2").unwrap() < i + 1 {
-            assert!(Instant::now() < deadline, "pair {i} was not stored");
-            t.gw.writer.flush().await.unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        send(&t, i, None, &format!("Where is my refund for order {i}?")).await;
+        assert_eq!(
+            wait_pairs(&t, i + 1).await,
+            i + 1,
+            "pair {i} was not stored"
+        );
         let p = t.store.recent_pairs("support-v2", 1, None, None).unwrap();
         judged.push(p[0].judge.is_some());
     }
     // The first call spends more than the cap; the next two find it spent; a new day resets it.
     assert_eq!(judged, [true, false, false, true]);
-    let metrics = reqwest::get(format!("{}/metrics", t.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(
-            "rampart_judge_pairs_total{rollout=\"support-v2\",outcome=\"skipped_budget\"} 2"
+    let m = metrics(&t.url).await;
+    assert_eq!(
+        metric(
+            &m,
+            "rampart_judge_pairs_total{rollout=\"support-v2\",outcome=\"skipped_budget\"}"
         ),
-        "{metrics}"
+        2.0,
+        "{m}"
     );
     t.shutdown().await;
 }
@@ -273,32 +256,25 @@ async fn the_swap_corrected_interval_contains_the_true_preference() {
         + "\n[[providers.sim.models.old.overrides]]\nclass = \"baseline_refuses\"\nrefusal_rate = 1.0\n\
            [[providers.sim.models.new.overrides]]\nclass = \"candidate_refuses\"\nrefusal_rate = 1.0\n";
     let t = TestGateway::start(&cfg).await;
-    let client = reqwest::Client::new();
     for i in 0..PAIRS {
         let class = if i < CANDIDATE_BETTER {
             "baseline_refuses"
         } else {
             "candidate_refuses"
         };
-        let r = client
-            .post(format!("{}/v1/chat/completions", t.url))
-            .header("x-rampart-routing-key", format!("user-{i}"))
-            .header("x-rampart-class", class)
-            .json(&chat(
-                "support",
-                &format!("Why was my transfer {i} declined?"),
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        send(
+            &t,
+            i,
+            Some(class),
+            &format!("Why was my transfer {i} declined?"),
+        )
+        .await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while t.store.count_pairs("support-v2").unwrap() < PAIRS {
-        assert!(Instant::now() < deadline, "pairs were not stored in time");
-        t.gw.writer.flush().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(
+        wait_pairs(&t, PAIRS).await,
+        PAIRS,
+        "pairs were not stored in time"
+    );
     // Every pair is decisive, so the truth is the share where the candidate answered.
     let pairs = t
         .store
@@ -333,6 +309,48 @@ async fn the_swap_corrected_interval_contains_the_true_preference() {
         "first-ordering [{}, {}] contains {truth}: {j}",
         f("uncorrected_ci_low"),
         f("uncorrected_ci_high")
+    );
+    t.shutdown().await;
+}
+
+/// Without the answers' text (`store.capture_text = false`) there is nothing to judge: sampled
+/// pairs are stored unjudged and counted, never sent to the judge.
+#[tokio::test]
+async fn pairs_without_text_are_counted_not_judged() {
+    let cfg = judge_config(0.99).replace(
+        "[store]\nflush_interval = \"20ms\"",
+        "[store]\nflush_interval = \"20ms\"\ncapture_text = false",
+    );
+    assert!(
+        cfg.contains("capture_text = false"),
+        "the harness config changed"
+    );
+    let t = TestGateway::start(&cfg).await;
+    for i in 0..5 {
+        send(&t, i, None, &format!("Where is my refund for order {i}?")).await;
+    }
+    assert_eq!(wait_pairs(&t, 5).await, 5);
+    let pairs = t.store.recent_pairs("support-v2", 5, None, None).unwrap();
+    assert!(
+        pairs
+            .iter()
+            .all(|p| p.judge.is_none() && p.baseline.text.is_none())
+    );
+    let judge_calls = t
+        .sim("sim")
+        .received()
+        .iter()
+        .filter(|r| r.body["model"] == "judge")
+        .count();
+    assert_eq!(judge_calls, 0);
+    let m = metrics(&t.url).await;
+    assert_eq!(
+        metric(
+            &m,
+            "rampart_judge_pairs_total{rollout=\"support-v2\",outcome=\"skipped_no_text\"}"
+        ),
+        5.0,
+        "{m}"
     );
     t.shutdown().await;
 }

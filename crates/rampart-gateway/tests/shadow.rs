@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestGateway, chat, config};
+use common::{TestGateway, chat, config, metric, metrics, wait_pairs};
 use rampart_store::{EventStore, PairStore};
 use serde_json::{Value, json};
 
@@ -23,36 +23,6 @@ async fn send(url: &str, key: &str, body: &Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn metrics(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// Wait (bounded) until the store holds `n` pairs; returns how many it holds.
-async fn wait_pairs(t: &TestGateway, n: u64) -> u64 {
-    for _ in 0..200 {
-        t.gw.writer.flush().await.unwrap();
-        let c = t.store.count_pairs("support-v2").unwrap();
-        if c >= n {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    t.store.count_pairs("support-v2").unwrap()
 }
 
 #[tokio::test]

@@ -228,10 +228,11 @@ fn recent_pairs_newest_first_with_filters() {
 }
 
 #[test]
-fn for_each_pair_visits_all_in_id_order_across_pages() {
+fn for_each_pair_and_its_features_visit_all_in_id_order_across_pages() {
     let (_dir, store) = open();
-    // More than one page (1000), interleaved with another rollout, timestamps not monotonic.
-    let pairs: Vec<_> = (0..2_500)
+    // More than one page of pairs (1000) and of features (4096), interleaved with another
+    // rollout, timestamps not monotonic.
+    let pairs: Vec<_> = (0..4_500)
         .flat_map(|i| {
             [
                 pair(&format!("p{i}"), "ro", (i * 7919) % 1000, None),
@@ -246,7 +247,14 @@ fn for_each_pair_visits_all_in_id_order_across_pages() {
     store
         .for_each_pair("ro", &mut |p| seen.push(p.request_id))
         .unwrap();
-    let expected: Vec<_> = (0..2_500).map(|i| format!("p{i}")).collect();
+    let expected: Vec<_> = (0..4_500).map(|i| format!("p{i}")).collect();
+    assert_eq!(seen, expected);
+    let mut seen = Vec::new();
+    store
+        .for_each_pair_features("ro", &PairFilter::default(), &mut |f| {
+            seen.push(f.request_id)
+        })
+        .unwrap();
     assert_eq!(seen, expected);
     let mut none = 0;
     store.for_each_pair("missing", &mut |_| none += 1).unwrap();
@@ -458,31 +466,6 @@ fn pair_features_are_stored_with_the_pair_and_read_back_without_texts() {
     );
     assert_eq!(store.get_pair("ro", "nope").unwrap(), None);
     assert_eq!(store.get_pair("other", "f3").unwrap(), None);
-}
-
-#[test]
-fn features_are_paged_in_id_order() {
-    let (_dir, store) = open();
-    // More than one page (4096), interleaved with another rollout.
-    let pairs: Vec<_> = (0..4_500)
-        .flat_map(|i| {
-            [
-                pair(&format!("p{i}"), "ro", (i * 7919) % 1000, None),
-                pair(&format!("q{i}"), "other", i, None),
-            ]
-        })
-        .collect();
-    for chunk in pairs.chunks(1000) {
-        store.insert_pairs(chunk).unwrap();
-    }
-    let mut seen = Vec::new();
-    store
-        .for_each_pair_features("ro", &PairFilter::default(), &mut |f| {
-            seen.push(f.request_id)
-        })
-        .unwrap();
-    let expected: Vec<_> = (0..4_500).map(|i| format!("p{i}")).collect();
-    assert_eq!(seen, expected);
 }
 
 #[test]

@@ -244,11 +244,16 @@ fn combine_second(second: Verdict) -> JudgeOutcome {
     }
 }
 
-/// A judge spend cap: reserve the estimated cost of a judgement before making the call; once the
-/// budget is spent, no more reservations succeed.
+const DAY_MS: i64 = 86_400_000;
+
+/// The judge's daily spend cap, on UTC days of the caller's clock (unix ms). A pair is admitted
+/// while today's spend is under the cap; its calls' actual cost is charged once they are done,
+/// so pairs already admitted may take a day over the cap by their own cost, never further. A
+/// new day starts from zero.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JudgeBudget {
     cap_usd: f64,
+    day: i64,
     spent_usd: f64,
 }
 
@@ -256,38 +261,37 @@ impl JudgeBudget {
     pub fn new(cap_usd: f64) -> Self {
         JudgeBudget {
             cap_usd: cap_usd.max(0.0),
+            day: i64::MIN,
             spent_usd: 0.0,
         }
     }
 
-    /// Reserves `cost_usd` if it fits in what is left; returns whether the call may go ahead.
-    pub fn try_spend(&mut self, cost_usd: f64) -> bool {
-        if !cost_usd.is_finite() || cost_usd < 0.0 || self.spent_usd + cost_usd > self.cap_usd {
-            return false;
-        }
-        self.spent_usd += cost_usd;
-        true
-    }
-
-    /// Corrects a reservation with the call's actual cost (may go over the cap: the money is
-    /// already spent; later reservations then fail).
-    pub fn settle(&mut self, reserved_usd: f64, actual_usd: f64) {
-        if actual_usd.is_finite() && reserved_usd.is_finite() {
-            self.spent_usd = (self.spent_usd - reserved_usd + actual_usd).max(0.0);
+    fn roll(&mut self, now_ms: i64) {
+        let today = now_ms.div_euclid(DAY_MS);
+        if today != self.day {
+            self.day = today;
+            self.spent_usd = 0.0;
         }
     }
 
+    /// Whether a pair may be judged at `now_ms`: today's spend is under the cap.
+    pub fn admits(&mut self, now_ms: i64) -> bool {
+        self.roll(now_ms);
+        self.spent_usd < self.cap_usd
+    }
+
+    /// Charges a judged pair's cost to the day of `now_ms` (a non-finite or negative cost is
+    /// ignored).
+    pub fn charge(&mut self, now_ms: i64, cost_usd: f64) {
+        self.roll(now_ms);
+        if cost_usd.is_finite() && cost_usd > 0.0 {
+            self.spent_usd += cost_usd;
+        }
+    }
+
+    /// Spent on the current day.
     pub fn spent_usd(&self) -> f64 {
         self.spent_usd
-    }
-
-    pub fn remaining_usd(&self) -> f64 {
-        (self.cap_usd - self.spent_usd).max(0.0)
-    }
-
-    /// Nothing is left.
-    pub fn exhausted(&self) -> bool {
-        self.spent_usd >= self.cap_usd
     }
 }
 
@@ -351,16 +355,24 @@ mod tests {
     }
 
     #[test]
-    fn budget_stops_when_spent() {
+    fn budget_caps_each_day() {
+        const DAY: i64 = 86_400_000;
         let mut b = JudgeBudget::new(1.0);
-        let mut calls = 0;
-        while b.try_spend(0.3) {
-            calls += 1;
+        let mut judged = 0;
+        while b.admits(5) {
+            b.charge(5, 0.3);
+            judged += 1;
         }
-        assert_eq!(calls, 3);
-        assert!(!b.exhausted() && b.remaining_usd() > 0.09);
-        b.settle(0.3, 0.5);
-        assert!(b.exhausted() && !b.try_spend(0.0001));
-        assert!(!JudgeBudget::new(1.0).try_spend(f64::NAN));
+        // 0.3, 0.6, 0.9 are under the cap; the fourth pair takes the day to 1.2, then none.
+        assert_eq!(judged, 4);
+        assert!((b.spent_usd() - 1.2).abs() < 1e-12);
+        b.charge(6, f64::NAN);
+        b.charge(6, -1.0);
+        assert!((b.spent_usd() - 1.2).abs() < 1e-12 && !b.admits(DAY - 1));
+        // A new UTC day starts from zero, a charge landing after midnight counts for the new day.
+        assert!(b.admits(DAY));
+        b.charge(2 * DAY + 1, 0.5);
+        assert!((b.spent_usd() - 0.5).abs() < 1e-12 && b.admits(2 * DAY + 2));
+        assert!(!JudgeBudget::new(0.0).admits(0));
     }
 }

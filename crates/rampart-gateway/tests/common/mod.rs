@@ -90,6 +90,40 @@ pub async fn spawn_app(app: axum::Router) -> String {
     url
 }
 
+/// The gateway's `/metrics` text.
+pub async fn metrics(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the first sample in `text` starting with `name_and_labels` (0 when absent).
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Wait (bounded, 30 s) until the store holds `n` pairs of rollout `support-v2`, flushing the
+/// writer; returns how many it holds.
+pub async fn wait_pairs(t: &TestGateway, n: u64) -> u64 {
+    use rampart_store::PairStore;
+    for _ in 0..600 {
+        t.gw.writer.flush().await.unwrap();
+        let c = t.store.count_pairs("support-v2").unwrap();
+        if c >= n {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    t.store.count_pairs("support-v2").unwrap()
+}
+
 pub fn chat(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
