@@ -1,0 +1,119 @@
+//! `[alerts]`: the paging sinks (Slack, PagerDuty, webhooks) and their delivery.
+
+use std::time::Duration;
+
+use super::Collector;
+use crate::config::raw::*;
+use crate::config::*;
+
+pub(super) fn secret(
+    c: &mut Collector,
+    path: &str,
+    key: &str,
+    value: Option<String>,
+    env: Option<String>,
+) -> Option<SecretSource> {
+    match (value, env) {
+        (Some(_), Some(_)) => {
+            c.push(
+                format!("{path}.{key}"),
+                format!("set either `{key}` or `{key}_env`, not both"),
+                None,
+            );
+            None
+        }
+        (Some(v), None) => Some(SecretSource::Value(v)),
+        (None, Some(e)) => Some(SecretSource::Env(e)),
+        (None, None) => {
+            c.push(
+                format!("{path}.{key}"),
+                format!("`{key}` or `{key}_env` is required"),
+                None,
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn validate_alerts(c: &mut Collector, raw: RawAlerts) -> AlertsConfig {
+    let mut sinks = Vec::new();
+    let check_url = |c: &mut Collector, path: &str, s: &Option<SecretSource>| {
+        if let Some(SecretSource::Value(u)) = s
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            c.push(
+                format!("{path}.url"),
+                "must be an http:// or https:// URL",
+                Some(u.clone()),
+            );
+        }
+    };
+    for (i, s) in raw.slack.into_iter().enumerate() {
+        let path = format!("alerts.slack[{i}]");
+        let url = secret(c, &path, "url", s.url, s.url_env);
+        check_url(c, &path, &url);
+        if s.routing_key.is_some() || s.routing_key_env.is_some() {
+            c.push(
+                format!("{path}.routing_key"),
+                "only for [[alerts.pagerduty]]",
+                None,
+            );
+        }
+        if let Some(url) = url {
+            sinks.push(AlertSink::Slack { url });
+        }
+    }
+    for (i, s) in raw.pagerduty.into_iter().enumerate() {
+        let path = format!("alerts.pagerduty[{i}]");
+        if s.url_env.is_some() {
+            c.push(
+                format!("{path}.url_env"),
+                "not supported for PagerDuty; set `url`",
+                None,
+            );
+        }
+        let url = s
+            .url
+            .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".to_string());
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            c.push(
+                format!("{path}.url"),
+                "must be an http:// or https:// URL",
+                Some(url.clone()),
+            );
+        }
+        if let Some(routing_key) = secret(c, &path, "routing_key", s.routing_key, s.routing_key_env)
+        {
+            sinks.push(AlertSink::PagerDuty { url, routing_key });
+        }
+    }
+    for (i, s) in raw.webhook.into_iter().enumerate() {
+        let path = format!("alerts.webhook[{i}]");
+        let url = secret(c, &path, "url", s.url, s.url_env);
+        check_url(c, &path, &url);
+        if let Some(url) = url {
+            sinks.push(AlertSink::Webhook { url });
+        }
+    }
+    let max_attempts = match raw.max_attempts {
+        Some(0) => {
+            c.push(
+                "alerts.max_attempts",
+                "must be at least 1",
+                Some("0".into()),
+            );
+            4
+        }
+        Some(n) => n,
+        None => 4,
+    };
+    AlertsConfig {
+        sinks,
+        max_attempts,
+        timeout: c.duration(
+            "alerts.timeout",
+            raw.timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+    }
+}
