@@ -15,14 +15,10 @@ use rampart_stats::bootstrap::BootstrapConfig;
 const P_TRUE: f64 = 0.6;
 const BIAS: f64 = 0.3;
 
-struct Rng(u64);
+struct Rng(rampart_stats::rng::SplitMix64);
 impl Rng {
     fn f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
 }
 
@@ -43,7 +39,7 @@ fn fake_judge(rng: &mut Rng, prompt: &str, candidate_better: bool) -> String {
 
 #[test]
 fn swap_correction_removes_position_bias() {
-    let mut rng = Rng(2024);
+    let mut rng = Rng(rampart_stats::rng::SplitMix64::new(2024));
     let mut tally = JudgeTally::new();
     for i in 0..300 {
         let truth = rng.f64() < P_TRUE;

@@ -402,11 +402,11 @@ pub fn answer(style: Style, length_factor: f64, prompt: &str, seed: u64) -> Stri
 
     let opening = match openings(style) {
         [] => None,
-        o => Some(fill(o[rng.below(o.len())], &topic, &topic)),
+        o => Some(fill(o[rng.index(o.len())], &topic, &topic)),
     };
     let closing = match closings(style) {
         [] => None,
-        c => Some(c[rng.below(c.len())].to_string()),
+        c => Some(c[rng.index(c.len())].to_string()),
     };
     let base_sentences = match style {
         Style::Terse => rng.range_inclusive(2, 4),
@@ -424,7 +424,7 @@ pub fn answer(style: Style, length_factor: f64, prompt: &str, seed: u64) -> Stri
             order = (0..templates.len()).collect();
             // Fisher–Yates.
             for j in (1..order.len()).rev() {
-                order.swap(j, rng.below(j + 1));
+                order.swap(j, rng.index(j + 1));
             }
         }
         let t = order.pop().unwrap_or(0);

@@ -67,10 +67,7 @@ fn mean(d: &[f64]) -> f64 {
 
 /// SplitMix64 finalizer (Steele, Lea & Flood 2014) used to derive per-block seeds.
 fn splitmix64(seed: u64, block: u64) -> u64 {
-    let mut z = seed.wrapping_add(block.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::rng::mix(seed.wrapping_add(block.wrapping_add(1).wrapping_mul(crate::rng::GOLDEN_GAMMA)))
 }
 
 /// The wyrand generator (Wang Yi, public domain; passes BigCrush and PractRand): one

@@ -19,6 +19,7 @@
 //! * [`multiple`] — Holm and Benjamini–Hochberg adjusted p-values.
 //! * [`sketch`] — mergeable relative-error quantile sketch (DDSketch) for latencies.
 //! * [`edit`] — Levenshtein distance over Unicode scalar values.
+//! * [`rng`] — FNV-1a and SplitMix64: the workspace's one seeded generator.
 //!
 //! Invariant: a value that cannot be computed (0/0, empty input, out-of-domain parameter) is
 //! reported as [`StatsError`], never as a NaN.
@@ -33,6 +34,7 @@ pub mod normal;
 pub mod percentile;
 pub mod power;
 pub mod proportion;
+pub mod rng;
 pub mod sequential;
 pub mod sketch;
 pub mod special;

@@ -19,16 +19,12 @@ const STEPS: u64 = 20_000;
 const REPLICATIONS: u64 = 2_000;
 const RATE: f64 = 0.05;
 
-/// SplitMix64: tiny, fast and good enough for Bernoulli draws in a test.
-struct SplitMix(u64);
+/// The workspace's SplitMix64: good enough for Bernoulli draws in a test.
+struct SplitMix(rampart_stats::rng::SplitMix64);
 
 impl SplitMix {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 }
 
@@ -52,7 +48,9 @@ fn guardrail() -> ProportionGuardrail {
 
 /// Runs one replication; returns (guardrail fired, naive test fired).
 fn replicate(seed: u64, rate_t: f64, rate_c: f64, z_crit: f64) -> (bool, bool) {
-    let mut rng = SplitMix(seed.wrapping_mul(0xA24B_AED4_963E_E407) ^ 0x5851_F42D_4C95_7F2D);
+    let mut rng = SplitMix(rampart_stats::rng::SplitMix64::new(
+        seed.wrapping_mul(0xA24B_AED4_963E_E407) ^ 0x5851_F42D_4C95_7F2D,
+    ));
     let (tt, tc) = (threshold(rate_t), threshold(rate_c));
     let mut g = guardrail();
     let (mut cs_fired, mut naive_fired) = (false, false);

@@ -25,12 +25,17 @@ use rampart_stats::multiple::{benjamini_hochberg, holm};
 use rampart_stats::proportion::{mcnemar_exact, wilson_interval};
 use rampart_stats::sketch::DdSketch;
 
+use rampart_stats::rng::fnv1a;
+
 use super::features::{Equivalence, PairFeatures, SideFeatures};
 use super::judge::JudgeTally;
+mod sampling;
+
 use super::report::{
     ComparisonReport, Cost, DifferentPair, EquivalenceStats, FormatDrift, GroupReport, Histogram,
     Latency, LengthStats, Metrics, OpeningShare, Openings, PairedRate, Settings,
 };
+use sampling::{OpeningCounts, Reservoir};
 
 /// How p-values are adjusted within a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,89 +167,6 @@ impl Paired {
     }
     fn p_value(&self) -> f64 {
         mcnemar_exact(self.baseline_only, self.candidate_only).p_value
-    }
-}
-
-/// splitmix64: the reservoir's deterministic generator.
-#[derive(Debug, Clone)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n ≥ 1) by multiply-shift (Lemire 2019; bias < n/2⁶⁴).
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Algorithm R over (baseline tokens, candidate tokens).
-#[derive(Debug, Clone)]
-struct Reservoir {
-    cap: usize,
-    seen: u64,
-    items: Vec<(f64, f64)>,
-    rng: SplitMix,
-}
-
-impl Reservoir {
-    fn new(cap: usize, seed: u64) -> Self {
-        Reservoir {
-            cap,
-            seen: 0,
-            items: Vec::new(),
-            rng: SplitMix(seed),
-        }
-    }
-    fn push(&mut self, item: (f64, f64)) {
-        self.seen += 1;
-        if self.items.len() < self.cap {
-            self.items.push(item);
-        } else {
-            let j = self.rng.below(self.seen);
-            if let Some(slot) = self.items.get_mut(j as usize) {
-                *slot = item;
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct OpeningCounts {
-    n: u64,
-    baseline: HashMap<String, u64>,
-    candidate: HashMap<String, u64>,
-    both: HashMap<String, u64>,
-}
-
-impl OpeningCounts {
-    fn bump(map: &mut HashMap<String, u64>, key: &str, cap: usize) {
-        if let Some(v) = map.get_mut(key) {
-            *v += 1;
-        } else if map.len() < cap {
-            map.insert(key.to_string(), 1);
-        }
-    }
-    fn push(&mut self, b: Option<&str>, c: Option<&str>, cap: usize) {
-        self.n += 1;
-        let b = b.unwrap_or("(empty)");
-        let c = c.unwrap_or("(empty)");
-        Self::bump(&mut self.baseline, b, cap);
-        Self::bump(&mut self.candidate, c, cap);
-        if b == c {
-            Self::bump(&mut self.both, b, cap);
-        }
     }
 }
 
@@ -380,7 +302,7 @@ impl Accumulator {
             } else {
                 OTHER
             };
-            let seed = cfg.seed ^ fnv(key).wrapping_mul(salt);
+            let seed = cfg.seed ^ fnv1a(key.as_bytes()).wrapping_mul(salt);
             map.entry(key.to_string())
                 .or_insert_with(|| GroupAcc::new(cfg.group_reservoir, seed))
                 .push(f, group_cap);
@@ -802,28 +724,6 @@ fn adjust_and_flag(ms: &mut [Metrics], cfg: &CompareConfig) -> Vec<Vec<String>> 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reservoir_is_bounded_and_uniform_enough() {
-        let mut r = Reservoir::new(100, 7);
-        for i in 0..10_000 {
-            r.push((i as f64, 0.0));
-        }
-        assert_eq!(r.items.len(), 100);
-        let mean = r.items.iter().map(|x| x.0).sum::<f64>() / 100.0;
-        // Uniform over 0..10000: mean 5000, sd of the mean ≈ 289.
-        assert!((mean - 5_000.0).abs() < 1_200.0, "{mean}");
-    }
-
-    #[test]
-    fn opening_maps_are_capped() {
-        let mut o = OpeningCounts::default();
-        for i in 0..50 {
-            o.push(Some(&format!("p{i}")), Some("same"), 10);
-        }
-        assert_eq!(o.baseline.len(), 10);
-        assert_eq!(o.n, 50);
-    }
 
     #[test]
     fn empty_accumulator_reports_nulls_not_nans() {

@@ -16,6 +16,7 @@ use rampart_stats::Alternative;
 use rampart_stats::mann_whitney::mann_whitney_u;
 use rampart_stats::multiple::holm;
 use rampart_stats::proportion::{Counts, two_proportion_ztest};
+use rampart_stats::rng::SplitMix64;
 use rampart_stats::sketch::DdSketch;
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +41,7 @@ struct Side {
     latencies: Vec<f64>,
     lengths: Vec<f64>,
     seen_ok: u64,
-    rng: u64,
+    rng: SplitMix64,
     thumbs_up: u64,
     thumbs_down: u64,
     sent_unchanged: u64,
@@ -62,7 +63,7 @@ impl Side {
             latencies: Vec::new(),
             lengths: Vec::new(),
             seen_ok: 0,
-            rng: seed,
+            rng: SplitMix64::new(seed),
             thumbs_up: 0,
             thumbs_down: 0,
             sent_unchanged: 0,
@@ -71,14 +72,6 @@ impl Side {
             edit_similarity_sum: 0.0,
             edit_n: 0,
         }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 
     fn push(&mut self, e: &RequestEvent) {
@@ -98,7 +91,7 @@ impl Side {
             self.latencies.push(item.0);
             self.lengths.push(item.1);
         } else {
-            let j = ((u128::from(self.next()) * u128::from(self.seen_ok)) >> 64) as usize;
+            let j = self.rng.below(self.seen_ok) as usize;
             if let (Some(l), Some(n)) = (self.latencies.get_mut(j), self.lengths.get_mut(j)) {
                 *l = item.0;
                 *n = item.1;

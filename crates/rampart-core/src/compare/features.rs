@@ -14,8 +14,9 @@
 //!   separates rewordings from changes of register as well on our fixtures (see
 //!   [`EQUIVALENT_F1`]). Its blind spot is scripts written without spaces, where a sentence is
 //!   one "word": there the class falls back to `materially_different` unless the texts
-//!   normalize equal or the caller supplies an embedding similarity. [`chrf`] stays available
-//!   for callers that want character n-grams; it is not used by the report.
+//!   normalize equal or the caller supplies an embedding similarity. `chrf` (behind the `chrf`
+//!   feature, for the calibration example) stays available for callers that want character
+//!   n-grams; it is not used by the report.
 //! * **Embedding similarity**: optional, the pair's `embedding_similarity` (the gateway fills it
 //!   with the [`cosine`] of the two answers' embeddings when the rollout names an embeddings
 //!   model).
@@ -33,6 +34,13 @@
 //! pair; the word hashes, the normalized match, the opening phrase and the similarity all come
 //! from that buffer. Texts are only copied for the excerpts (and when a side has tool calls).
 //! * **Format**: see [`super::format`]; `truncated` is `finish_reason = "length"`.
+//!
+//! Files: [`tokenize`] (one pass over a text: normalized bytes, word hashes, lengths),
+//! [`similarity`] (token F1, cosine, and chrF behind a feature), and this file (one pair's
+//! features assembled from both).
+
+mod similarity;
+mod tokenize;
 
 use std::borrow::Cow;
 
@@ -42,6 +50,12 @@ use serde_json::Value;
 use super::format::{self, Markdown};
 use super::judge::Verdict;
 use crate::record::{Pair, PairSide};
+#[cfg(feature = "chrf")]
+pub use similarity::chrf;
+use similarity::{FeatureScratch, token_f1_hashes, with_scratch};
+pub use similarity::{cosine, token_f1};
+use tokenize::{Scan, opening_of_normalized, scan};
+pub use tokenize::{normalize, normalize_into, opening_phrase, token_count};
 
 /// Words in an opening phrase.
 pub const OPENING_WORDS: usize = 3;
@@ -60,9 +74,6 @@ pub const EQUIVALENT_F1: f64 = 0.40;
 pub const EQUIVALENT_COSINE: f64 = 0.90;
 /// Characters of each text kept in [`PairFeatures`] for the "most different pairs" view.
 pub const EXCERPT_CHARS: usize = 2_000;
-/// chrF's maximum n-gram order and β.
-const CHRF_ORDER: usize = 6;
-const CHRF_BETA: f64 = 2.0;
 
 /// How close two answers are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -132,411 +143,6 @@ pub struct JudgeVerdicts {
     pub second: Option<Verdict>,
     /// A judge call failed: the verdicts are not used.
     pub failed: bool,
-}
-
-/// Lowercase, punctuation removed (apostrophes dropped, other punctuation → space), whitespace
-/// runs collapsed to one space, trimmed.
-pub fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    normalize_into(text, &mut out);
-    out
-}
-
-/// [`normalize`] into `out` (cleared first), so a caller can reuse one buffer.
-pub fn normalize_into(text: &str, out: &mut String) {
-    let mut bytes = Vec::with_capacity(text.len());
-    scan(text, &mut bytes, &mut Vec::new());
-    out.clear();
-    // `scan` writes whole characters only, so this never replaces anything.
-    out.push_str(&String::from_utf8_lossy(&bytes));
-}
-
-/// What one pass over a text gives: its length in characters and whitespace tokens.
-struct Scan {
-    chars: u64,
-    tokens: u64,
-}
-
-/// The 64-bit hash of one normalized word: its length, then its bytes eight at a time, each
-/// mixed by a multiply and a shift (words are short: usually one round).
-fn word_hash(word: &[u8]) -> u64 {
-    let mut h = (word.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for chunk in word.chunks(8) {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 29;
-    }
-    h
-}
-
-/// ASCII byte classes for [`scan`].
-const WS: u8 = 0; // whitespace (ends a token and a word)
-const PUNCT: u8 = 1; // other non-alphanumeric (ends a word)
-const ALNUM: u8 = 2;
-const APOSTROPHE: u8 = 3; // dropped
-const ASCII_CLASS: [u8; 128] = {
-    let mut t = [PUNCT; 128];
-    let mut i = 0;
-    while i < 128 {
-        let b = i as u8;
-        t[i] = if b.is_ascii_alphanumeric() {
-            ALNUM
-        } else if b == b'\'' {
-            APOSTROPHE
-        } else if matches!(b, 9..=13 | b' ') {
-            // Exactly `char::is_whitespace` on ASCII.
-            WS
-        } else {
-            PUNCT
-        };
-        i += 1;
-    }
-    t
-};
-
-/// Normalizing state of [`scan`].
-struct Words<'a> {
-    out: &'a mut Vec<u8>,
-    hashes: &'a mut Vec<u64>,
-    /// Where the current word starts in `out`.
-    start: usize,
-    in_word: bool,
-    pending_space: bool,
-}
-
-impl Words<'_> {
-    /// Starts a new word if a separator came since the last letter.
-    fn begin(&mut self) {
-        if self.pending_space && self.in_word {
-            self.end();
-            self.out.push(b' ');
-            self.start = self.out.len();
-        }
-        self.pending_space = false;
-        self.in_word = true;
-    }
-
-    /// Hashes the current word.
-    fn end(&mut self) {
-        self.hashes
-            .push(word_hash(self.out.get(self.start..).unwrap_or_default()));
-    }
-
-    fn push(&mut self, ch: char) {
-        let mut buf = [0u8; 4];
-        self.out
-            .extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-    }
-}
-
-/// One pass over `text`: writes its [`normalize`]d form to `out` and the [`word_hash`] of each
-/// normalized word to `words` (both cleared first; `out` is UTF-8 made of whole characters),
-/// and counts characters and whitespace
-/// tokens ([`token_count`]). ASCII bytes are classified by a table; other characters are
-/// decoded and use Unicode's `is_alphanumeric`, `is_whitespace` and `to_lowercase`.
-fn scan(text: &str, out: &mut Vec<u8>, words: &mut Vec<u64>) -> Scan {
-    out.clear();
-    words.clear();
-    let mut w = Words {
-        out,
-        hashes: words,
-        start: 0,
-        in_word: false,
-        pending_space: false,
-    };
-    let (mut chars, mut tokens) = (0u64, 0u64);
-    let mut in_token = false;
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        chars += 1;
-        if b < 0x80 {
-            i += 1;
-            let class = ASCII_CLASS[usize::from(b)];
-            let ws = class == WS;
-            tokens += u64::from(!ws && !in_token);
-            in_token = !ws;
-            match class {
-                ALNUM => {
-                    w.begin();
-                    w.out.push(b.to_ascii_lowercase());
-                }
-                APOSTROPHE => {}
-                _ => w.pending_space = true,
-            }
-            continue;
-        }
-        let Some(ch) = text.get(i..).and_then(|t| t.chars().next()) else {
-            break;
-        };
-        i += ch.len_utf8();
-        let ws = ch.is_whitespace();
-        tokens += u64::from(!ws && !in_token);
-        in_token = !ws;
-        if ch == '’' {
-            continue;
-        }
-        if ch.is_alphanumeric() {
-            w.begin();
-            for l in ch.to_lowercase() {
-                w.push(l);
-            }
-        } else {
-            w.pending_space = true;
-        }
-    }
-    if w.in_word {
-        w.end();
-    }
-    Scan { chars, tokens }
-}
-
-/// The first `words` words of an already [`normalize`]d text (a prefix of it: words are
-/// separated by exactly one space); `None` when it has none.
-fn opening_of_normalized(normalized: &[u8], words: usize) -> Option<String> {
-    if normalized.is_empty() || words == 0 {
-        return None;
-    }
-    let end = normalized
-        .iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == b' ')
-        .nth(words - 1)
-        .map_or(normalized.len(), |(i, _)| i);
-    // Cut at a space, so whole characters: never replaces anything.
-    Some(String::from_utf8_lossy(normalized.get(..end).unwrap_or_default()).into_owned())
-}
-
-/// The first `words` words of the normalized text; `None` when it has none.
-pub fn opening_phrase(text: &str, words: usize) -> Option<String> {
-    opening_of_normalized(normalize(text).as_bytes(), words)
-}
-
-/// Whitespace-separated tokens (an approximation of model tokens; ≈ 0.75 per BPE token in
-/// English).
-pub fn token_count(text: &str) -> u64 {
-    text.split_whitespace().count() as u64
-}
-
-/// Cosine similarity `a·b / (|a|·|b|)`; `None` for different lengths, empty or zero vectors.
-pub fn cosine(a: &[f64], b: &[f64]) -> Option<f64> {
-    if a.len() != b.len() || a.is_empty() {
-        return None;
-    }
-    let (mut dot, mut na, mut nb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    let denom = (na * nb).sqrt();
-    (denom > 0.0 && dot.is_finite()).then(|| (dot / denom).clamp(-1.0, 1.0))
-}
-
-/// Token F1 from the word hashes of two [`normalize`]d texts (see the module doc), with
-/// `table` as scratch.
-fn token_f1_hashes(table: &mut NgramTable, reference: &[u64], hypothesis: &[u64]) -> f64 {
-    let (nr, nh) = (reference.len(), hypothesis.len());
-    if nr == 0 && nh == 0 {
-        return 1.0;
-    }
-    if nr == 0 || nh == 0 {
-        return 0.0;
-    }
-    table.reset(nr);
-    for &w in reference {
-        table.add(w);
-    }
-    let matches = hypothesis.iter().filter(|&&w| table.take(w)).count();
-    if matches == 0 {
-        return 0.0;
-    }
-    let (p, r) = (matches as f64 / nh as f64, matches as f64 / nr as f64);
-    2.0 * p * r / (p + r)
-}
-
-/// Per-thread scratch space of [`pair_features`] and [`token_f1`]: the two normalized texts and
-/// the word multiset, reused from pair to pair.
-#[derive(Default)]
-struct FeatureScratch {
-    baseline: Vec<u8>,
-    candidate: Vec<u8>,
-    baseline_words: Vec<u64>,
-    candidate_words: Vec<u64>,
-    table: NgramTable,
-}
-
-thread_local! {
-    static FEATURE_SCRATCH: std::cell::RefCell<FeatureScratch> =
-        std::cell::RefCell::default();
-}
-
-fn with_scratch<T>(f: impl FnOnce(&mut FeatureScratch) -> T) -> T {
-    FEATURE_SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut s) => f(&mut s),
-        // Only reachable through re-entrance, which nothing here does; stay correct anyway.
-        Err(_) => f(&mut FeatureScratch::default()),
-    })
-}
-
-/// Token F1 of `hypothesis` against `reference` over their [`normalize`]d words, in [0, 1]; 1
-/// for two texts without words, 0 when exactly one has none. See the module doc.
-pub fn token_f1(reference: &str, hypothesis: &str) -> f64 {
-    with_scratch(|s| {
-        scan(reference, &mut s.baseline, &mut s.baseline_words);
-        scan(hypothesis, &mut s.candidate, &mut s.candidate_words);
-        token_f1_hashes(&mut s.table, &s.baseline_words, &s.candidate_words)
-    })
-}
-
-/// FNV-1a over chars, extended one char at a time: the hash of `chars[i..=i+k]` for every
-/// order `k + 1` ≤ [`CHRF_ORDER`] starting at `i`, passed to `f(k, hash)`.
-fn for_each_ngram(chars: &[char], mut f: impl FnMut(usize, u64)) {
-    let len = chars.len();
-    for i in 0..len {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for (k, &c) in chars[i..len.min(i + CHRF_ORDER)].iter().enumerate() {
-            h ^= u64::from(c);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            f(k, h);
-        }
-    }
-}
-
-/// A reusable open-addressing multiset of (order, n-gram hash) → count. Slots are valid only
-/// when their stamp equals the current generation, so clearing is O(1).
-#[derive(Default)]
-struct NgramTable {
-    keys: Vec<u64>,
-    counts: Vec<u32>,
-    stamps: Vec<u32>,
-    generation: u32,
-    mask: usize,
-}
-
-impl NgramTable {
-    /// Empties the table and sizes it for `n` distinct keys at most (load ≤ ½).
-    fn reset(&mut self, n: usize) {
-        let cap = (n * 2).next_power_of_two().max(16);
-        if cap > self.keys.len() || self.generation == u32::MAX {
-            self.keys = vec![0; cap];
-            self.counts = vec![0; cap];
-            self.stamps = vec![0; cap];
-            self.generation = 0;
-        }
-        self.generation += 1;
-        self.mask = self.keys.len() - 1;
-    }
-
-    fn key(order: usize, h: u64) -> u64 {
-        // Orders are kept apart: a 1-gram never matches a 2-gram.
-        h ^ (order as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-
-    fn slot(&self, key: u64) -> usize {
-        let mut i = (key.wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32) as usize & self.mask;
-        loop {
-            if self.stamps[i] != self.generation || self.keys[i] == key {
-                return i;
-            }
-            i = (i + 1) & self.mask;
-        }
-    }
-
-    fn add(&mut self, key: u64) {
-        let i = self.slot(key);
-        if self.stamps[i] == self.generation {
-            self.counts[i] += 1;
-        } else {
-            self.stamps[i] = self.generation;
-            self.keys[i] = key;
-            self.counts[i] = 1;
-        }
-    }
-
-    /// Takes one occurrence of `key` if any is left (clipped counting); whether it did.
-    fn take(&mut self, key: u64) -> bool {
-        let i = self.slot(key);
-        if self.stamps[i] == self.generation && self.counts[i] > 0 {
-            self.counts[i] -= 1;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Per-thread scratch space of [`chrf`], so a report over a million pairs allocates nothing
-/// per pair here.
-#[derive(Default)]
-struct ChrfScratch {
-    reference: Vec<char>,
-    hypothesis: Vec<char>,
-    table: NgramTable,
-}
-
-thread_local! {
-    static CHRF_SCRATCH: std::cell::RefCell<ChrfScratch> = std::cell::RefCell::default();
-}
-
-/// chrF (β = 2, orders 1..=6) of `hypothesis` against `reference`, in [0, 1]; 1 for two empty
-/// texts, 0 when exactly one is empty. See the module doc for the formula. The clipped n-gram
-/// matches are counted with a multiset of the reference's n-grams (linear time).
-pub fn chrf(reference: &str, hypothesis: &str) -> f64 {
-    CHRF_SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut s) => chrf_with(&mut s, reference, hypothesis),
-        // Only reachable through re-entrance, which chrf never does; stay correct anyway.
-        Err(_) => chrf_with(&mut ChrfScratch::default(), reference, hypothesis),
-    })
-}
-
-fn chrf_with(s: &mut ChrfScratch, reference: &str, hypothesis: &str) -> f64 {
-    let ChrfScratch {
-        reference: r,
-        hypothesis: h,
-        table,
-    } = s;
-    r.clear();
-    r.extend(reference.chars().filter(|c| !c.is_whitespace()));
-    h.clear();
-    h.extend(hypothesis.chars().filter(|c| !c.is_whitespace()));
-    if r.is_empty() && h.is_empty() {
-        return 1.0;
-    }
-    if r.is_empty() || h.is_empty() {
-        return 0.0;
-    }
-    table.reset(r.len() * CHRF_ORDER);
-    for_each_ngram(r, |k, g| table.add(NgramTable::key(k, g)));
-    let mut matches = [0usize; CHRF_ORDER];
-    for_each_ngram(h, |k, g| {
-        if table.take(NgramTable::key(k, g)) {
-            matches[k] += 1;
-        }
-    });
-    let (mut p_sum, mut r_sum, mut orders) = (0.0, 0.0, 0usize);
-    for (k, &m) in matches.iter().enumerate() {
-        // n-grams of order k+1 in a text of L chars: L − k.
-        let (rn, hn) = (r.len().saturating_sub(k), h.len().saturating_sub(k));
-        if rn == 0 || hn == 0 {
-            break;
-        }
-        p_sum += m as f64 / hn as f64;
-        r_sum += m as f64 / rn as f64;
-        orders += 1;
-    }
-    if orders == 0 {
-        return 0.0;
-    }
-    let (p, rc) = (p_sum / orders as f64, r_sum / orders as f64);
-    let b2 = CHRF_BETA * CHRF_BETA;
-    if p + rc == 0.0 {
-        0.0
-    } else {
-        (1.0 + b2) * p * rc / (b2 * p + rc)
-    }
 }
 
 /// The text compared for a side: the answer's text, then its tool calls' names and arguments
@@ -731,6 +337,7 @@ pub fn excerpt(text: Option<&str>) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::tokenize::word_hash;
     use super::*;
 
     fn side(text: Option<&str>) -> PairSide {
@@ -781,24 +388,6 @@ mod tests {
             opening_phrase("Ünïcödé ÉTÉ — 東京 へ", 3).unwrap(),
             "ünïcödé été 東京"
         );
-    }
-
-    #[test]
-    fn chrf_bounds_and_order() {
-        assert_eq!(chrf("", ""), 1.0);
-        assert_eq!(chrf("abc", ""), 0.0);
-        assert!((chrf("the card arrives soon", "the card arrives soon") - 1.0).abs() < 1e-12);
-        let near = chrf(
-            "Your card will arrive in 3 days.",
-            "Your card should arrive in 3 days.",
-        );
-        let far = chrf(
-            "Your card will arrive in 3 days.",
-            "I cannot help with that request.",
-        );
-        assert!(near > 0.70 && far < 0.4, "{near} {far}");
-        // Non-space-separated scripts work (character n-grams).
-        assert!(chrf("東京へ行きます", "東京へ行きました") > 0.6);
     }
 
     #[test]

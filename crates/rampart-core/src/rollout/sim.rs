@@ -19,37 +19,8 @@ use super::state::{Phase, RolloutState, Trigger};
 use super::step::{Action, step};
 use crate::config::RolloutConfig;
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a small, seedable, full-period generator.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64 { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)` with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// A standard normal draw (Box–Muller).
-    pub fn next_normal(&mut self) -> f64 {
-        let u1 = self.next_f64().max(f64::MIN_POSITIVE);
-        let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+/// The workspace's one seeded generator (re-exported here for the simulation's callers).
+pub use rampart_stats::rng::SplitMix64;
 
 /// A `Binomial(n, p)` draw: sequential inversion (Kachitvichyanukul & Schmeiser 1988, BINV)
 /// while `n·min(p, 1−p) < 30`, a rounded normal approximation above.
@@ -65,14 +36,14 @@ pub fn binomial(rng: &mut SplitMix64, n: u64, p: f64) -> u64 {
     }
     let nf = n as f64;
     if nf * p >= 30.0 {
-        let x = nf * p + (nf * p * (1.0 - p)).sqrt() * rng.next_normal();
+        let x = nf * p + (nf * p * (1.0 - p)).sqrt() * rng.standard_normal();
         return x.round().clamp(0.0, nf) as u64;
     }
     let q = 1.0 - p;
     let s = p / q;
     let a = (nf + 1.0) * s;
     let mut r = q.powf(nf);
-    let mut u = rng.next_f64();
+    let mut u = rng.uniform();
     let mut x = 0u64;
     while u > r {
         u -= r;

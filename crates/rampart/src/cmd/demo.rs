@@ -259,8 +259,8 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let due = started + period.mul_f64(sent as f64);
         tokio::time::sleep_until(due.into()).await;
         sent += 1;
-        let user = below(&mut rng, args.users.max(1));
-        let (text, class) = queries[below(&mut rng, queries.len())].clone();
+        let user = rng.index(args.users.max(1));
+        let (text, class) = queries[rng.index(queries.len())].clone();
         let feedback_roll = rng.next_u64();
         if let Ok(permit) = inflight.clone().try_acquire_owned() {
             let (client, url, tally) = (client.clone(), url.clone(), tally.clone());
@@ -363,10 +363,6 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn below(rng: &mut SplitMix64, n: usize) -> usize {
-    (rng.next_u64() % n as u64) as usize
 }
 
 fn fmt(v: Option<f64>) -> String {
