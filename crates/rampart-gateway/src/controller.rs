@@ -482,10 +482,9 @@ async fn restore(
 fn publish_trip_metric(gw: &Gateway, rt: &Runtime) {
     let tripped = i64::from(rt.state.phase_name() == "rolled_back");
     gw.metrics
+        .rollout
         .kill_switch_tripped
-        .get_or_create(&crate::metrics::RolloutLabels {
-            rollout: rt.cfg.name.clone(),
-        })
+        .get_or_create(&crate::metrics::rollout_labels(&rt.cfg.name))
         .set(tripped);
 }
 

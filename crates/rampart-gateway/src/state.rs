@@ -118,7 +118,8 @@ impl Gateway {
         let shadow = ShadowDispatcher::new(&config.shadow);
         let judges = crate::judge::Judges::new(&config);
         let tasks = TaskTracker::new();
-        let (alerts, alert_task) = crate::alerts::build(&config.alerts, metrics.alerts.clone())?;
+        let (alerts, alert_task) =
+            crate::alerts::build(&config.alerts, metrics.alerts.deliveries.clone())?;
         let (controller, inbox) = controller::channel(config.store.queue_capacity);
         let inner = Inner {
             config: Arc::new(config),
@@ -216,10 +217,9 @@ impl Gateway {
         let snap = self.snapshot.load();
         for view in snap.by_route.values() {
             self.metrics
-                .rollout_percent
-                .get_or_create(&crate::metrics::RolloutLabels {
-                    rollout: view.rollout.clone(),
-                })
+                .rollout
+                .percent
+                .get_or_create(&crate::metrics::rollout_labels(&view.rollout))
                 .set(view.percent);
         }
     }
