@@ -29,7 +29,7 @@ use rampart_core::routing::{shadow_bucket, under_percent};
 use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::metrics::{RolloutLabels, RolloutOutcomeLabels};
+use crate::metrics::{rollout_labels, rollout_outcome_labels};
 use crate::plane::DataPlane;
 use crate::providers::Reply;
 
@@ -115,11 +115,9 @@ impl Judges {
 impl RolloutJudge {
     fn count(&self, gw: &DataPlane, outcome: &str) {
         gw.metrics
-            .judge_pairs
-            .get_or_create(&RolloutOutcomeLabels {
-                rollout: self.rollout.clone(),
-                outcome: outcome.to_string(),
-            })
+            .judge
+            .pairs
+            .get_or_create(&rollout_outcome_labels(&self.rollout, outcome))
             .inc();
     }
 }
@@ -155,10 +153,9 @@ impl Admitted {
             .unwrap_or_else(PoisonError::into_inner)
             .charge(gw.clock.now_ms(), cost_usd);
         gw.metrics
-            .judge_cost
-            .get_or_create(&RolloutLabels {
-                rollout: j.rollout.clone(),
-            })
+            .judge
+            .cost
+            .get_or_create(&rollout_labels(&j.rollout))
             .inc_by(cost_usd);
         let error = [&first, &second]
             .iter()

@@ -96,7 +96,8 @@ impl Gateway {
         let restored = control::restore(&config, store.as_ref(), opts.clock.now_ms())
             .map_err(|e| e.to_string())?;
         let routing = Arc::new(Routing::new(restored.snapshot.clone()));
-        let (alerts, alert_task) = control::alerts::build(&config.alerts, metrics.alerts.clone())?;
+        let (alerts, alert_task) =
+            control::alerts::build(&config.alerts, metrics.alerts.deliveries.clone())?;
         let (signals, signal_rx) = crate::signal::channel(config.store.queue_capacity);
         let status = Arc::new(ArcSwap::from_pointee(Default::default()));
         let (controller, command_rx) = control::handle::channel(status.clone());

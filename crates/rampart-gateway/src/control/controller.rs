@@ -31,7 +31,7 @@ use super::handle::{
 use super::shadow_gate;
 use super::window::Window;
 use crate::clock::Clock;
-use crate::metrics::{Metrics, RolloutLabels};
+use crate::metrics::{Metrics, rollout_labels};
 use crate::plane::{Routing, Snapshot};
 use crate::signal::{Signal, SignalReceiver};
 
@@ -445,10 +445,9 @@ impl Controller {
     fn publish_percent(&self, view: &RolloutView) {
         self.ctx
             .metrics
-            .rollout_percent
-            .get_or_create(&RolloutLabels {
-                rollout: view.rollout.clone(),
-            })
+            .rollout
+            .percent
+            .get_or_create(&rollout_labels(&view.rollout))
             .set(view.percent);
     }
 
@@ -456,10 +455,9 @@ impl Controller {
         let tripped = i64::from(rt.state.phase_name() == "rolled_back");
         self.ctx
             .metrics
+            .rollout
             .kill_switch_tripped
-            .get_or_create(&RolloutLabels {
-                rollout: rt.cfg.name.clone(),
-            })
+            .get_or_create(&rollout_labels(&rt.cfg.name))
             .set(tripped);
     }
 
