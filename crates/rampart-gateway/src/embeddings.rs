@@ -13,11 +13,11 @@ use rampart_core::record::Pair;
 use serde_json::{Value, json};
 
 use crate::metrics::rollout_outcome_labels;
-use crate::state::Gateway;
+use crate::plane::DataPlane;
 
 /// The cosine similarity of the pair's two answers, when the rollout has an embeddings model
 /// and both sides answered with text.
-pub async fn similarity(gw: &Gateway, pair: &Pair) -> Option<f64> {
+pub async fn similarity(gw: &DataPlane, pair: &Pair) -> Option<f64> {
     let cfg = gw.config.rollouts.get(&pair.rollout)?.embeddings.as_ref()?;
     let (b, c) = (
         pair.baseline.answered_text()?,
