@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use validate::parse_duration;
+pub use validate::{DurationError, parse_duration};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +183,8 @@ pub enum StoreKind {
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    // Defaults: [`StoreConfig::DEFAULT_QUEUE_CAPACITY`] and the two below, the one place the
+    // config and the writer's `Default` take them from.
     pub kind: StoreKind,
     /// Keep prompt and answer text in pairs; when false only a hash of the prompt is kept.
     pub capture_text: bool,
@@ -190,6 +192,15 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     pub batch_size: usize,
     pub flush_interval: Duration,
+}
+
+impl StoreConfig {
+    /// `store.queue_capacity` when unset.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+    /// `store.batch_size` when unset.
+    pub const DEFAULT_BATCH_SIZE: usize = 512;
+    /// `store.flush_interval` when unset.
+    pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 }
 
 #[derive(Debug, Clone)]

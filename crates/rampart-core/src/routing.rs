@@ -159,4 +159,48 @@ mod tests {
         // Different salts decorrelate; these two differ for this key.
         assert_ne!(a, b);
     }
+
+    /// Expected buckets computed outside rampart, with Python's hashlib, from DESIGN.md's formula:
+    /// `int.from_bytes(sha256(f"{salt}.{key}".encode()).digest()[:8], "big") % 10000`.
+    #[test]
+    fn bucket_matches_independently_computed_values() {
+        let cases = [
+            ("support-v2", "user-1", 2052),
+            ("support-v2", "user-42", 3458),
+            ("rollout-x", "alice@example.com", 7132),
+            ("s", "Ünïcödé-ключ", 4037),
+        ];
+        for (salt, key, expected) in cases {
+            assert_eq!(bucket(salt, key), expected, "bucket({salt:?}, {key:?})");
+        }
+        assert_eq!(shadow_bucket("support-v2", "user-1"), 1501);
+    }
+
+    proptest::proptest! {
+        /// Monotone ramps: a user in the canary at some percent stays in it at every higher
+        /// percent (their variant never flips back as the rollout grows).
+        #[test]
+        fn a_users_variant_never_flips_back_as_the_percent_grows(
+            salt in "[a-z0-9-]{1,16}",
+            key in "\\PC{0,24}",
+            low in 0.0f64..=100.0,
+            step in 0.0f64..=100.0,
+        ) {
+            let view = |percent: f64| RolloutView {
+                rollout: "r".into(),
+                salt: salt.clone(),
+                candidate: "v2".into(),
+                stage: "s".into(),
+                percent,
+                shadow_percent: 0.0,
+                tenant_caps: Default::default(),
+            };
+            let high = (low + step).min(100.0);
+            let before = assign(Some(&view(low)), Some(&key), None);
+            let after = assign(Some(&view(high)), Some(&key), None);
+            if before.candidate {
+                proptest::prop_assert!(after.candidate, "{key:?} flipped back at {high}%");
+            }
+        }
+    }
 }

@@ -275,6 +275,7 @@ async fn start_mock_llm(models: &str) -> (String, std::sync::Arc<rampart_mock::S
         panic!("no mock provider")
     };
     let sim = std::sync::Arc::new(rampart_mock::Simulator::new(m.models.clone(), 7));
+    sim.record_received(true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(rampart_mock::serve(

@@ -348,9 +348,8 @@ async fn budget_caps_stop_shadowing_until_the_next_day() {
         )
         .await;
         sent += 1;
-        wait_pairs(&t, 0).await;
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        let m = metrics(&t.url).await;
+        // The shadow call has ended (and charged the budget) or was skipped.
+        let m = wait_shadow_settled(&t, sent).await;
         if metric(
             &m,
             r#"rampart_shadow_dropped_total{reason="budget_tokens"}"#,
@@ -366,9 +365,12 @@ async fn budget_caps_stop_shadowing_until_the_next_day() {
         pairs_today >= 1 && pairs_today < sent,
         "{pairs_today} pairs for {sent} requests"
     );
-    // More requests the same day are not shadowed.
+    // More requests the same day are not shadowed: the skip is counted as the request is
+    // served, and no pair follows.
+    let dropped = |m: &str| metric(m, r#"rampart_shadow_dropped_total{reason="budget_tokens"}"#);
+    let before = dropped(&metrics(&t.url).await);
     send(&t.url, "late", &chat("support", "another question")).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(dropped(&metrics(&t.url).await), before + 1.0);
     assert_eq!(wait_pairs(&t, 0).await, pairs_today);
 
     // The next day the budget is fresh.
@@ -387,8 +389,7 @@ async fn budget_caps_stop_shadowing_until_the_next_day() {
             &chat("support", "What is the exchange rate today?"),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        wait_pairs(&t, 0).await;
+        wait_shadow_settled(&t, i + 1).await;
     }
     let m = metrics(&t.url).await;
     assert!(metric(&m, r#"rampart_shadow_dropped_total{reason="budget_cost"}"#) >= 1.0);
@@ -421,8 +422,33 @@ async fn canary_and_unkeyed_requests_are_not_shadowed_and_sampling_is_sticky() {
     }
     assert!(expected > 0);
     assert_eq!(wait_pairs(&t, expected).await, expected);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(wait_pairs(&t, 0).await, expected);
+    // Shutting down drains every shadow task and flushes the writer: nothing more comes.
+    let (store, _dir) = t.shutdown().await;
+    assert_eq!(store.count_pairs("support-v2").unwrap(), expected);
+}
+
+/// Wait (bounded, 30 s) until `n` shadow decisions are settled: every call ended (ok, error or
+/// timeout, counted once the budget is charged) or was skipped. Returns the metrics text.
+async fn wait_shadow_settled(t: &TestGateway, n: u64) -> String {
+    let settled = |m: &str| {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("rampart_shadow_requests_total{")
+                    || l.starts_with("rampart_shadow_dropped_total{")
+            })
+            .filter(|l| !l.contains(r#"outcome="dropped""#))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let mut m = metrics(&t.url).await;
+    for _ in 0..600 {
+        if settled(&m) >= n as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        m = metrics(&t.url).await;
+    }
+    m
 }
 
 #[tokio::test]

@@ -9,12 +9,14 @@
 //!   chunks are spread evenly (on absolute deadlines, so timer granularity does not accumulate)
 //!   until the sampled latency; the usage chunk, if asked for, follows the last content chunk.
 //!
-//! Shared state is a relaxed atomic call counter and the bounded `received` log (one short
-//! mutex hold per chat request); nothing else is locked.
+//! Shared state is a relaxed atomic call counter; nothing is locked on the request path. The
+//! bounded `received` log (a mutex and a copy of every request body) is a test switch, off
+//! unless [`Simulator::record_received`] turns it on: the gateway's embedded `type = "mock"`
+//! provider never records; `rampart mock-llm` (a test server) and the test suites do.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -54,6 +56,8 @@ pub struct Simulator {
     models: BTreeMap<String, Model>,
     seed: u64,
     calls: AtomicU64,
+    /// The test switch of the `received` log.
+    recording: AtomicBool,
     received: Mutex<VecDeque<Received>>,
 }
 
@@ -102,6 +106,7 @@ impl Simulator {
             models,
             seed,
             calls: AtomicU64::new(0),
+            recording: AtomicBool::new(false),
             received: Mutex::new(VecDeque::new()),
         }
     }
@@ -147,7 +152,15 @@ impl Simulator {
         self.models.keys().map(String::as_str)
     }
 
-    /// Every chat request received (in process or over HTTP), oldest first, at most
+    /// Test switch: keep (or stop keeping) a copy of every chat request for
+    /// [`received`](Self::received). Off by default, so serving takes no lock and copies no
+    /// body; turn it on in tests and test servers only.
+    pub fn record_received(&self, on: bool) {
+        self.recording.store(on, Ordering::Relaxed);
+    }
+
+    /// Every chat request received (in process or over HTTP) while
+    /// [`record_received`](Self::record_received) was on, oldest first, at most
     /// [`RECEIVED_CAPACITY`] of them.
     pub fn received(&self) -> Vec<Received> {
         self.log().iter().cloned().collect()
@@ -164,6 +177,9 @@ impl Simulator {
     }
 
     fn record(&self, body: &Value, class: Option<&str>) {
+        if !self.recording.load(Ordering::Relaxed) {
+            return;
+        }
         let entry = Received {
             body: body.clone(),
             class: class.map(str::to_string),

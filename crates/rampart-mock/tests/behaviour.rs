@@ -200,6 +200,7 @@ fn seeded_requests_are_reproducible_across_simulators() {
 #[test]
 fn unknown_model_and_malformed_body() {
     let s = Simulator::with_default_models();
+    s.record_received(true);
     let e = s.plan(&chat("nope", "hi"), None).err();
     assert_eq!(
         e.as_ref().map(|e| (e.status, e.code())),
@@ -216,6 +217,7 @@ fn unknown_model_and_malformed_body() {
 #[tokio::test(start_paused = true)]
 async fn complete_waits_the_planned_latency_and_records_the_body() {
     let s = Simulator::with_default_models();
+    s.record_received(true);
     let mut body = chat("formal", "How do I dispute a card payment?");
     body["seed"] = json!(3);
     body["tools"] = json!([{"type": "function", "function": {"name": "lookup", "parameters": {}}}]);
@@ -325,4 +327,19 @@ async fn injected_errors_arrive_after_the_ttft() {
         s.stream(&body, None).await.err().map(|e| e.status),
         Some(500)
     );
+}
+
+/// The received log is a test switch: off by default (the gateway's embedded provider serves
+/// without a lock or a copy of each body), and it stops when switched off.
+#[test]
+fn received_log_is_off_unless_switched_on() {
+    let s = Simulator::with_default_models();
+    assert!(s.plan(&chat("casual", "hi"), None).is_ok());
+    assert!(s.received().is_empty());
+    s.record_received(true);
+    assert!(s.plan(&chat("casual", "hi"), None).is_ok());
+    assert_eq!(s.received().len(), 1);
+    s.record_received(false);
+    assert!(s.plan(&chat("casual", "hi"), None).is_ok());
+    assert_eq!(s.received().len(), 1);
 }

@@ -130,6 +130,7 @@ async fn start() -> (
     fast.latency.p95_ms = 10.0;
     models.insert("fast".to_string(), common::model(fast));
     let sim = Arc::new(Simulator::new(models, 1));
+    sim.record_received(true);
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(rampart_mock::serve(listener, sim.clone(), async {
         let _ = rx.await;

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rampart_stats::bootstrap::{BootstrapConfig, paired_bootstrap, paired_bootstrap_sequential};
+use rampart_stats::bootstrap::{BootstrapConfig, paired_bootstrap, paired_bootstrap_parallel};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -35,10 +35,10 @@ fn bench(c: &mut Criterion) {
 
     // Headline figures, measured once each in this run, side by side.
     let t = Instant::now();
-    let par = paired_bootstrap(&base, &cand, &cfg).unwrap();
+    let par = paired_bootstrap_parallel(&base, &cand, &cfg).unwrap();
     let par_time = t.elapsed();
     let t = Instant::now();
-    let seq = paired_bootstrap_sequential(&base, &cand, &cfg).unwrap();
+    let seq = paired_bootstrap(&base, &cand, &cfg).unwrap();
     let seq_time = t.elapsed();
     assert_eq!(
         par, seq,
@@ -55,10 +55,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("paired_bootstrap_10k_x_100k");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.bench_function("parallel", |b| {
-        b.iter(|| paired_bootstrap(black_box(&base), black_box(&cand), &cfg).unwrap())
+        b.iter(|| paired_bootstrap_parallel(black_box(&base), black_box(&cand), &cfg).unwrap())
     });
     g.bench_function("sequential_baseline", |b| {
-        b.iter(|| paired_bootstrap_sequential(black_box(&base), black_box(&cand), &cfg).unwrap())
+        b.iter(|| paired_bootstrap(black_box(&base), black_box(&cand), &cfg).unwrap())
     });
     g.finish();
 }

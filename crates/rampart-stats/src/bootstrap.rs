@@ -6,10 +6,16 @@
 //! means therefore depends only on the seed — never on the number of threads or on how rayon
 //! schedules blocks — and the parallel and sequential entry points return bit-identical
 //! intervals.
+//!
+//! Threads: [`paired_bootstrap`] runs on the caller's thread. The rayon fan-out,
+//! [`paired_bootstrap_parallel`], is opt-in (the `parallel` feature): on the 2-core target the
+//! gateway shares its cores with the request path, and the README's benchmark shows the
+//! parallel path no faster there.
 
 use crate::normal::isf;
 use crate::percentile::linear_sorted;
 use crate::{Interval, Result, StatsError};
+#[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
 /// Resamples per independently seeded block.
@@ -163,7 +169,7 @@ fn percentile_interval(mut means: Vec<f64>, mean_diff: f64, level: f64) -> Resul
     })
 }
 
-/// Paired percentile bootstrap of `mean(candidate − baseline)`, parallel over rayon's pool.
+/// Paired percentile bootstrap of `mean(candidate − baseline)`, on the caller's thread.
 ///
 /// Formula (Efron & Tibshirani, *An Introduction to the Bootstrap* (1993), §13.3): with
 /// `dᵢ = candidateᵢ − baselineᵢ`, draw `n_resamples` resamples of n indices with replacement,
@@ -181,14 +187,16 @@ pub fn paired_bootstrap(
     let d = differences(baseline, candidate)?;
     let mut means = vec![0.0; cfg.n_resamples];
     means
-        .par_chunks_mut(BLOCK)
+        .chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, out)| fill_block(&d, cfg.seed, b, out));
     percentile_interval(means, mean(&d), cfg.confidence_level)
 }
 
-/// Single-threaded [`paired_bootstrap`]; returns exactly the same interval for the same seed.
-pub fn paired_bootstrap_sequential(
+/// [`paired_bootstrap`] fanned out over rayon's global pool (opt-in: the `parallel` feature);
+/// returns exactly the same interval for the same seed.
+#[cfg(feature = "parallel")]
+pub fn paired_bootstrap_parallel(
     baseline: &[f64],
     candidate: &[f64],
     cfg: &BootstrapConfig,
@@ -197,7 +205,7 @@ pub fn paired_bootstrap_sequential(
     let d = differences(baseline, candidate)?;
     let mut means = vec![0.0; cfg.n_resamples];
     means
-        .chunks_mut(BLOCK)
+        .par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, out)| fill_block(&d, cfg.seed, b, out));
     percentile_interval(means, mean(&d), cfg.confidence_level)
@@ -241,6 +249,7 @@ pub fn paired_normal_interval(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "parallel")]
     #[test]
     fn deterministic_and_thread_independent() {
         let base: Vec<f64> = (0..500).map(|i| f64::from(i % 7)).collect();
@@ -250,13 +259,13 @@ mod tests {
             confidence_level: 0.95,
             seed: 42,
         };
-        let a = paired_bootstrap(&base, &cand, &cfg).unwrap();
-        let b = paired_bootstrap_sequential(&base, &cand, &cfg).unwrap();
+        let a = paired_bootstrap_parallel(&base, &cand, &cfg).unwrap();
+        let b = paired_bootstrap(&base, &cand, &cfg).unwrap();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap();
-        let c = pool.install(|| paired_bootstrap(&base, &cand, &cfg).unwrap());
+        let c = pool.install(|| paired_bootstrap_parallel(&base, &cand, &cfg).unwrap());
         assert_eq!(a, b);
         assert_eq!(a, c);
         assert!(a.ci.contains(a.mean_diff));

@@ -69,12 +69,13 @@ pub struct WriterConfig {
     pub flush_interval: Duration,
 }
 
+/// The config's defaults (`store.queue_capacity`, `store.batch_size`, `store.flush_interval`).
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            capacity: 10_000,
-            batch_size: 500,
-            flush_interval: Duration::from_millis(200),
+            capacity: StoreConfig::DEFAULT_QUEUE_CAPACITY,
+            batch_size: StoreConfig::DEFAULT_BATCH_SIZE,
+            flush_interval: StoreConfig::DEFAULT_FLUSH_INTERVAL,
         }
     }
 }

@@ -504,6 +504,8 @@ fn length(g: &GroupAcc, cfg: &CompareConfig, overall: bool) -> LengthStats {
     let mean_log = (!logs.is_empty()).then(|| logs.iter().sum::<f64>() / logs.len() as f64);
     let zeros = vec![0.0; logs.len()];
     let interval = if overall {
+        // Single-threaded (the report and the shadow gate share the cores with the request
+        // path; `rampart-stats`'s rayon fan-out is opt-in and not used here).
         paired_bootstrap(
             &zeros,
             &logs,

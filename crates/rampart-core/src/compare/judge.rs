@@ -215,6 +215,7 @@ impl JudgeTally {
         let rate = |s: &[f64]| (!s.is_empty()).then(|| s.iter().sum::<f64>() / s.len() as f64);
         let ci = |s: &[f64]| {
             let zeros = vec![0.0; s.len()];
+            // Single-threaded: on the caller's thread, never rayon's pool.
             paired_bootstrap(&zeros, s, bootstrap).ok().map(|i| i.ci)
         };
         let (c, u) = (ci(&self.scores), ci(&self.first_only));

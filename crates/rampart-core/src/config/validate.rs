@@ -70,8 +70,8 @@ impl Collector {
             None => default,
             Some(s) => match parse_duration(s) {
                 Ok(d) => d,
-                Err(msg) => {
-                    self.push(path, msg, Some(s.to_string()));
+                Err(e) => {
+                    self.push(path, e.to_string(), Some(s.to_string()));
                     default
                 }
             },
@@ -138,15 +138,22 @@ impl Collector {
     }
 }
 
+/// Why a duration did not parse (the message names what is wrong, not the key path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("must be a duration with a unit, like \"30s\", \"5m\", \"24h\" or \"7d\"")]
+    NoUnit,
+    #[error("not a valid duration: {0}")]
+    Invalid(String),
+}
+
 /// Parse a duration written with its unit: `"30s"`, `"5m"`, `"24h"`, `"7d"`, `"250ms"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let t = s.trim();
     if t.is_empty() || t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(
-            "must be a duration with a unit, like \"30s\", \"5m\", \"24h\" or \"7d\"".into(),
-        );
+        return Err(DurationError::NoUnit);
     }
-    humantime::parse_duration(t).map_err(|e| format!("not a valid duration: {e}"))
+    humantime::parse_duration(t).map_err(|e| DurationError::Invalid(e.to_string()))
 }
 
 pub(super) fn name_ok(name: &str) -> bool {

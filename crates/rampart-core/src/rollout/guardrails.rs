@@ -200,24 +200,71 @@ pub fn confidence_sequence(cfg: &GuardrailsConfig) -> Option<ConfidenceSequence>
     ConfidenceSequence::tuned_for(level, n / (TUNE_RATE * (1.0 - TUNE_RATE))).ok()
 }
 
-/// Evaluates every configured guardrail (and the catastrophic rule) on one window.
+/// Evaluates every configured guardrail (and the catastrophic rule) on one window: one
+/// function per guardrail, in report order.
 pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<GuardrailReport> {
-    let cs = confidence_sequence(cfg);
-    let seq = cfg.mode == GuardrailMode::Sequential;
-    let (t, c) = (&w.canary, &w.control);
-    let exposed = t.requests >= cfg.min_exposure.max(1);
-    let has_control = c.requests > 0;
-    let lb = |x: (u64, u64), ctl: Option<(u64, u64)>, k: f64, margin: f64| {
-        cs.as_ref()
-            .and_then(|cs| sequential_lower_bound(x, ctl, k, margin, cs))
-    };
-    let mut out = Vec::with_capacity(5 + cfg.custom.len());
+    let on = Window::new(cfg, w);
+    let builtin = [
+        Some(catastrophic(&on)),
+        cfg.error_rate_max.map(|max| error_rate(&on, max)),
+        cfg.p95_latency_max_ratio.map(|_| p95_latency(&on)),
+        cfg.refusal_rate_max_increase
+            .map(|max| refusal_rate(&on, max)),
+        cfg.thumbs_down_max_ratio.map(|k| thumbs_down(&on, k)),
+    ];
+    let custom = cfg.custom.iter().map(|g| {
+        let m = w.custom.iter().find(|m| m.name == g.name);
+        let none = MetricMoments::default();
+        let (mc, mt) = m.map_or((&none, &none), |m| (&m.control, &m.canary));
+        evaluate_custom(cfg, g, mt, mc, on.cs.as_ref())
+    });
+    builtin.into_iter().flatten().chain(custom).collect()
+}
 
-    // Catastrophic: point estimate, at once, both modes.
+/// One window as every built-in guardrail sees it.
+struct Window<'a> {
+    cfg: &'a GuardrailsConfig,
+    w: &'a WindowCounts,
+    cs: Option<ConfidenceSequence>,
+    /// `mode = "sequential"` (else fixed).
+    seq: bool,
+    /// The canary has `min_exposure` requests.
+    exposed: bool,
+    has_control: bool,
+}
+
+impl<'a> Window<'a> {
+    fn new(cfg: &'a GuardrailsConfig, w: &'a WindowCounts) -> Window<'a> {
+        Window {
+            cfg,
+            w,
+            cs: confidence_sequence(cfg),
+            seq: cfg.mode == GuardrailMode::Sequential,
+            exposed: w.canary.requests >= cfg.min_exposure.max(1),
+            has_control: w.control.requests > 0,
+        }
+    }
+
+    /// The sequential lower bound (see [`sequential_lower_bound`]).
+    fn lb(&self, x: (u64, u64), ctl: Option<(u64, u64)>, k: f64, margin: f64) -> Option<f64> {
+        self.cs
+            .as_ref()
+            .and_then(|cs| sequential_lower_bound(x, ctl, k, margin, cs))
+    }
+
+    /// The test's description in the window's mode.
+    fn test(&self, sequential: &'static str, fixed: &'static str) -> &'static str {
+        if self.seq { sequential } else { fixed }
+    }
+}
+
+/// Catastrophic: point estimate, at once, both modes.
+fn catastrophic(on: &Window<'_>) -> GuardrailReport {
+    let (t, c, cfg) = (&on.w.canary, &on.w.control, on.cfg);
     let (et, ec) = (rate(t.errors, t.requests), rate(c.errors, c.requests));
     let cat = cfg.catastrophic_error_rate;
     let cat_exposed = t.requests >= cfg.catastrophic_min_requests.max(1);
-    out.push(GuardrailReport {
+    GuardrailReport {
         name: CATASTROPHIC.into(),
         value_canary: et,
         value_control: ec,
@@ -228,166 +275,163 @@ pub fn evaluate_guardrails(cfg: &GuardrailsConfig, w: &WindowCounts) -> Vec<Guar
         samples_control: c.requests,
         exposure_met: cat_exposed,
         breached: cat_exposed && et.is_some_and(|e| e >= cat) && ec.is_none_or(|e| e < cat),
-    });
-
-    if let Some(max) = cfg.error_rate_max {
-        let (evidence, vs_control) = if !exposed {
-            (None, None)
-        } else if seq {
-            let abs = lb((t.errors, t.requests), None, 0.0, max);
-            let diff = if has_control {
-                lb(
-                    (t.errors, t.requests),
-                    Some((c.errors, c.requests)),
-                    1.0,
-                    0.0,
-                )
-            } else {
-                Some(f64::INFINITY)
-            };
-            (abs, diff)
-        } else {
-            let diff = match (et, ec) {
-                (Some(a), Some(b)) => Some(a - b),
-                (Some(_), None) => Some(f64::INFINITY),
-                _ => None,
-            };
-            (et, diff)
-        };
-        let breached = evidence.is_some_and(|e| e > max) && vs_control.is_some_and(|d| d > 0.0);
-        out.push(GuardrailReport {
-            name: ERROR_RATE.into(),
-            value_canary: et,
-            value_control: ec,
-            threshold: max,
-            evidence,
-            test: if seq {
-                "LB(e_t) > error_rate_max and LB(e_t − e_c) > 0"
-            } else {
-                "e_t > error_rate_max and e_t > e_c"
-            },
-            samples_canary: t.requests,
-            samples_control: c.requests,
-            exposure_met: exposed,
-            breached,
-        });
     }
+}
 
-    if cfg.p95_latency_max_ratio.is_some() {
-        let tail: Option<&LatencyTail> = w.latency.as_ref();
-        let (st, sc, nt, nc) = match tail {
-            Some(l) => (
-                rate(l.canary_slow, l.canary_total),
-                rate(l.control_slow, l.control_total),
-                l.canary_total,
-                l.control_total,
-            ),
-            None => (None, None, 0, 0),
-        };
-        let exp = nt >= cfg.min_exposure.max(1);
-        let evidence = match (exp, tail) {
-            (true, Some(l)) if seq => lb(
-                (l.canary_slow, l.canary_total),
-                None,
+/// `error_rate_max`: the canary's error rate above `max` and above the control's.
+fn error_rate(on: &Window<'_>, max: f64) -> GuardrailReport {
+    let (t, c) = (&on.w.canary, &on.w.control);
+    let (et, ec) = (rate(t.errors, t.requests), rate(c.errors, c.requests));
+    let (evidence, vs_control) = if !on.exposed {
+        (None, None)
+    } else if on.seq {
+        let abs = on.lb((t.errors, t.requests), None, 0.0, max);
+        let diff = if on.has_control {
+            on.lb(
+                (t.errors, t.requests),
+                Some((c.errors, c.requests)),
+                1.0,
                 0.0,
-                LATENCY_TAIL_SHARE,
-            ),
-            (true, Some(_)) => st,
+            )
+        } else {
+            Some(f64::INFINITY)
+        };
+        (abs, diff)
+    } else {
+        let diff = match (et, ec) {
+            (Some(a), Some(b)) => Some(a - b),
+            (Some(_), None) => Some(f64::INFINITY),
             _ => None,
         };
-        out.push(GuardrailReport {
-            name: P95_LATENCY.into(),
-            value_canary: st,
-            value_control: sc,
-            threshold: LATENCY_TAIL_SHARE,
-            evidence,
-            test: if seq {
-                "LB(share of canary slower than ratio × control p95) > 0.05"
-            } else {
-                "share of canary slower than ratio × control p95 > 0.05"
-            },
-            samples_canary: nt,
-            samples_control: nc,
-            exposure_met: exp,
-            breached: evidence.is_some_and(|e| e > LATENCY_TAIL_SHARE),
-        });
+        (et, diff)
+    };
+    let breached = evidence.is_some_and(|e| e > max) && vs_control.is_some_and(|d| d > 0.0);
+    GuardrailReport {
+        name: ERROR_RATE.into(),
+        value_canary: et,
+        value_control: ec,
+        threshold: max,
+        evidence,
+        test: on.test(
+            "LB(e_t) > error_rate_max and LB(e_t − e_c) > 0",
+            "e_t > error_rate_max and e_t > e_c",
+        ),
+        samples_canary: t.requests,
+        samples_control: c.requests,
+        exposure_met: on.exposed,
+        breached,
     }
+}
 
-    if let Some(max) = cfg.refusal_rate_max_increase {
-        let (rt, rc) = (rate(t.refusals, t.requests), rate(c.refusals, c.requests));
-        let evidence = if !exposed || !has_control {
-            None
-        } else if seq {
-            lb(
-                (t.refusals, t.requests),
-                Some((c.refusals, c.requests)),
-                1.0,
-                max,
-            )
-        } else {
-            rt.zip(rc).map(|(a, b)| a - b)
-        };
-        out.push(GuardrailReport {
-            name: REFUSAL_RATE.into(),
-            value_canary: rt,
-            value_control: rc,
-            threshold: max,
-            evidence,
-            test: if seq {
-                "LB(r_t − r_c) > refusal_rate_max_increase"
-            } else {
-                "r_t − r_c > refusal_rate_max_increase"
-            },
-            samples_canary: t.requests,
-            samples_control: c.requests,
-            exposure_met: exposed && has_control,
-            breached: evidence.is_some_and(|e| e > max),
-        });
+/// `p95_latency_max_ratio`: the share of canary requests slower than ratio × the control's
+/// p95, against [`LATENCY_TAIL_SHARE`].
+fn p95_latency(on: &Window<'_>) -> GuardrailReport {
+    let tail: Option<&LatencyTail> = on.w.latency.as_ref();
+    let (st, sc, nt, nc) = match tail {
+        Some(l) => (
+            rate(l.canary_slow, l.canary_total),
+            rate(l.control_slow, l.control_total),
+            l.canary_total,
+            l.control_total,
+        ),
+        None => (None, None, 0, 0),
+    };
+    let exp = nt >= on.cfg.min_exposure.max(1);
+    let evidence = match (exp, tail) {
+        (true, Some(l)) if on.seq => on.lb(
+            (l.canary_slow, l.canary_total),
+            None,
+            0.0,
+            LATENCY_TAIL_SHARE,
+        ),
+        (true, Some(_)) => st,
+        _ => None,
+    };
+    GuardrailReport {
+        name: P95_LATENCY.into(),
+        value_canary: st,
+        value_control: sc,
+        threshold: LATENCY_TAIL_SHARE,
+        evidence,
+        test: on.test(
+            "LB(share of canary slower than ratio × control p95) > 0.05",
+            "share of canary slower than ratio × control p95 > 0.05",
+        ),
+        samples_canary: nt,
+        samples_control: nc,
+        exposure_met: exp,
+        breached: evidence.is_some_and(|e| e > LATENCY_TAIL_SHARE),
     }
+}
 
-    if let Some(k) = cfg.thumbs_down_max_ratio {
-        let (dt, dc) = (
-            rate(t.thumbs_down, t.feedback),
-            rate(c.thumbs_down, c.feedback),
-        );
-        let exp = exposed && t.feedback >= MIN_FEEDBACK && c.feedback > 0;
-        let evidence = if !exp {
-            None
-        } else if seq {
-            lb(
-                (t.thumbs_down, t.feedback),
-                Some((c.thumbs_down, c.feedback)),
-                k,
-                0.0,
-            )
-        } else {
-            dt.zip(dc).map(|(a, b)| a - k * b)
-        };
-        out.push(GuardrailReport {
-            name: THUMBS_DOWN.into(),
-            value_canary: dt,
-            value_control: dc,
-            threshold: 0.0,
-            evidence,
-            test: if seq {
-                "LB(d_t − thumbs_down_max_ratio·d_c) > 0"
-            } else {
-                "d_t − thumbs_down_max_ratio·d_c > 0"
-            },
-            samples_canary: t.feedback,
-            samples_control: c.feedback,
-            exposure_met: exp,
-            breached: evidence.is_some_and(|e| e > 0.0),
-        });
+/// `refusal_rate_max_increase`: the canary's refusal rate minus the control's above `max`.
+fn refusal_rate(on: &Window<'_>, max: f64) -> GuardrailReport {
+    let (t, c) = (&on.w.canary, &on.w.control);
+    let (rt, rc) = (rate(t.refusals, t.requests), rate(c.refusals, c.requests));
+    let evidence = if !on.exposed || !on.has_control {
+        None
+    } else if on.seq {
+        on.lb(
+            (t.refusals, t.requests),
+            Some((c.refusals, c.requests)),
+            1.0,
+            max,
+        )
+    } else {
+        rt.zip(rc).map(|(a, b)| a - b)
+    };
+    GuardrailReport {
+        name: REFUSAL_RATE.into(),
+        value_canary: rt,
+        value_control: rc,
+        threshold: max,
+        evidence,
+        test: on.test(
+            "LB(r_t − r_c) > refusal_rate_max_increase",
+            "r_t − r_c > refusal_rate_max_increase",
+        ),
+        samples_canary: t.requests,
+        samples_control: c.requests,
+        exposure_met: on.exposed && on.has_control,
+        breached: evidence.is_some_and(|e| e > max),
     }
+}
 
-    for g in &cfg.custom {
-        let m = w.custom.iter().find(|m| m.name == g.name);
-        let none = MetricMoments::default();
-        let (mc, mt) = m.map_or((&none, &none), |m| (&m.control, &m.canary));
-        out.push(evaluate_custom(cfg, g, mt, mc, cs.as_ref()));
+/// `thumbs_down_max_ratio`: the canary's thumbs-down rate above `k` × the control's.
+fn thumbs_down(on: &Window<'_>, k: f64) -> GuardrailReport {
+    let (t, c) = (&on.w.canary, &on.w.control);
+    let (dt, dc) = (
+        rate(t.thumbs_down, t.feedback),
+        rate(c.thumbs_down, c.feedback),
+    );
+    let exp = on.exposed && t.feedback >= MIN_FEEDBACK && c.feedback > 0;
+    let evidence = if !exp {
+        None
+    } else if on.seq {
+        on.lb(
+            (t.thumbs_down, t.feedback),
+            Some((c.thumbs_down, c.feedback)),
+            k,
+            0.0,
+        )
+    } else {
+        dt.zip(dc).map(|(a, b)| a - k * b)
+    };
+    GuardrailReport {
+        name: THUMBS_DOWN.into(),
+        value_canary: dt,
+        value_control: dc,
+        threshold: 0.0,
+        evidence,
+        test: on.test(
+            "LB(d_t − thumbs_down_max_ratio·d_c) > 0",
+            "d_t − thumbs_down_max_ratio·d_c > 0",
+        ),
+        samples_canary: t.feedback,
+        samples_control: c.feedback,
+        exposure_met: exp,
+        breached: evidence.is_some_and(|e| e > 0.0),
     }
-    out
 }
 
 /// A custom guardrail on one window (module docs, "Custom guardrails").

@@ -45,6 +45,12 @@ impl TestGateway {
             opts.clock = c;
         }
         let gw = Gateway::build(config, store.clone() as Arc<dyn Store>, opts).unwrap();
+        // The tests read what the simulators were sent (off in production).
+        for p in gw.providers.values() {
+            if let Provider::Mock(sim) = p {
+                sim.record_received(true);
+            }
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = oneshot::channel::<()>();

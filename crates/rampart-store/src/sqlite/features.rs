@@ -18,7 +18,7 @@ use rampart_core::compare::{Equivalence, PairFeatures, SideFeatures, pair_featur
 use rampart_core::record::Pair;
 use rusqlite::{Row, Transaction, params};
 
-use super::{bad_value, verdict_column, verdict_str};
+use super::rows::{bad_value, verdict_column, verdict_str};
 use crate::error::Result;
 
 /// Columns read into a [`PairFeatures`], in [`features_from_row`]'s order.
@@ -215,24 +215,23 @@ pub(super) fn features_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Pair
 
 /// Migration 0002's data step: the features of every pair stored before it, page by page.
 pub(super) fn backfill(tx: &Transaction<'_>) -> Result<()> {
-    let mut after = i64::MIN;
     let mut done = 0u64;
-    loop {
-        let page: Vec<(i64, Pair)> = {
+    super::keyset_pages(
+        1000,
+        |after| {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT id, {} FROM pairs WHERE id > ?1 ORDER BY id LIMIT 1000",
                 super::PAIR_COLUMNS
             ))?;
-            stmt.query_map([after], |r| Ok((r.get(0)?, super::pair_from_row(r, 1)?)))?
-                .collect::<rusqlite::Result<_>>()?
-        };
-        let Some((last, _)) = page.last() else { break };
-        after = *last;
-        for (id, pair) in &page {
-            insert(tx, *id, pair)?;
-        }
-        done += page.len() as u64;
-    }
+            Ok(stmt
+                .query_map([after], |r| Ok((r.get(0)?, super::pair_from_row(r, 1)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        },
+        |id, pair: Pair| {
+            done += 1;
+            insert(tx, id, &pair)
+        },
+    )?;
     if done > 0 {
         tracing::info!(
             pairs = done,

@@ -16,8 +16,9 @@ use anyhow::{Context, anyhow};
 use clap::ValueEnum;
 use rampart_core::config::Config;
 use rampart_core::rollout::sim::SplitMix64;
+use rampart_gateway::control::RolloutStatus;
 use rampart_gateway::{BuildOptions, Gateway};
-use rampart_store::{PairStore, RolloutStore, SqliteStore, Store};
+use rampart_store::{AuditEntry, PairStore, RolloutStore, SqliteStore, Store};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -227,20 +228,53 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let _ = stop_rx.await;
     }));
 
-    let say = |line: String| {
-        if args.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    };
-    say(format!(
-        "rampart demo · scenario {} · {} simulated users · {} req/s · BANKING77 queries (Casanueva et al. 2020, CC BY 4.0)",
-        args.scenario.name(),
-        args.users,
-        args.rps
-    ));
+    say(
+        &args,
+        format!(
+            "rampart demo · scenario {} · {} simulated users · {} req/s · BANKING77 queries (Casanueva et al. 2020, CC BY 4.0)",
+            args.scenario.name(),
+            args.users,
+            args.rps
+        ),
+    );
+    let load = drive_load(&args, &gw, &url).await?;
 
+    // Let in-flight requests finish, then stop the gateway (it flushes the writer).
+    let _ = tokio::time::timeout(Duration::from_secs(10), load.inflight.acquire_many(256)).await;
+    let status = gw.controller.status.load().get("support-v2").cloned();
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    let outcome = Outcome::read(&store, load, status);
+    if args.json {
+        println!("{}", outcome.summary(&args));
+    } else {
+        outcome.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress line: to stdout, or to stderr when stdout carries the JSON summary.
+fn say(args: &DemoArgs, line: String) {
+    if args.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// What the load loop leaves behind.
+struct Load {
+    final_phase: String,
+    tally: Arc<Tally>,
+    inflight: Arc<tokio::sync::Semaphore>,
+    started: Instant,
+}
+
+/// Sends simulated users' requests at `args.rps` (paced by the clock: this is load
+/// generation, not a wait for a result) and reports progress every second, until the rollout
+/// ends or [`MAX_RUN`] passes.
+async fn drive_load(args: &DemoArgs, gw: &Gateway, url: &str) -> anyhow::Result<Load> {
     let queries = Arc::new(queries());
     if queries.is_empty() {
         return Err(anyhow!("the bundled BANKING77 queries are empty"));
@@ -263,7 +297,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let (text, class) = queries[rng.index(queries.len())].clone();
         let feedback_roll = rng.next_u64();
         if let Ok(permit) = inflight.clone().try_acquire_owned() {
-            let (client, url, tally) = (client.clone(), url.clone(), tally.clone());
+            let (client, url, tally) = (client.clone(), url.to_string(), tally.clone());
             tokio::spawn(async move {
                 let _permit = permit;
                 one_request(&client, &url, user, &text, class, feedback_roll, &tally).await;
@@ -274,7 +308,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             next_report += Duration::from_secs(1);
             let status = gw.controller.status.load().get("support-v2").cloned();
             if let Some(st) = &status {
-                say(progress_line(elapsed, st, &tally));
+                say(args, progress_line(elapsed, st, &tally));
                 if matches!(
                     st.phase,
                     "rolled_back" | "completed" | "ready_to_decommission"
@@ -287,41 +321,68 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    Ok(Load {
+        final_phase,
+        tally,
+        inflight,
+        started,
+    })
+}
 
-    // Let in-flight requests finish, then stop the gateway (it flushes the writer).
-    let _ = tokio::time::timeout(Duration::from_secs(10), inflight.acquire_many(256)).await;
-    let status = gw.controller.status.load().get("support-v2").cloned();
-    let _ = stop_tx.send(());
-    let _ = server.await;
+/// The demo's result, read back from the store and the controller's last status.
+struct Outcome {
+    load: Load,
+    status: Option<Arc<RolloutStatus>>,
+    audit: Vec<AuditEntry>,
+    reason: String,
+    pairs: u64,
+}
 
-    let audit = store.audit_log("support-v2", 100).unwrap_or_default();
-    let reason = audit
-        .iter()
-        .rev()
-        .find(|e| e.action != "tenant_cap")
-        .map(|e| e.reason.clone())
-        .unwrap_or_else(|| "no transition yet".into());
-    let pairs = store.count_pairs("support-v2").unwrap_or(0);
-    let cohorts = json!({
-        "control": tally.control.load(Ordering::Relaxed),
-        "canary": tally.canary.load(Ordering::Relaxed),
-        "unkeyed": tally.unkeyed.load(Ordering::Relaxed),
-    });
+impl Outcome {
+    fn read(store: &SqliteStore, load: Load, status: Option<Arc<RolloutStatus>>) -> Outcome {
+        let audit = store.audit_log("support-v2", 100).unwrap_or_default();
+        let reason = audit
+            .iter()
+            .rev()
+            .find(|e| e.action != "tenant_cap")
+            .map(|e| e.reason.clone())
+            .unwrap_or_else(|| "no transition yet".into());
+        let pairs = store.count_pairs("support-v2").unwrap_or(0);
+        Outcome {
+            load,
+            status,
+            audit,
+            reason,
+            pairs,
+        }
+    }
 
-    if !args.json {
+    fn cohorts(&self) -> Value {
+        let t = &self.load.tally;
+        json!({
+            "control": t.control.load(Ordering::Relaxed),
+            "canary": t.canary.load(Ordering::Relaxed),
+            "unkeyed": t.unkeyed.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The human-readable ending: final state, traffic, audit log, last guardrails.
+    fn print(&self) {
+        let (tally, cohorts, audit) = (&self.load.tally, self.cohorts(), &self.audit);
         println!();
-        println!("final state: {final_phase}");
-        println!("reason:      {reason}");
+        println!("final state: {}", self.load.final_phase);
+        println!("reason:      {}", self.reason);
         println!(
-            "traffic:     control {} · canary {} · unkeyed {} · shadow pairs {pairs} · failed {} · feedback {}",
+            "traffic:     control {} · canary {} · unkeyed {} · shadow pairs {} · failed {} · feedback {}",
             cohorts["control"],
             cohorts["canary"],
             cohorts["unkeyed"],
+            self.pairs,
             tally.failed.load(Ordering::Relaxed),
             tally.feedback.load(Ordering::Relaxed)
         );
         println!("audit log:");
-        for e in &audit {
+        for e in audit {
             println!(
                 "  {:>7.1}s  {:<10} {:<12} → {:<14} {}",
                 (e.ts_ms - audit.first().map_or(e.ts_ms, |f| f.ts_ms)) as f64 / 1000.0,
@@ -331,7 +392,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 e.reason
             );
         }
-        if let Some(st) = &status
+        if let Some(st) = &self.status
             && let Some(ev) = &st.evaluation
         {
             println!("guardrails at the end:");
@@ -348,21 +409,21 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let summary = json!({
-        "scenario": args.scenario.name(),
-        "final_state": final_phase,
-        "reason": reason,
-        "stage": status.as_ref().map(|s| s.stage.clone()),
-        "cohorts": cohorts,
-        "pairs": pairs,
-        "failed_requests": tally.failed.load(Ordering::Relaxed),
-        "elapsed_seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-        "transitions": audit.iter().map(|e| json!({"action": e.action, "from": e.from_state, "to": e.to_state, "reason": e.reason})).collect::<Vec<_>>(),
-    });
-    if args.json {
-        println!("{summary}");
+
+    /// The `--json` summary.
+    fn summary(&self, args: &DemoArgs) -> Value {
+        json!({
+            "scenario": args.scenario.name(),
+            "final_state": self.load.final_phase,
+            "reason": self.reason,
+            "stage": self.status.as_ref().map(|s| s.stage.clone()),
+            "cohorts": self.cohorts(),
+            "pairs": self.pairs,
+            "failed_requests": self.load.tally.failed.load(Ordering::Relaxed),
+            "elapsed_seconds": (self.load.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            "transitions": self.audit.iter().map(|e| json!({"action": e.action, "from": e.from_state, "to": e.to_state, "reason": e.reason})).collect::<Vec<_>>(),
+        })
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn fmt(v: Option<f64>) -> String {

@@ -114,6 +114,8 @@ pub fn mock_llm(listen: &str, config_path: Option<&Path>) -> anyhow::Result<Exit
             rampart_mock::Simulator::new(models, seed)
         }
     };
+    // `rampart mock-llm` is a test server: `/_mock/received` lists what it was sent.
+    sim.record_received(true);
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(listen)

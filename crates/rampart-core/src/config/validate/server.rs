@@ -87,12 +87,20 @@ pub(super) fn validate_store(c: &mut Collector, raw: RawStore) -> StoreConfig {
     StoreConfig {
         kind,
         capture_text: raw.capture_text.unwrap_or(true),
-        queue_capacity: c.count("store.queue_capacity", raw.queue_capacity, 65_536),
-        batch_size: c.count("store.batch_size", raw.batch_size, 512),
+        queue_capacity: c.count(
+            "store.queue_capacity",
+            raw.queue_capacity,
+            StoreConfig::DEFAULT_QUEUE_CAPACITY,
+        ),
+        batch_size: c.count(
+            "store.batch_size",
+            raw.batch_size,
+            StoreConfig::DEFAULT_BATCH_SIZE,
+        ),
         flush_interval: c.duration(
             "store.flush_interval",
             raw.flush_interval.as_deref(),
-            Duration::from_millis(200),
+            StoreConfig::DEFAULT_FLUSH_INTERVAL,
         ),
     }
 }
