@@ -4,6 +4,7 @@ pub mod admin;
 pub mod chat;
 pub mod feedback;
 pub mod ops;
+pub mod outcomes;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -32,6 +33,7 @@ pub fn router(gw: Gateway) -> Router {
         .merge(admin)
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/feedback", post(feedback::feedback))
+        .route("/v1/outcomes", post(outcomes::outcomes))
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -78,6 +78,14 @@ pub struct RolloutLabels {
     pub rollout: String,
 }
 
+/// `rampart_outcomes_total`: `name` is a configured slow signal's name or `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusinessOutcomeLabels {
+    pub rollout: String,
+    pub name: String,
+    pub cohort: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutOutcomeLabels {
     pub rollout: String,
@@ -128,6 +136,7 @@ pub struct Metrics {
     pub judge: JudgeMetrics,
     pub embeddings: EmbeddingsMetrics,
     pub alerts: AlertMetrics,
+    pub outcomes: OutcomeMetrics,
 }
 
 impl Metrics {
@@ -138,6 +147,7 @@ impl Metrics {
             embeddings: EmbeddingsMetrics::register(reg),
             judge: JudgeMetrics::register(reg),
             alerts: AlertMetrics::register(reg),
+            outcomes: OutcomeMetrics::register(reg),
             requests: RequestFamilies::register(reg, config),
             shadow: ShadowFamilies::register(reg, config),
             rollout: RolloutMetrics::register(reg, config),
@@ -592,6 +602,28 @@ impl AlertMetrics {
                 reg,
                 "alerts",
                 "Alert deliveries, by sink and outcome",
+                Family::default(),
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- business outcomes
+
+/// Slow business outcomes accepted by `POST /v1/outcomes`: `rampart_outcomes`.
+pub struct OutcomeMetrics {
+    /// `rampart_outcomes_total{rollout, name, cohort}`.
+    pub total: Family<BusinessOutcomeLabels, Counter>,
+}
+
+impl OutcomeMetrics {
+    fn register(reg: &mut Registry) -> OutcomeMetrics {
+        OutcomeMetrics {
+            total: add(
+                reg,
+                "outcomes",
+                "Business outcomes accepted, by rollout, name (a configured slow signal, else \
+                 `other`) and the cohort they were attributed to",
                 Family::default(),
             ),
         }
