@@ -134,6 +134,8 @@ pub struct Metrics {
     pub judge_cost: Family<RolloutLabels, CostCounter>,
     /// `rampart_embeddings_total{rollout, outcome}`: embeddings calls for shadow pairs.
     pub embeddings: Family<RolloutOutcomeLabels, Counter>,
+    /// `rampart_provider_retries_total{provider, reason}`.
+    pub provider_retries: crate::providers::retry::RetryCounter,
     per_request: HashMap<String, HashMap<String, [Arc<RequestMetrics>; 3]>>,
     per_shadow: HashMap<String, HashMap<String, Arc<ShadowMetrics>>>,
 }
@@ -171,6 +173,12 @@ impl Metrics {
         let judge_pairs = Family::<RolloutOutcomeLabels, Counter>::default();
         let judge_cost = Family::<RolloutLabels, CostCounter>::default();
         let embeddings = Family::<RolloutOutcomeLabels, Counter>::default();
+        let provider_retries = crate::providers::retry::RetryCounter::default();
+        registry.register(
+            "provider_retries",
+            "Provider calls retried, by provider and reason (connect, 429, 500, 502, 503, 529)",
+            provider_retries.clone(),
+        );
         registry.register(
             "embeddings",
             "Embeddings calls for shadow pairs, by outcome (ok, error)",
@@ -356,6 +364,7 @@ impl Metrics {
 
         Metrics {
             registry,
+            provider_retries,
             feedback,
             shadow_dropped,
             events_dropped,

@@ -80,8 +80,9 @@ impl Gateway {
         store: Arc<dyn Store>,
         opts: BuildOptions,
     ) -> Result<Gateway, String> {
-        let providers = providers::build_all(&config)?;
         let metrics = Metrics::new(&config);
+        let providers =
+            providers::build_all(&config, &metrics.provider_retries).map_err(|e| e.to_string())?;
         let writer = Writer::spawn(
             store.clone(),
             WriterConfig {
