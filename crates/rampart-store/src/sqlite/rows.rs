@@ -244,6 +244,7 @@ pub(super) fn limit_param(limit: usize) -> i64 {
 // ---- writes, inside a transaction ----------------------------------------------------------
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -278,5 +279,34 @@ mod tests {
             .collect();
         let listed: Vec<&str> = EVENT_FEEDBACK_COLUMNS.split(',').map(str::trim).collect();
         assert_eq!(listed, joined);
+    }
+
+    /// Every column list names real columns of the migrated schema, as many as its constant
+    /// says (with `column_lists_match_their_constants` above: a column added to the table
+    /// and the list but not to the reader, or the other way round, fails here).
+    #[test]
+    fn column_lists_match_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let conn = store.write_conn();
+        let columns = |sql: &str| conn.prepare(sql).unwrap().column_count();
+        assert_eq!(
+            columns(&format!("SELECT {PAIR_COLUMNS} FROM pairs")),
+            PAIR_COLUMN_COUNT
+        );
+        assert_eq!(
+            columns(&format!("SELECT {EVENT_COLUMNS} FROM events")),
+            EVENT_COLUMN_COUNT
+        );
+        let insert = conn
+            .prepare(&format!(
+                "INSERT INTO pairs ({PAIR_COLUMNS}) VALUES ({})",
+                (1..=PAIR_COLUMN_COUNT)
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .unwrap();
+        assert_eq!(insert.parameter_count(), PAIR_COLUMN_COUNT);
     }
 }
