@@ -27,9 +27,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::plane::DataPlane;
 use crate::providers::Reply;
 use crate::record::{Served, enqueue, pair_side};
-use crate::state::Gateway;
 
 const DAY_MS: i64 = 86_400_000;
 /// How long a shadow task waits for the user's (baseline) answer to finish.
@@ -150,7 +150,11 @@ impl ShadowDispatcher {
 
     /// Start the candidate call for a shadowed request, or skip it (counted). Returns where the
     /// request path must send the baseline's side once it is known.
-    pub fn dispatch(&self, gw: &Gateway, job: ShadowJob<'_>) -> Option<oneshot::Sender<PairSide>> {
+    pub fn dispatch(
+        &self,
+        gw: &DataPlane,
+        job: ShadowJob<'_>,
+    ) -> Option<oneshot::Sender<PairSide>> {
         let metrics = gw
             .metrics
             .shadow(&job.route.name, &job.candidate.name)
@@ -279,7 +283,7 @@ impl ShadowDispatcher {
                     ..PairSide::default()
                 },
             };
-            gw2.signal(crate::controller::Signal::Pair {
+            gw2.signal(crate::signal::Signal::Pair {
                 rollout: pair.rollout.clone(),
                 ts_ms: gw2.clock.now_ms(),
                 baseline_error: pair.baseline.error.is_some(),

@@ -20,10 +20,10 @@ use rampart_core::routing;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::plane::DataPlane;
 use crate::providers::Reply;
 use crate::record::Served;
 use crate::shadow::ShadowJob;
-use crate::state::Gateway;
 
 pub const ROUTING_KEY: &str = "x-rampart-routing-key";
 pub const TENANT: &str = "x-rampart-tenant";
@@ -126,7 +126,7 @@ fn set_header(h: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 pub async fn chat_completions(
-    State(gw): State<Gateway>,
+    State(gw): State<DataPlane>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -142,13 +142,13 @@ pub async fn chat_completions(
 
 type Failure = (ApiError, HeaderMap);
 
-async fn handle(gw: Gateway, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
+async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
     let started = Instant::now();
     let ts_ms = gw.clock.now_ms();
     let request_id = format!("req_{}", uuid::Uuid::now_v7().simple());
     let mut out_headers = HeaderMap::new();
     set_header(&mut out_headers, "x-rampart-request-id", &request_id);
-    let reject = |gw: &Gateway, reason: &'static str, e: ApiError, h: &HeaderMap| {
+    let reject = |gw: &DataPlane, reason: &'static str, e: ApiError, h: &HeaderMap| {
         gw.metrics.rejected(reason);
         (e, h.clone())
     };
