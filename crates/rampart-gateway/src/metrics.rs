@@ -79,6 +79,22 @@ pub struct RolloutLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutStateLabels {
+    pub rollout: String,
+    pub state: String,
+}
+
+/// Every value of `rampart_rollout_state`'s `state` label (the rollout phases).
+pub const ROLLOUT_STATES: [&str; 6] = [
+    "stage",
+    "paused",
+    "holding",
+    "rolled_back",
+    "completed",
+    "ready_to_decommission",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutOutcomeLabels {
     pub rollout: String,
     pub outcome: String,
@@ -483,11 +499,13 @@ impl StoreMetrics {
 
 // ---------------------------------------------------------------- rollouts
 
-/// Rollout state: `rampart_rollout_percent`, `rampart_kill_switch_tripped` (one series per
-/// configured rollout from the start).
+/// Rollout state: `rampart_rollout_percent`, `rampart_kill_switch_tripped` and
+/// `rampart_rollout_state{rollout,state}` (1 for the current phase, 0 for the others; one series
+/// per configured rollout and phase from the start).
 pub struct RolloutMetrics {
     pub percent: Family<RolloutLabels, Gauge<f64, AtomicU64>>,
     pub kill_switch_tripped: Family<RolloutLabels, Gauge>,
+    pub state: Family<RolloutStateLabels, Gauge>,
 }
 
 impl RolloutMetrics {
@@ -505,13 +523,32 @@ impl RolloutMetrics {
                 "1 when the rollout's kill switch has tripped",
                 Family::default(),
             ),
+            state: add(
+                reg,
+                "rollout_state",
+                "1 for the rollout's current phase (stage, paused, holding, rolled_back, completed, ready_to_decommission)",
+                Family::default(),
+            ),
         };
         for name in config.rollouts.keys() {
             let l = rollout_labels(name);
             drop(this.percent.get_or_create(&l));
             drop(this.kill_switch_tripped.get_or_create(&l));
+            this.set_state(name, "stage");
         }
         this
+    }
+
+    /// Mark `phase` as the rollout's current one.
+    pub fn set_state(&self, rollout: &str, phase: &str) {
+        for s in ROLLOUT_STATES {
+            self.state
+                .get_or_create(&RolloutStateLabels {
+                    rollout: rollout.to_string(),
+                    state: s.to_string(),
+                })
+                .set(i64::from(s == phase));
+        }
     }
 }
 
