@@ -144,6 +144,7 @@ pub struct Metrics {
     pub judge: JudgeMetrics,
     pub embeddings: EmbeddingsMetrics,
     pub alerts: AlertMetrics,
+    pub providers: ProviderMetrics,
 }
 
 impl Metrics {
@@ -158,6 +159,7 @@ impl Metrics {
             shadow: ShadowFamilies::register(reg, config),
             rollout: RolloutMetrics::register(reg, config),
             store: StoreMetrics::register(reg),
+            providers: ProviderMetrics::register(reg),
             registry,
         }
     }
@@ -635,6 +637,27 @@ impl AlertMetrics {
     }
 }
 
+// ---------------------------------------------------------------- providers
+
+pub struct ProviderMetrics {
+    /// `rampart_provider_retries_total{provider, reason}`.
+    pub retries: crate::providers::retry::RetryCounter,
+}
+
+impl ProviderMetrics {
+    fn register(reg: &mut Registry) -> ProviderMetrics {
+        ProviderMetrics {
+            retries: add(
+                reg,
+                "provider_retries",
+                "Provider calls retried, by provider and reason (connect, 429, 500, 502, 503, \
+                 529)",
+                Default::default(),
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 #[expect(clippy::expect_used, reason = "a test")]
 mod tests {
@@ -664,6 +687,7 @@ mod tests {
             "rampart_judge_cost_usd",
             "rampart_judge_pairs",
             "rampart_kill_switch_tripped",
+            "rampart_provider_retries",
             "rampart_refusals",
             "rampart_rejected_requests",
             "rampart_request_duration_seconds",
