@@ -18,16 +18,18 @@ use std::time::Duration;
 use features::FEATURE_COLUMNS;
 use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
+use rows::{audit_from_row, event_from_row, feedback_from_row, pair_from_row};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use write::{insert_events_tx, insert_pairs_tx};
 
+use crate::columns::*;
 use crate::error::{Result, StoreError};
 use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, Store};
 
-mod features;
+pub(crate) mod features;
 mod outcomes;
 mod rows;
-
-use rows::*;
+mod write;
 
 /// A migration's data step, run after its SQL in the same transaction.
 type DataStep = fn(&Transaction<'_>) -> Result<()>;
@@ -176,163 +178,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 // ---- encoding -----------------------------------------------------------------------------
 
-/// Rows a batch insert writes between offers of the CPU to other threads.
-const ROWS_PER_YIELD: usize = 32;
-
-/// Called once per row of a batch: every [`ROWS_PER_YIELD`] rows the writing thread yields,
-/// so a large batch never holds a core for the whole of its transaction while the request path
-/// waits to run on it (readers are unaffected by the open transaction: WAL).
-fn pace(row: usize) {
-    if row % ROWS_PER_YIELD == ROWS_PER_YIELD - 1 {
-        std::thread::yield_now();
-    }
-}
-
-fn insert_events_tx(tx: &Transaction<'_>, events: &[RequestEvent]) -> Result<()> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
-    ))?;
-    let mut skipped = 0usize;
-    for (i, e) in events.iter().enumerate() {
-        pace(i);
-        let n = stmt.execute(params![
-            e.request_id,
-            e.ts_ms,
-            e.route,
-            e.rollout,
-            e.stage,
-            e.variant,
-            e.cohort.as_str(),
-            e.key_hash,
-            e.tenant,
-            e.class,
-            e.status,
-            e.outcome.as_str(),
-            e.latency_ms,
-            e.ttft_ms,
-            e.prompt_tokens,
-            e.completion_tokens,
-            e.cost_usd,
-            e.refusal,
-            e.streamed,
-            e.finish_reason,
-            e.output_text,
-        ])?;
-        skipped += usize::from(n == 0);
-    }
-    if skipped > 0 {
-        tracing::warn!(
-            skipped,
-            "events with an already stored request id were skipped"
-        );
-    }
-    Ok(())
-}
-
-/// Inserts the pairs not stored yet, each with its features (see [`features`]).
-fn insert_pairs_tx(tx: &Transaction<'_>, pairs: &[Pair]) -> Result<()> {
-    let placeholders = (1..=PAIR_COLUMN_COUNT)
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO pairs ({PAIR_COLUMNS}) VALUES ({placeholders})"
-    ))?;
-    let mut skipped = 0usize;
-    for (i, p) in pairs.iter().enumerate() {
-        pace(i);
-        let (b, c) = (&p.baseline, &p.candidate);
-        let (b_tools, c_tools) = (json_text(&b.tool_calls)?, json_text(&c.tool_calls)?);
-        let (tools, response_format) = (json_text(&p.tools)?, json_text(&p.response_format)?);
-        let judge = p.judge.as_ref();
-        let n = stmt.execute(params![
-            p.request_id,
-            p.ts_ms,
-            p.route,
-            p.rollout,
-            p.stage,
-            p.key_hash,
-            p.tenant,
-            p.class,
-            p.prompt,
-            p.prompt_hash,
-            b.variant,
-            b.model,
-            b.prompt_version,
-            b.text,
-            b_tools,
-            b.finish_reason,
-            b.prompt_tokens,
-            b.completion_tokens,
-            b.latency_ms,
-            b.ttft_ms,
-            b.cost_usd,
-            b.refusal,
-            b.error,
-            b.cached,
-            c.variant,
-            c.model,
-            c.prompt_version,
-            c.text,
-            c_tools,
-            c.finish_reason,
-            c.prompt_tokens,
-            c.completion_tokens,
-            c.latency_ms,
-            c.ttft_ms,
-            c.cost_usd,
-            c.refusal,
-            c.error,
-            c.cached,
-            tools,
-            response_format,
-            p.embedding_similarity,
-            judge.map(|j| &j.model),
-            judge.and_then(|j| j.first).map(verdict_str),
-            judge.and_then(|j| j.second).map(verdict_str),
-            judge.map(|j| j.cost_usd),
-            judge.and_then(|j| j.error.as_ref()),
-        ])?;
-        if n == 0 {
-            skipped += 1;
-        } else {
-            features::insert(tx, tx.last_insert_rowid(), p)?;
-        }
-    }
-    if skipped > 0 {
-        tracing::warn!(
-            skipped,
-            "pairs already stored for their rollout were skipped"
-        );
-    }
-    Ok(())
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 // ---- the traits ----------------------------------------------------------------------------
-
-/// Keyset pagination: `page(after)` reads at most `size` rows with an id above `after`, in id
-/// order; `visit` sees each row, until a page comes back short. Each page is its own short
-/// read, so a slow visitor holds neither a pooled connection nor an old WAL snapshot, and
-/// memory stays at one page.
-fn keyset_pages<T>(
-    size: usize,
-    mut page: impl FnMut(i64) -> Result<Vec<(i64, T)>>,
-    mut visit: impl FnMut(i64, T) -> Result<()>,
-) -> Result<()> {
-    let mut after = i64::MIN;
-    loop {
-        let rows = page(after)?;
-        let full = rows.len() == size;
-        for (id, row) in rows {
-            after = id;
-            visit(id, row)?;
-        }
-        if !full {
-            return Ok(());
-        }
-    }
-}
 
 impl EventStore for SqliteStore {
     fn insert_events(&self, events: &[RequestEvent]) -> Result<()> {
@@ -489,26 +339,30 @@ impl PairStore for SqliteStore {
     }
 
     fn for_each_pair(&self, rollout: &str, f: &mut dyn FnMut(Pair)) -> Result<()> {
-        keyset_pages(
-            PAIR_PAGE,
-            |after| {
-                self.read(|c| {
-                    let mut stmt = c.prepare_cached(&format!(
-                        "SELECT id, {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND id > ?2 \
-                         ORDER BY id LIMIT ?3"
-                    ))?;
-                    let rows = stmt
-                        .query_map(params![rollout, after, limit_param(PAIR_PAGE)], |r| {
-                            Ok((r.get(0)?, pair_from_row(r, 1)?))
-                        })?;
-                    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-                })
-            },
-            |_, pair| {
+        // Keyset pagination: each page is its own short read, so a slow visitor holds neither a
+        // pooled connection nor an old WAL snapshot, and memory stays at one page.
+        let mut after: i64 = i64::MIN;
+        loop {
+            let page: Vec<(i64, Pair)> = self.read(|c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT id, {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND id > ?2 \
+                     ORDER BY id LIMIT ?3"
+                ))?;
+                let rows = stmt
+                    .query_map(params![rollout, after, limit_param(PAIR_PAGE)], |r| {
+                        Ok((r.get(0)?, pair_from_row(r, 1)?))
+                    })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })?;
+            let full = page.len() == PAIR_PAGE;
+            for (id, pair) in page {
+                after = id;
                 f(pair);
-                Ok(())
-            },
-        )
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     fn get_pair(&self, rollout: &str, request_id: &str) -> Result<Option<Pair>> {
@@ -528,34 +382,37 @@ impl PairStore for SqliteStore {
         filter: &PairFilter,
         f: &mut dyn FnMut(PairFeatures),
     ) -> Result<()> {
+        // Keyset pagination, as in `for_each_pair`.
         let since = filter.since_ms.unwrap_or(i64::MIN);
-        keyset_pages(
-            FEATURE_PAGE,
-            |after| {
-                self.read(|c| {
-                    let mut stmt = c.prepare_cached(&format!(
-                        "SELECT pair_id, {FEATURE_COLUMNS} FROM pair_features \
-                         WHERE rollout = ?1 AND pair_id > ?2 AND (?3 IS NULL OR stage = ?3) \
-                         AND ts_ms >= ?4 ORDER BY pair_id LIMIT ?5"
-                    ))?;
-                    let rows = stmt.query_map(
-                        params![
-                            rollout,
-                            after,
-                            filter.stage,
-                            since,
-                            limit_param(FEATURE_PAGE)
-                        ],
-                        |r| Ok((r.get(0)?, features::features_from_row(r, 1)?)),
-                    )?;
-                    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-                })
-            },
-            |_, features| {
+        let mut after: i64 = i64::MIN;
+        loop {
+            let page: Vec<(i64, PairFeatures)> = self.read(|c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT pair_id, {FEATURE_COLUMNS} FROM pair_features \
+                     WHERE rollout = ?1 AND pair_id > ?2 AND (?3 IS NULL OR stage = ?3) \
+                     AND ts_ms >= ?4 ORDER BY pair_id LIMIT ?5"
+                ))?;
+                let rows = stmt.query_map(
+                    params![
+                        rollout,
+                        after,
+                        filter.stage,
+                        since,
+                        limit_param(FEATURE_PAGE)
+                    ],
+                    |r| Ok((r.get(0)?, features::features_from_row(r, 1)?)),
+                )?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })?;
+            let full = page.len() == FEATURE_PAGE;
+            for (id, features) in page {
+                after = id;
                 f(features);
-                Ok(())
-            },
-        )
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     fn recent_pair_features(
