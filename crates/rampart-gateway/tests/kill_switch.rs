@@ -117,6 +117,21 @@ url = "{alerts}/webhook"
     )
 }
 
+/// Wait (bounded, 60 s) until `log` holds `n` requests whose send time passes `when`.
+async fn wait_for_requests(
+    log: &Mutex<Vec<(i64, String, String)>>,
+    n: usize,
+    when: impl Fn(i64) -> bool,
+) {
+    for _ in 0..1200 {
+        if log.lock().await.iter().filter(|(s, _, _)| when(*s)).count() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} requests were served in 60 s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_jump_trips_routes_everyone_to_baseline_alerts_and_survives_restart() {
     let broken = Arc::new(AtomicBool::new(false));
@@ -153,8 +168,8 @@ async fn error_jump_trips_routes_everyone_to_baseline_alerts_and_survives_restar
         }));
     }
 
-    // Healthy for a while: nothing trips.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Healthy for 400 requests (every key, both cohorts): nothing trips.
+    wait_for_requests(&log, 400, |_| true).await;
     assert_eq!(t.gw.view_of("support-v2").unwrap().stage, "canary-50");
 
     // The candidate starts failing one call in five.
@@ -168,7 +183,9 @@ async fn error_jump_trips_routes_everyone_to_baseline_alerts_and_survives_restar
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(tripped, "the kill switch did not trip");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Traffic after the trip (the audit entry's time is at or before now).
+    let seen_trip = now_ms();
+    wait_for_requests(&log, 60, |sent| sent > seen_trip + 1000).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();

@@ -127,7 +127,8 @@ pub fn is_shadow(stage: &StageConfig) -> bool {
 }
 
 /// Evaluates the gates of `stage` with the tick's observations; `elapsed_ms` is the time since
-/// the stage epoch and `guardrail_breach` whether this tick's guardrails breached.
+/// the stage epoch and `guardrail_breach` whether this tick's guardrails breached. One function
+/// per gate (or family of gates), in report order.
 pub fn evaluate_gates(
     cfg: &RolloutConfig,
     stage: &StageConfig,
@@ -136,145 +137,193 @@ pub fn evaluate_gates(
     stale: bool,
     guardrail_breach: bool,
 ) -> GateOutcome {
-    let gates = &stage.gates;
     let elapsed_s = (elapsed_ms.max(0) as f64) / 1000.0;
     let mut reports = Vec::with_capacity(6);
-    let mut srm_failed = None;
-    let mut conflict = None;
-
+    let (mut srm_failed, mut conflict) = (None, None);
     if stale {
-        reports.push(GateReport {
-            name: "stage_counters",
-            passed: false,
-            value: None,
-            threshold: None,
-            evidence: "stage counters belong to an earlier stage; waiting for fresh ones",
-            samples: 0,
-            samples_needed: None,
-            eta_seconds: None,
-        });
+        reports.push(stale_counters());
     }
-
     if is_shadow(stage) {
-        let paired = obs.paired_stage.unwrap_or_default();
-        let base = CohortCounts {
-            requests: paired.pairs,
-            errors: paired.baseline_errors,
-            refusals: paired.baseline_refusals,
-            ..CohortCounts::default()
-        };
-        let needed = required_samples(gates, &control_rates(&base));
-        let missing = needed.map_or(0, |n| n.saturating_sub(paired.pairs));
-        reports.push(GateReport {
-            name: "min_pairs",
-            passed: needed.is_some() && missing == 0,
-            value: Some(paired.pairs as f64),
-            threshold: needed.map(|n| n as f64),
-            evidence: "pairs ≥ sample size for gates.mde at gates.alpha and gates.power",
-            samples: paired.pairs,
-            samples_needed: needed,
-            eta_seconds: eta(missing, paired.pairs, elapsed_s),
-        });
-        if let Some(sg) = obs.shadow_gate {
-            // A verdict without an equivalence bound (no comparable pair yet, or the engine
-            // has not looked at this stage's pairs) holds: there is no evidence to advance on.
-            let low = sg.equivalence_ci_low;
-            reports.push(GateReport {
-                name: "shadow_equivalence",
-                passed: low.is_some_and(|l| l >= gates.min_equivalence),
-                value: low,
-                threshold: Some(gates.min_equivalence),
-                evidence: "lower bound of the equivalent-answer rate",
-                samples: paired.pairs,
-                samples_needed: None,
-                eta_seconds: None,
-            });
-            if let Some(sig) = sg.refusal_increase_significant {
-                if sig {
-                    conflict = Some(
-                        "the comparison engine finds a significant refusal increase on the pairs"
-                            .to_string(),
-                    );
-                }
-                reports.push(GateReport {
-                    name: "shadow_refusals",
-                    passed: !sig,
-                    value: Some(f64::from(u8::from(sig))),
-                    threshold: Some(0.0),
-                    evidence: "significant refusal increase on the pairs",
-                    samples: paired.pairs,
-                    samples_needed: None,
-                    eta_seconds: None,
-                });
-            }
-            if let Some(min) = gates.min_win_rate {
-                let low = sg.win_rate_ci_low;
-                reports.push(GateReport {
-                    name: "shadow_win_rate",
-                    passed: low.is_some_and(|l| l >= min),
-                    value: low,
-                    threshold: Some(min),
-                    evidence: "lower bound of the judge win rate",
-                    samples: paired.pairs,
-                    samples_needed: None,
-                    eta_seconds: None,
-                });
-            }
-        }
+        reports.push(min_pairs(stage, obs, elapsed_s));
+        conflict = shadow_engine(stage, obs, &mut reports);
     } else {
-        let (c, t) = (&obs.stage_control, &obs.stage_canary);
-        let needed = required_samples(gates, &control_rates(c));
-        let have = c.requests.min(t.requests);
-        let (miss_c, miss_t) = match needed {
-            Some(n) => (n.saturating_sub(c.requests), n.saturating_sub(t.requests)),
-            None => (0, 0),
-        };
-        let eta_s = eta(miss_c, c.requests, elapsed_s)
-            .zip(eta(miss_t, t.requests, elapsed_s))
-            .map(|(a, b)| a.max(b));
-        reports.push(GateReport {
-            name: "min_samples",
-            passed: needed.is_some() && miss_c == 0 && miss_t == 0,
-            value: Some(have as f64),
-            threshold: needed.map(|n| n as f64),
-            evidence: "per cohort ≥ sample size for gates.mde at gates.alpha and gates.power (control's error and refusal rates)",
-            samples: have,
-            samples_needed: needed,
-            eta_seconds: eta_s,
-        });
-
-        let capped = cfg.tenants.values().any(|cap| *cap < stage.percent);
-        if stage.percent < 100.0 && !capped {
-            let (oc, ot) = match (c.distinct_keys, t.distinct_keys) {
-                (Some(a), Some(b)) => (a, b),
-                _ => (c.requests, t.requests),
-            };
-            let p = srm_chisquare(&[oc, ot], &[100.0 - stage.percent, stage.percent])
-                .ok()
-                .and_then(|r| r.p_value);
-            let passed = p.is_none_or(|p| p >= SRM_P_MIN);
-            if !passed {
-                srm_failed = p;
+        reports.push(min_samples(stage, obs, elapsed_s));
+        if let Some(report) = sample_ratio(cfg, stage, obs) {
+            if !report.passed {
+                srm_failed = report.value;
             }
-            reports.push(GateReport {
-                name: "sample_ratio",
-                passed,
-                value: p,
-                threshold: Some(SRM_P_MIN),
-                evidence: "χ² of control/canary (keys, else requests) against the planned split",
-                samples: oc + ot,
-                samples_needed: None,
-                eta_seconds: None,
-            });
+            reports.push(report);
         }
     }
+    reports.push(guardrails(obs, guardrail_breach));
+    reports.push(min_duration(stage, elapsed_s));
+    let all_passed = reports.iter().all(|g| g.passed);
+    GateOutcome {
+        reports,
+        all_passed,
+        srm_failed,
+        conflict,
+    }
+}
 
-    reports.push(GateReport {
-        name: "guardrails",
-        passed: !guardrail_breach,
+/// The stage's counters are an earlier stage's: hold until fresh ones come.
+fn stale_counters() -> GateReport {
+    GateReport {
+        name: "stage_counters",
+        passed: false,
         value: None,
         threshold: None,
-        evidence: if guardrail_breach {
+        evidence: "stage counters belong to an earlier stage; waiting for fresh ones",
+        samples: 0,
+        samples_needed: None,
+        eta_seconds: None,
+    }
+}
+
+/// Shadow stage: enough pairs for the gates' sample size.
+fn min_pairs(stage: &StageConfig, obs: &Observations, elapsed_s: f64) -> GateReport {
+    let paired = obs.paired_stage.unwrap_or_default();
+    let base = CohortCounts {
+        requests: paired.pairs,
+        errors: paired.baseline_errors,
+        refusals: paired.baseline_refusals,
+        ..CohortCounts::default()
+    };
+    let needed = required_samples(&stage.gates, &control_rates(&base));
+    let missing = needed.map_or(0, |n| n.saturating_sub(paired.pairs));
+    GateReport {
+        name: "min_pairs",
+        passed: needed.is_some() && missing == 0,
+        value: Some(paired.pairs as f64),
+        threshold: needed.map(|n| n as f64),
+        evidence: "pairs ≥ sample size for gates.mde at gates.alpha and gates.power",
+        samples: paired.pairs,
+        samples_needed: needed,
+        eta_seconds: eta(missing, paired.pairs, elapsed_s),
+    }
+}
+
+/// Shadow stage: the comparison engine's verdict (equivalence, refusals, judge win rate), when
+/// it has one; returns the conflict to report when it finds a significant refusal increase.
+fn shadow_engine(
+    stage: &StageConfig,
+    obs: &Observations,
+    reports: &mut Vec<GateReport>,
+) -> Option<String> {
+    let sg = obs.shadow_gate?;
+    let gates = &stage.gates;
+    let pairs = obs.paired_stage.unwrap_or_default().pairs;
+    let report = |name, passed, value, threshold, evidence| GateReport {
+        name,
+        passed,
+        value,
+        threshold,
+        evidence,
+        samples: pairs,
+        samples_needed: None,
+        eta_seconds: None,
+    };
+    // A verdict without an equivalence bound (no comparable pair yet, or the engine has not
+    // looked at this stage's pairs) holds: there is no evidence to advance on.
+    let low = sg.equivalence_ci_low;
+    reports.push(report(
+        "shadow_equivalence",
+        low.is_some_and(|l| l >= gates.min_equivalence),
+        low,
+        Some(gates.min_equivalence),
+        "lower bound of the equivalent-answer rate",
+    ));
+    let mut conflict = None;
+    if let Some(sig) = sg.refusal_increase_significant {
+        if sig {
+            conflict = Some(
+                "the comparison engine finds a significant refusal increase on the pairs"
+                    .to_string(),
+            );
+        }
+        reports.push(report(
+            "shadow_refusals",
+            !sig,
+            Some(f64::from(u8::from(sig))),
+            Some(0.0),
+            "significant refusal increase on the pairs",
+        ));
+    }
+    if let Some(min) = gates.min_win_rate {
+        let low = sg.win_rate_ci_low;
+        reports.push(report(
+            "shadow_win_rate",
+            low.is_some_and(|l| l >= min),
+            low,
+            Some(min),
+            "lower bound of the judge win rate",
+        ));
+    }
+    conflict
+}
+
+/// Canary stage: each cohort has the gates' sample size.
+fn min_samples(stage: &StageConfig, obs: &Observations, elapsed_s: f64) -> GateReport {
+    let (c, t) = (&obs.stage_control, &obs.stage_canary);
+    let needed = required_samples(&stage.gates, &control_rates(c));
+    let have = c.requests.min(t.requests);
+    let (miss_c, miss_t) = match needed {
+        Some(n) => (n.saturating_sub(c.requests), n.saturating_sub(t.requests)),
+        None => (0, 0),
+    };
+    let eta_s = eta(miss_c, c.requests, elapsed_s)
+        .zip(eta(miss_t, t.requests, elapsed_s))
+        .map(|(a, b)| a.max(b));
+    GateReport {
+        name: "min_samples",
+        passed: needed.is_some() && miss_c == 0 && miss_t == 0,
+        value: Some(have as f64),
+        threshold: needed.map(|n| n as f64),
+        evidence: "per cohort ≥ sample size for gates.mde at gates.alpha and gates.power (control's error and refusal rates)",
+        samples: have,
+        samples_needed: needed,
+        eta_seconds: eta_s,
+    }
+}
+
+/// Canary stage below 100% and not capped by a tenant: the sample-ratio-mismatch check.
+fn sample_ratio(
+    cfg: &RolloutConfig,
+    stage: &StageConfig,
+    obs: &Observations,
+) -> Option<GateReport> {
+    let (c, t) = (&obs.stage_control, &obs.stage_canary);
+    let capped = cfg.tenants.values().any(|cap| *cap < stage.percent);
+    if stage.percent >= 100.0 || capped {
+        return None;
+    }
+    let (oc, ot) = match (c.distinct_keys, t.distinct_keys) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (c.requests, t.requests),
+    };
+    let p = srm_chisquare(&[oc, ot], &[100.0 - stage.percent, stage.percent])
+        .ok()
+        .and_then(|r| r.p_value);
+    Some(GateReport {
+        name: "sample_ratio",
+        passed: p.is_none_or(|p| p >= SRM_P_MIN),
+        value: p,
+        threshold: Some(SRM_P_MIN),
+        evidence: "χ² of control/canary (keys, else requests) against the planned split",
+        samples: oc + ot,
+        samples_needed: None,
+        eta_seconds: None,
+    })
+}
+
+/// No guardrail breached on this tick.
+fn guardrails(obs: &Observations, breach: bool) -> GateReport {
+    GateReport {
+        name: "guardrails",
+        passed: !breach,
+        value: None,
+        threshold: None,
+        evidence: if breach {
             "a guardrail is breached"
         } else {
             "no guardrail breached in the window"
@@ -282,10 +331,13 @@ pub fn evaluate_gates(
         samples: obs.window.canary.requests,
         samples_needed: None,
         eta_seconds: None,
-    });
+    }
+}
 
+/// The stage has lasted its `min_duration`.
+fn min_duration(stage: &StageConfig, elapsed_s: f64) -> GateReport {
     let min_s = stage.min_duration.as_secs_f64();
-    reports.push(GateReport {
+    GateReport {
         name: "min_duration",
         passed: elapsed_s >= min_s,
         value: Some(elapsed_s),
@@ -294,14 +346,6 @@ pub fn evaluate_gates(
         samples: 0,
         samples_needed: None,
         eta_seconds: Some((min_s - elapsed_s).max(0.0)),
-    });
-
-    let all_passed = reports.iter().all(|g| g.passed);
-    GateOutcome {
-        reports,
-        all_passed,
-        srm_failed,
-        conflict,
     }
 }
 

@@ -6,91 +6,189 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 use rampart_core::config::Config;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::{AdminClient, segment};
 use crate::EXIT_CONFIG;
 
-fn num(v: &Value) -> String {
-    match v.as_f64() {
+fn num(v: Option<f64>) -> String {
+    match v {
         Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
         Some(x) => format!("{x:.4}"),
         None => "-".into(),
     }
 }
 
+/// What the CLI reads of the admin API's rollout document (`GET /admin/rollouts/{name}`);
+/// missing fields read as their defaults, so an older or newer gateway still renders.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RolloutDoc {
+    name: String,
+    route: String,
+    baseline: String,
+    candidate: String,
+    stage: String,
+    percent: Option<f64>,
+    shadow_percent: Option<f64>,
+    status: StatusDoc,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StatusDoc {
+    phase: String,
+    stage: String,
+    percent: Option<f64>,
+    stage_control: CountsDoc,
+    stage_canary: CountsDoc,
+    stage_pairs: Option<PairsDoc>,
+    evaluation: Option<EvaluationDoc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CountsDoc {
+    requests: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PairsDoc {
+    pairs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EvaluationDoc {
+    guardrails: Option<Vec<GuardrailDoc>>,
+    gates: Option<GatesDoc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GuardrailDoc {
+    name: String,
+    value_canary: Option<f64>,
+    value_control: Option<f64>,
+    test: String,
+    evidence: Option<f64>,
+    samples_canary: u64,
+    samples_control: u64,
+    breached: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GatesDoc {
+    reports: Option<Vec<GateDoc>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GateDoc {
+    name: String,
+    passed: bool,
+    value: Option<f64>,
+    threshold: Option<f64>,
+    evidence: String,
+    samples: u64,
+    samples_needed: Option<u64>,
+    eta_seconds: Option<f64>,
+}
+
+/// `POST /admin/rollouts/{name}/{action}`'s answer, as far as the CLI reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ActionDoc {
+    status: StatusDoc,
+}
+
 /// Human-readable status of one rollout (the admin API's JSON).
 pub fn render_status(r: &Value) -> String {
-    let mut out = String::new();
-    let st = &r["status"];
-    out.push_str(&format!(
+    let r: RolloutDoc = serde_json::from_value(r.clone()).unwrap_or_default();
+    let or_q = |s: &str| {
+        if s.is_empty() {
+            "?".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let st = &r.status;
+    let mut out = format!(
         "{}  route {}  {} → {}\n  state {}  stage {}  canary {}%  shadow {}%\n",
-        r["name"].as_str().unwrap_or("?"),
-        r["route"].as_str().unwrap_or("?"),
-        r["baseline"].as_str().unwrap_or("?"),
-        r["candidate"].as_str().unwrap_or("?"),
-        st["phase"].as_str().unwrap_or("?"),
-        r["stage"].as_str().unwrap_or("?"),
-        num(&r["percent"]),
-        num(&r["shadow_percent"]),
-    ));
+        or_q(&r.name),
+        or_q(&r.route),
+        or_q(&r.baseline),
+        or_q(&r.candidate),
+        or_q(&st.phase),
+        or_q(&r.stage),
+        num(r.percent),
+        num(r.shadow_percent),
+    );
     out.push_str(&format!(
         "  this stage: control {} req, canary {} req{}\n",
-        st["stage_control"]["requests"].as_u64().unwrap_or(0),
-        st["stage_canary"]["requests"].as_u64().unwrap_or(0),
-        st["stage_pairs"]["pairs"]
-            .as_u64()
+        st.stage_control.requests,
+        st.stage_canary.requests,
+        st.stage_pairs
+            .as_ref()
+            .and_then(|p| p.pairs)
             .map(|p| format!(", {p} shadow pairs"))
             .unwrap_or_default(),
     ));
-    if let Some(gs) = st["evaluation"]["guardrails"].as_array() {
+    let ev = st.evaluation.as_ref();
+    if let Some(gs) = ev.and_then(|e| e.guardrails.as_ref()) {
         out.push_str("  guardrails (window):\n");
         for g in gs {
-            out.push_str(&format!(
-                "    {:<18} canary {:>8}  control {:>8}  test {:<28} evidence {:>8}  n {}/{}  {}\n",
-                g["name"].as_str().unwrap_or("?"),
-                num(&g["value_canary"]),
-                num(&g["value_control"]),
-                g["test"].as_str().unwrap_or(""),
-                num(&g["evidence"]),
-                g["samples_canary"],
-                g["samples_control"],
-                if g["breached"].as_bool() == Some(true) {
-                    "BREACHED"
-                } else {
-                    "ok"
-                },
-            ));
+            out.push_str(&render_guardrail(g));
         }
     }
-    if let Some(gs) = st["evaluation"]["gates"]["reports"].as_array() {
+    if let Some(gs) = ev
+        .and_then(|e| e.gates.as_ref())
+        .and_then(|g| g.reports.as_ref())
+    {
         out.push_str("  gates:\n");
         for g in gs {
-            let samples = match g["samples_needed"].as_u64() {
-                Some(n) => format!("{}/{n}", g["samples"]),
-                None => g["samples"].to_string(),
-            };
-            let eta = g["eta_seconds"]
-                .as_f64()
-                .map(|s| format!("  eta {s:.0}s"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "    {:<18} {:<6} value {:>8}  threshold {:>8}  samples {:<12} {}{}\n",
-                g["name"].as_str().unwrap_or("?"),
-                if g["passed"].as_bool() == Some(true) {
-                    "pass"
-                } else {
-                    "wait"
-                },
-                num(&g["value"]),
-                num(&g["threshold"]),
-                samples,
-                g["evidence"].as_str().unwrap_or(""),
-                eta,
-            ));
+            out.push_str(&render_gate(g));
         }
     }
     out
+}
+
+fn render_guardrail(g: &GuardrailDoc) -> String {
+    format!(
+        "    {:<18} canary {:>8}  control {:>8}  test {:<28} evidence {:>8}  n {}/{}  {}\n",
+        g.name,
+        num(g.value_canary),
+        num(g.value_control),
+        g.test,
+        num(g.evidence),
+        g.samples_canary,
+        g.samples_control,
+        if g.breached { "BREACHED" } else { "ok" },
+    )
+}
+
+fn render_gate(g: &GateDoc) -> String {
+    let samples = match g.samples_needed {
+        Some(n) => format!("{}/{n}", g.samples),
+        None => g.samples.to_string(),
+    };
+    let eta = g
+        .eta_seconds
+        .map(|s| format!("  eta {s:.0}s"))
+        .unwrap_or_default();
+    format!(
+        "    {:<18} {:<6} value {:>8}  threshold {:>8}  samples {:<12} {}{}\n",
+        g.name,
+        if g.passed { "pass" } else { "wait" },
+        num(g.value),
+        num(g.threshold),
+        samples,
+        g.evidence,
+        eta,
+    )
 }
 
 pub async fn status(
@@ -111,11 +209,17 @@ pub async fn status(
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
+    #[derive(Deserialize)]
+    struct List {
+        rollouts: Vec<Value>,
+    }
     match rollout {
         Some(_) => print!("{}", render_status(&body)),
         None => {
-            for r in body["rollouts"].as_array().cloned().unwrap_or_default() {
-                print!("{}", render_status(&r));
+            let list: List = serde_json::from_value(body)
+                .map_err(|e| anyhow!("unexpected answer from the admin API: {e}"))?;
+            for r in &list.rollouts {
+                print!("{}", render_status(r));
                 println!();
             }
         }
@@ -140,10 +244,12 @@ pub async fn action(
             &json!({"reason": reason, "actor": format!("cli:{actor}")}),
         )
         .await?;
+    let done: ActionDoc = serde_json::from_value(body).unwrap_or_default();
+    let stage = Some(done.status.stage.as_str()).filter(|s| !s.is_empty());
     println!(
         "{rollout}: {action} done; now {} ({}% canary)",
-        body["status"]["stage"].as_str().unwrap_or("?"),
-        num(&body["status"]["percent"])
+        stage.unwrap_or("?"),
+        num(done.status.percent)
     );
     Ok(ExitCode::SUCCESS)
 }
