@@ -484,10 +484,14 @@ impl StoreMetrics {
 // ---------------------------------------------------------------- rollouts
 
 /// Rollout state: `rampart_rollout_percent`, `rampart_kill_switch_tripped` (one series per
-/// configured rollout from the start).
+/// configured rollout from the start), and the durability of control changes:
+/// `rampart_control_writes_pending` (state, audit and tenant-cap writes applied but not yet
+/// stored) and `rampart_control_write_failures_total` (failed attempts, each retried).
 pub struct RolloutMetrics {
     pub percent: Family<RolloutLabels, Gauge<f64, AtomicU64>>,
     pub kill_switch_tripped: Family<RolloutLabels, Gauge>,
+    pub writes_pending: Gauge,
+    pub write_failures: Counter,
 }
 
 impl RolloutMetrics {
@@ -504,6 +508,18 @@ impl RolloutMetrics {
                 "kill_switch_tripped",
                 "1 when the rollout's kill switch has tripped",
                 Family::default(),
+            ),
+            writes_pending: add(
+                reg,
+                "control_writes_pending",
+                "Rollout state, audit and tenant-cap writes applied but not yet stored",
+                Gauge::default(),
+            ),
+            write_failures: add(
+                reg,
+                "control_write_failures",
+                "Failed attempts to store a control change (each is retried until stored)",
+                Counter::default(),
             ),
         };
         for name in config.rollouts.keys() {
@@ -620,6 +636,8 @@ mod tests {
         let expected = [
             "rampart_alerts",
             "rampart_completion_tokens",
+            "rampart_control_write_failures",
+            "rampart_control_writes_pending",
             "rampart_cost_usd",
             "rampart_embeddings",
             "rampart_events_dropped",

@@ -11,6 +11,8 @@ use rampart_core::rollout::{CohortCounts, Command, CommandError, PairedCounts, R
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::persist::WriteHealth;
+
 /// What status pages, the CLI and the admin API show for a rollout.
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutStatus {
@@ -64,17 +66,23 @@ pub struct CommandRequest {
 pub struct ControlHandle {
     commands: mpsc::Sender<CommandRequest>,
     pub status: Arc<Statuses>,
+    /// Whether every control change is stored.
+    pub writes: Arc<WriteHealth>,
 }
 
 /// The controller's end of the command queue.
 pub type CommandReceiver = mpsc::Receiver<CommandRequest>;
 
-pub fn channel(status: Arc<Statuses>) -> (ControlHandle, CommandReceiver) {
+pub fn channel(
+    status: Arc<Statuses>,
+    writes: Arc<WriteHealth>,
+) -> (ControlHandle, CommandReceiver) {
     let (tx, rx) = mpsc::channel(64);
     (
         ControlHandle {
             commands: tx,
             status,
+            writes,
         },
         rx,
     )
