@@ -66,6 +66,61 @@ pub struct Config {
     pub shadow: ShadowConfig,
     pub refusals: RefusalConfig,
     pub alerts: AlertsConfig,
+    pub outcomes: OutcomesConfig,
+}
+
+/// `[outcomes]`: slow business signals posted to `POST /v1/outcomes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomesConfig {
+    /// An outcome about a request served longer ago than this is refused (default 30 days).
+    pub max_age: Duration,
+}
+
+impl Default for OutcomesConfig {
+    fn default() -> Self {
+        OutcomesConfig {
+            max_age: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// `[[rollouts.R.slow_signals]]`: a slow gate on a business outcome (see
+/// `rampart_core::rollout::slow_signals`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowSignalConfig {
+    /// The outcome's `name` in `POST /v1/outcomes` (e.g. `csat`).
+    pub name: String,
+    /// `false` for outcomes where more is worse (refunds, escalations).
+    pub higher_is_better: bool,
+    /// The tolerated drop of the canary against the control.
+    pub threshold: SlowThreshold,
+    /// How long the breach must hold at every check before the action is taken.
+    pub sustain: Duration,
+    pub check_interval: Duration,
+    /// Outcomes each cohort needs before the signal is tested.
+    pub min_samples: u64,
+    pub action: SlowAction,
+    /// Error level of the anytime-valid interval (two-sided).
+    pub alpha: f64,
+}
+
+/// How much worse the canary may be before a slow signal breaches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SlowThreshold {
+    /// `max_decrease`: in the outcome's own units.
+    Absolute(f64),
+    /// `max_relative_decrease`: a fraction of the control's mean.
+    Relative(f64),
+}
+
+/// What a sustained slow-signal breach does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowAction {
+    /// Hold the canary at 0 % (shadow continues) until a human resumes.
+    Pin,
+    /// Roll back, as the kill switch does.
+    Rollback,
 }
 
 /// Where alerts go. URLs and keys may be read from env vars (`url_env`, `routing_key_env`) at
@@ -421,6 +476,8 @@ pub struct RolloutConfig {
     pub judge: Option<JudgeConfig>,
     /// Embedding similarity of shadow pairs; `None` when not configured.
     pub embeddings: Option<EmbeddingsConfig>,
+    /// Slow gates on business outcomes, in file order (names unique).
+    pub slow_signals: Vec<SlowSignalConfig>,
 }
 
 /// `[rollouts.R.embeddings]`: an OpenAI-compatible embeddings model that embeds both answers of
