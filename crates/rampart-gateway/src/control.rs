@@ -7,6 +7,7 @@
 //! - [`persist`]: the control writer: state, audit and tenant-cap writes, in order, retried
 //!   until stored; orders are acknowledged only once stored.
 //! - [`shadow_gate`]: the comparison engine's verdict on shadow stages, computed off the loop.
+//! - [`slow_gate`]: business outcomes per cohort for the slow gates, read off the loop.
 //! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
 //!
 //! The data plane never imports this module: it sends [`crate::signal::Signal`]s and reads the
@@ -17,6 +18,7 @@ pub mod controller;
 pub mod handle;
 pub mod persist;
 pub mod shadow_gate;
+pub mod slow_gate;
 mod window;
 
 pub use controller::{Ctx, Inbox, Restored, StartError, restore};
