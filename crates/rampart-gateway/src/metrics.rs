@@ -144,6 +144,7 @@ pub struct Metrics {
     pub judge: JudgeMetrics,
     pub embeddings: EmbeddingsMetrics,
     pub alerts: AlertMetrics,
+    pub traces: TraceMetrics,
 }
 
 impl Metrics {
@@ -158,6 +159,7 @@ impl Metrics {
             shadow: ShadowFamilies::register(reg, config),
             rollout: RolloutMetrics::register(reg, config),
             store: StoreMetrics::register(reg),
+            traces: TraceMetrics::register(reg),
             registry,
         }
     }
@@ -631,6 +633,48 @@ impl AlertMetrics {
                 "Alert deliveries, by sink and outcome",
                 Family::default(),
             ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- traces
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpanOutcomeLabels {
+    pub outcome: String,
+}
+
+/// OpenTelemetry spans: `rampart_trace_spans{outcome=exported|export_failed|dropped}` (all
+/// three series from the start).
+pub struct TraceMetrics {
+    pub spans: Family<SpanOutcomeLabels, Counter>,
+}
+
+impl TraceMetrics {
+    fn register(reg: &mut Registry) -> TraceMetrics {
+        TraceMetrics {
+            spans: add(
+                reg,
+                "trace_spans",
+                "Finished trace spans, by outcome: exported, export_failed (the collector refused or was unreachable), dropped (export queue full)",
+                Family::default(),
+            ),
+        }
+    }
+
+    /// The three counters the exporter increments.
+    pub fn counts(&self) -> crate::telemetry::SpanCounts {
+        let c = |o: &str| {
+            self.spans
+                .get_or_create(&SpanOutcomeLabels {
+                    outcome: o.to_string(),
+                })
+                .clone()
+        };
+        crate::telemetry::SpanCounts {
+            exported: c("exported"),
+            export_failed: c("export_failed"),
+            dropped: c("dropped"),
         }
     }
 }
