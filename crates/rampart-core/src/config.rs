@@ -202,8 +202,20 @@ pub struct ServerConfig {
 
 #[derive(Debug, Clone)]
 pub enum StoreKind {
-    Sqlite { path: PathBuf },
-    Postgres { url: String },
+    Sqlite {
+        path: PathBuf,
+    },
+    /// PostgreSQL, for several replicas. The URL is read from the environment when the store is
+    /// opened, never from the file.
+    Postgres {
+        /// Name of the environment variable holding the connection URL.
+        url_env: String,
+        /// Connections the store keeps open, at most.
+        pool_size: usize,
+        /// Events, pairs and feedback older than this are dropped, a whole day's partition at a
+        /// time (so up to a day more is kept).
+        retention: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -226,7 +238,49 @@ pub struct ProviderConfig {
 #[derive(Debug, Clone)]
 pub enum ProviderKind {
     OpenAi(OpenAiProvider),
+    AzureOpenAi(AzureOpenAiProvider),
+    Anthropic(AnthropicProvider),
     Mock(MockProvider),
+}
+
+impl ProviderKind {
+    /// The `type` as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi(_) => "openai",
+            ProviderKind::AzureOpenAi(_) => "azure_openai",
+            ProviderKind::Anthropic(_) => "anthropic",
+            ProviderKind::Mock(_) => "mock",
+        }
+    }
+}
+
+/// What every HTTP provider shares: timeouts, the connection pool and retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// Whole answer of a non-streamed call (each attempt; retries stay within it too).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Streams: from sending the request to the first event.
+    pub first_byte_timeout: Duration,
+    /// Streams: longest silence between two events once the stream has started.
+    pub idle_timeout: Duration,
+    pub max_idle_per_host: usize,
+    /// Extra attempts after a retryable failure (connect error, 429, 500, 502, 503, 529).
+    pub retries: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+            max_idle_per_host: 64,
+            retries: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -234,9 +288,29 @@ pub struct OpenAiProvider {
     /// Base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
     pub api_key_env: Option<String>,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub max_idle_per_host: usize,
+    pub http: HttpSettings,
+}
+
+/// Azure OpenAI: `{endpoint}/openai/deployments/{model}/chat/completions?api-version=…`,
+/// key in the `api-key` header; a variant's `model` is the deployment name.
+#[derive(Debug, Clone)]
+pub struct AzureOpenAiProvider {
+    /// Resource endpoint without a trailing slash, e.g. `https://my-res.openai.azure.com`.
+    pub endpoint: String,
+    pub api_version: String,
+    pub api_key_env: Option<String>,
+    pub http: HttpSettings,
+}
+
+/// Anthropic's native Messages API (`POST {base_url}/v1/messages`).
+#[derive(Debug, Clone)]
+pub struct AnthropicProvider {
+    /// Without a trailing slash; default `https://api.anthropic.com`.
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    /// The `anthropic-version` header; default `2023-06-01`.
+    pub anthropic_version: String,
+    pub http: HttpSettings,
 }
 
 #[derive(Debug, Clone)]

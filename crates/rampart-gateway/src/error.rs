@@ -21,9 +21,14 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
-    /// The provider answered with an error; its status and body are passed through.
+    /// The provider answered with an error; its status, body and `Retry-After` are passed
+    /// through.
     #[error("upstream provider answered {status}")]
-    Upstream { status: u16, body: Value },
+    Upstream {
+        status: u16,
+        body: Value,
+        retry_after: Option<String>,
+    },
     #[error("the provider did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
     #[error("cannot reach the provider: {0}")]
@@ -92,6 +97,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut resp = (self.status(), axum::Json(self.body())).into_response();
+        if let ApiError::Upstream {
+            retry_after: Some(v),
+            ..
+        } = &self
+            && let Ok(v) = axum::http::HeaderValue::from_str(v)
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        resp
     }
 }

@@ -78,6 +78,14 @@ pub struct RolloutLabels {
     pub rollout: String,
 }
 
+/// `rampart_outcomes_total`: `name` is a configured slow signal's name or `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusinessOutcomeLabels {
+    pub rollout: String,
+    pub name: String,
+    pub cohort: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutStateLabels {
     pub rollout: String,
@@ -85,10 +93,11 @@ pub struct RolloutStateLabels {
 }
 
 /// Every value of `rampart_rollout_state`'s `state` label (the rollout phases).
-pub const ROLLOUT_STATES: [&str; 6] = [
+pub const ROLLOUT_STATES: [&str; 7] = [
     "stage",
     "paused",
     "holding",
+    "pinned",
     "rolled_back",
     "completed",
     "ready_to_decommission",
@@ -145,6 +154,8 @@ pub struct Metrics {
     pub embeddings: EmbeddingsMetrics,
     pub alerts: AlertMetrics,
     pub traces: TraceMetrics,
+    pub outcomes: OutcomeMetrics,
+    pub providers: ProviderMetrics,
 }
 
 impl Metrics {
@@ -155,11 +166,13 @@ impl Metrics {
             embeddings: EmbeddingsMetrics::register(reg),
             judge: JudgeMetrics::register(reg),
             alerts: AlertMetrics::register(reg),
+            outcomes: OutcomeMetrics::register(reg),
             requests: RequestFamilies::register(reg, config),
             shadow: ShadowFamilies::register(reg, config),
             rollout: RolloutMetrics::register(reg, config),
             store: StoreMetrics::register(reg),
             traces: TraceMetrics::register(reg),
+            providers: ProviderMetrics::register(reg),
             registry,
         }
     }
@@ -637,6 +650,49 @@ impl AlertMetrics {
     }
 }
 
+// ---------------------------------------------------------------- business outcomes
+
+/// Slow business outcomes accepted by `POST /v1/outcomes`: `rampart_outcomes`.
+pub struct OutcomeMetrics {
+    /// `rampart_outcomes_total{rollout, name, cohort}`.
+    pub total: Family<BusinessOutcomeLabels, Counter>,
+}
+
+impl OutcomeMetrics {
+    fn register(reg: &mut Registry) -> OutcomeMetrics {
+        OutcomeMetrics {
+            total: add(
+                reg,
+                "outcomes",
+                "Business outcomes accepted, by rollout, name (a configured slow signal, else \
+                 `other`) and the cohort they were attributed to",
+                Family::default(),
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- providers
+
+pub struct ProviderMetrics {
+    /// `rampart_provider_retries_total{provider, reason}`.
+    pub retries: crate::providers::retry::RetryCounter,
+}
+
+impl ProviderMetrics {
+    fn register(reg: &mut Registry) -> ProviderMetrics {
+        ProviderMetrics {
+            retries: add(
+                reg,
+                "provider_retries",
+                "Provider calls retried, by provider and reason (connect, 429, 500, 502, 503, \
+                 529)",
+                Default::default(),
+            ),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- traces
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -659,22 +715,6 @@ impl TraceMetrics {
                 "Finished trace spans, by outcome: exported, export_failed (the collector refused or was unreachable), dropped (export queue full)",
                 Family::default(),
             ),
-        }
-    }
-
-    /// The three counters the exporter increments.
-    pub fn counts(&self) -> crate::telemetry::SpanCounts {
-        let c = |o: &str| {
-            self.spans
-                .get_or_create(&SpanOutcomeLabels {
-                    outcome: o.to_string(),
-                })
-                .clone()
-        };
-        crate::telemetry::SpanCounts {
-            exported: c("exported"),
-            export_failed: c("export_failed"),
-            dropped: c("dropped"),
         }
     }
 }
@@ -708,6 +748,8 @@ mod tests {
             "rampart_judge_cost_usd",
             "rampart_judge_pairs",
             "rampart_kill_switch_tripped",
+            "rampart_outcomes",
+            "rampart_provider_retries",
             "rampart_refusals",
             "rampart_rejected_requests",
             "rampart_request_duration_seconds",

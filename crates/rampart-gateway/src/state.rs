@@ -75,8 +75,9 @@ impl Gateway {
         store: Arc<dyn Store>,
         opts: BuildOptions,
     ) -> Result<Gateway, String> {
-        let providers = providers::build_all(&config)?;
         let metrics = Arc::new(Metrics::new(&config));
+        let providers =
+            providers::build_all(&config, &metrics.providers.retries).map_err(|e| e.to_string())?;
         let writer = Writer::spawn(
             store.clone(),
             WriterConfig {
@@ -98,9 +99,11 @@ impl Gateway {
         let routing = Arc::new(Routing::new(restored.snapshot.clone()));
         let (alerts, alert_task) =
             control::alerts::build(&config.alerts, metrics.alerts.deliveries.clone())?;
-        let (telemetry, trace_task) =
-            crate::telemetry::Telemetry::build(&config.telemetry, metrics.traces.counts())
-                .map_err(|e| e.to_string())?;
+        let (telemetry, trace_task) = crate::telemetry::Telemetry::build(
+            &config.telemetry,
+            crate::telemetry::SpanCounts::of(&metrics.traces),
+        )
+        .map_err(|e| e.to_string())?;
         let (signals, signal_rx) = crate::signal::channel(config.store.queue_capacity);
         let status = Arc::new(ArcSwap::from_pointee(Default::default()));
         let (controller, command_rx) = control::handle::channel(status.clone());

@@ -52,6 +52,24 @@ pub struct SpanCounts {
     pub dropped: Counter,
 }
 
+impl SpanCounts {
+    /// The three `rampart_trace_spans_total` series the exporter increments.
+    pub fn of(m: &crate::metrics::TraceMetrics) -> SpanCounts {
+        let c = |o: &str| {
+            m.spans
+                .get_or_create(&crate::metrics::SpanOutcomeLabels {
+                    outcome: o.to_string(),
+                })
+                .clone()
+        };
+        SpanCounts {
+            exported: c("exported"),
+            export_failed: c("export_failed"),
+            dropped: c("dropped"),
+        }
+    }
+}
+
 /// The tracer, or nothing when telemetry is off (then every span is a no-op).
 pub struct Telemetry {
     tracer: Option<SdkTracer>,

@@ -17,18 +17,19 @@ use std::time::Duration;
 
 use features::FEATURE_COLUMNS;
 use rampart_core::compare::PairFeatures;
-use rampart_core::compare::judge::Verdict;
-use rampart_core::record::{
-    EditOutcome, Feedback, Outcome, Pair, PairJudgment, PairSide, RequestEvent, Thumbs,
-};
-use rampart_core::routing::Cohort;
-use rusqlite::types::Type;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use rampart_core::record::{Feedback, Pair, RequestEvent};
+use rows::{audit_from_row, event_from_row, feedback_from_row, pair_from_row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use write::{insert_events_tx, insert_pairs_tx};
 
+use crate::columns::*;
 use crate::error::{Result, StoreError};
 use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, Store};
 
-mod features;
+pub(crate) mod features;
+mod outcomes;
+mod rows;
+mod write;
 
 /// A migration's data step, run after its SQL in the same transaction.
 type DataStep = fn(&Transaction<'_>) -> Result<()>;
@@ -50,6 +51,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
         include_str!("sqlite/migrations/0003_tenant_caps.sql"),
         None,
     ),
+    (
+        "0004_outcomes",
+        include_str!("sqlite/migrations/0004_outcomes.sql"),
+        None,
+    ),
 ];
 
 /// How long a connection waits for a lock held by another connection before SQLITE_BUSY.
@@ -59,35 +65,6 @@ const MAX_IDLE_READERS: usize = 4;
 /// Rows per page when walking all pairs of a rollout, and all their features.
 const PAIR_PAGE: usize = 1000;
 const FEATURE_PAGE: usize = 4096;
-
-const EVENT_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, variant, cohort, key_hash, \
-     tenant, class, status, outcome, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
-     cost_usd, refusal, streamed, finish_reason, output_text";
-
-const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, key_hash, tenant, class, \
-     prompt, prompt_hash, \
-     b_variant, b_model, b_prompt_version, b_text, b_tool_calls, b_finish_reason, \
-     b_prompt_tokens, b_completion_tokens, b_latency_ms, b_ttft_ms, b_cost_usd, b_refusal, \
-     b_error, b_cached, \
-     c_variant, c_model, c_prompt_version, c_text, c_tool_calls, c_finish_reason, \
-     c_prompt_tokens, c_completion_tokens, c_latency_ms, c_ttft_ms, c_cost_usd, c_refusal, \
-     c_error, c_cached, tools, response_format, embedding_similarity, \
-     judge_model, judge_first, judge_second, judge_cost_usd, judge_error";
-/// Columns before the first side in [`PAIR_COLUMNS`], and columns per side.
-const PAIR_HEAD: usize = 10;
-const PAIR_SIDE: usize = 14;
-
-const FEEDBACK_COLUMNS: &str = "request_id, ts_ms, thumbs, outcome, final_text";
-/// [`EVENT_COLUMNS`] of `e` then [`FEEDBACK_COLUMNS`] of `f`, for the events–feedback join.
-const EVENT_FEEDBACK_COLUMNS: &str = "e.request_id, e.ts_ms, e.route, e.rollout, e.stage, \
-     e.variant, e.cohort, e.key_hash, e.tenant, e.class, e.status, e.outcome, e.latency_ms, \
-     e.ttft_ms, e.prompt_tokens, e.completion_tokens, e.cost_usd, e.refusal, e.streamed, \
-     e.finish_reason, e.output_text, \
-     f.request_id, f.ts_ms, f.thumbs, f.outcome, f.final_text";
-/// Columns of an event in [`EVENT_FEEDBACK_COLUMNS`].
-const EVENT_COLUMN_COUNT: usize = 21;
-
-const AUDIT_COLUMNS: &str = "rollout, ts_ms, actor, action, from_state, to_state, reason, details";
 
 /// SQLite storage for everything rampart keeps. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -201,332 +178,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 // ---- encoding -----------------------------------------------------------------------------
 
-fn thumbs_str(t: Thumbs) -> &'static str {
-    match t {
-        Thumbs::Up => "up",
-        Thumbs::Down => "down",
-    }
-}
-
-fn edit_outcome_str(o: EditOutcome) -> &'static str {
-    match o {
-        EditOutcome::SentUnchanged => "sent_unchanged",
-        EditOutcome::Edited => "edited",
-        EditOutcome::Rejected => "rejected",
-    }
-}
-
-/// A decoding failure inside a row-mapping closure (which must return `rusqlite::Error`).
-fn bad_value(idx: usize, column: &'static str, value: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        idx,
-        Type::Text,
-        Box::new(StoreError::Corrupt { column, value }),
-    )
-}
-
-fn json_text(v: &Option<serde_json::Value>) -> Result<Option<String>> {
-    Ok(match v {
-        Some(v) => Some(serde_json::to_string(v)?),
-        None => None,
-    })
-}
-
-fn parse_json(idx: usize, text: &str) -> rusqlite::Result<serde_json::Value> {
-    serde_json::from_str(text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
-}
-
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<RequestEvent> {
-    let cohort: String = r.get(6)?;
-    let outcome: String = r.get(11)?;
-    Ok(RequestEvent {
-        request_id: r.get(0)?,
-        ts_ms: r.get(1)?,
-        route: r.get(2)?,
-        rollout: r.get(3)?,
-        stage: r.get(4)?,
-        variant: r.get(5)?,
-        cohort: Cohort::parse(&cohort).ok_or_else(|| bad_value(6, "cohort", cohort.clone()))?,
-        key_hash: r.get(7)?,
-        tenant: r.get(8)?,
-        class: r.get(9)?,
-        status: r.get(10)?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| bad_value(11, "outcome", outcome.clone()))?,
-        latency_ms: r.get(12)?,
-        ttft_ms: r.get(13)?,
-        prompt_tokens: r.get(14)?,
-        completion_tokens: r.get(15)?,
-        cost_usd: r.get(16)?,
-        refusal: r.get(17)?,
-        streamed: r.get(18)?,
-        finish_reason: r.get(19)?,
-        output_text: r.get(20)?,
-    })
-}
-
-/// The judge columns starting at `at`: `None` when the pair was not judged.
-fn judgment_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<PairJudgment>> {
-    let Some(model) = r.get::<_, Option<String>>(at)? else {
-        return Ok(None);
-    };
-    Ok(Some(PairJudgment {
-        model,
-        first: verdict_column(r, at + 1)?,
-        second: verdict_column(r, at + 2)?,
-        cost_usd: r.get(at + 3)?,
-        error: r.get(at + 4)?,
-    }))
-}
-
-fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::A => "a",
-        Verdict::B => "b",
-        Verdict::Tie => "tie",
-    }
-}
-
-/// A nullable verdict column (`a`, `b`, `tie`).
-fn verdict_column(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Verdict>> {
-    let Some(text) = r.get::<_, Option<String>>(idx)? else {
-        return Ok(None);
-    };
-    Ok(Some(match text.as_str() {
-        "a" => Verdict::A,
-        "b" => Verdict::B,
-        "tie" => Verdict::Tie,
-        _ => return Err(bad_value(idx, "verdict", text)),
-    }))
-}
-
-/// A nullable JSON text column.
-fn json_column(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
-    let text: Option<String> = r.get(idx)?;
-    text.map(|t| parse_json(idx, &t)).transpose()
-}
-
-fn side_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<PairSide> {
-    Ok(PairSide {
-        variant: r.get(at)?,
-        model: r.get(at + 1)?,
-        prompt_version: r.get(at + 2)?,
-        text: r.get(at + 3)?,
-        tool_calls: json_column(r, at + 4)?,
-        finish_reason: r.get(at + 5)?,
-        prompt_tokens: r.get(at + 6)?,
-        completion_tokens: r.get(at + 7)?,
-        latency_ms: r.get(at + 8)?,
-        ttft_ms: r.get(at + 9)?,
-        cost_usd: r.get(at + 10)?,
-        refusal: r.get(at + 11)?,
-        error: r.get(at + 12)?,
-        cached: r.get(at + 13)?,
-    })
-}
-
-/// Reads [`PAIR_COLUMNS`] starting at column `at`.
-fn pair_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Pair> {
-    let tail = at + PAIR_HEAD + 2 * PAIR_SIDE;
-    Ok(Pair {
-        request_id: r.get(at)?,
-        ts_ms: r.get(at + 1)?,
-        route: r.get(at + 2)?,
-        rollout: r.get(at + 3)?,
-        stage: r.get(at + 4)?,
-        key_hash: r.get(at + 5)?,
-        tenant: r.get(at + 6)?,
-        class: r.get(at + 7)?,
-        prompt: r.get(at + 8)?,
-        prompt_hash: r.get(at + 9)?,
-        baseline: side_from_row(r, at + PAIR_HEAD)?,
-        candidate: side_from_row(r, at + PAIR_HEAD + PAIR_SIDE)?,
-        tools: json_column(r, tail)?,
-        response_format: json_column(r, tail + 1)?,
-        embedding_similarity: r.get(tail + 2)?,
-        judge: judgment_from_row(r, tail + 3)?,
-        features: None,
-    })
-}
-
-/// Reads [`FEEDBACK_COLUMNS`] starting at column `at`.
-fn feedback_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Feedback> {
-    let thumbs: Option<String> = r.get(at + 2)?;
-    let outcome: Option<String> = r.get(at + 3)?;
-    let thumbs = match thumbs.as_deref() {
-        None => None,
-        Some("up") => Some(Thumbs::Up),
-        Some("down") => Some(Thumbs::Down),
-        Some(other) => return Err(bad_value(at + 2, "thumbs", other.to_owned())),
-    };
-    let outcome = match outcome.as_deref() {
-        None => None,
-        Some("sent_unchanged") => Some(EditOutcome::SentUnchanged),
-        Some("edited") => Some(EditOutcome::Edited),
-        Some("rejected") => Some(EditOutcome::Rejected),
-        Some(other) => return Err(bad_value(at + 3, "outcome", other.to_owned())),
-    };
-    Ok(Feedback {
-        request_id: r.get(at)?,
-        ts_ms: r.get(at + 1)?,
-        thumbs,
-        outcome,
-        final_text: r.get(at + 4)?,
-    })
-}
-
-fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let details: String = r.get(7)?;
-    Ok(AuditEntry {
-        rollout: r.get(0)?,
-        ts_ms: r.get(1)?,
-        actor: r.get(2)?,
-        action: r.get(3)?,
-        from_state: r.get(4)?,
-        to_state: r.get(5)?,
-        reason: r.get(6)?,
-        details: parse_json(7, &details)?,
-    })
-}
-
 fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-// ---- writes, inside a transaction ----------------------------------------------------------
-
-/// Rows a batch insert writes between offers of the CPU to other threads.
-const ROWS_PER_YIELD: usize = 32;
-
-/// Called once per row of a batch: every [`ROWS_PER_YIELD`] rows the writing thread yields,
-/// so a large batch never holds a core for the whole of its transaction while the request path
-/// waits to run on it (readers are unaffected by the open transaction: WAL).
-fn pace(row: usize) {
-    if row % ROWS_PER_YIELD == ROWS_PER_YIELD - 1 {
-        std::thread::yield_now();
-    }
-}
-
-fn insert_events_tx(tx: &Transaction<'_>, events: &[RequestEvent]) -> Result<()> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
-    ))?;
-    let mut skipped = 0usize;
-    for (i, e) in events.iter().enumerate() {
-        pace(i);
-        let n = stmt.execute(params![
-            e.request_id,
-            e.ts_ms,
-            e.route,
-            e.rollout,
-            e.stage,
-            e.variant,
-            e.cohort.as_str(),
-            e.key_hash,
-            e.tenant,
-            e.class,
-            e.status,
-            e.outcome.as_str(),
-            e.latency_ms,
-            e.ttft_ms,
-            e.prompt_tokens,
-            e.completion_tokens,
-            e.cost_usd,
-            e.refusal,
-            e.streamed,
-            e.finish_reason,
-            e.output_text,
-        ])?;
-        skipped += usize::from(n == 0);
-    }
-    if skipped > 0 {
-        tracing::warn!(
-            skipped,
-            "events with an already stored request id were skipped"
-        );
-    }
-    Ok(())
-}
-
-/// Inserts the pairs not stored yet, each with its features (see [`features`]).
-fn insert_pairs_tx(tx: &Transaction<'_>, pairs: &[Pair]) -> Result<()> {
-    let placeholders = (1..=PAIR_HEAD + 2 * PAIR_SIDE + 8)
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO pairs ({PAIR_COLUMNS}) VALUES ({placeholders})"
-    ))?;
-    let mut skipped = 0usize;
-    for (i, p) in pairs.iter().enumerate() {
-        pace(i);
-        let (b, c) = (&p.baseline, &p.candidate);
-        let (b_tools, c_tools) = (json_text(&b.tool_calls)?, json_text(&c.tool_calls)?);
-        let (tools, response_format) = (json_text(&p.tools)?, json_text(&p.response_format)?);
-        let judge = p.judge.as_ref();
-        let n = stmt.execute(params![
-            p.request_id,
-            p.ts_ms,
-            p.route,
-            p.rollout,
-            p.stage,
-            p.key_hash,
-            p.tenant,
-            p.class,
-            p.prompt,
-            p.prompt_hash,
-            b.variant,
-            b.model,
-            b.prompt_version,
-            b.text,
-            b_tools,
-            b.finish_reason,
-            b.prompt_tokens,
-            b.completion_tokens,
-            b.latency_ms,
-            b.ttft_ms,
-            b.cost_usd,
-            b.refusal,
-            b.error,
-            b.cached,
-            c.variant,
-            c.model,
-            c.prompt_version,
-            c.text,
-            c_tools,
-            c.finish_reason,
-            c.prompt_tokens,
-            c.completion_tokens,
-            c.latency_ms,
-            c.ttft_ms,
-            c.cost_usd,
-            c.refusal,
-            c.error,
-            c.cached,
-            tools,
-            response_format,
-            p.embedding_similarity,
-            judge.map(|j| &j.model),
-            judge.and_then(|j| j.first).map(verdict_str),
-            judge.and_then(|j| j.second).map(verdict_str),
-            judge.map(|j| j.cost_usd),
-            judge.and_then(|j| j.error.as_ref()),
-        ])?;
-        if n == 0 {
-            skipped += 1;
-        } else {
-            features::insert(tx, tx.last_insert_rowid(), p)?;
-        }
-    }
-    if skipped > 0 {
-        tracing::warn!(
-            skipped,
-            "pairs already stored for their rollout were skipped"
-        );
-    }
-    Ok(())
 }
 
 // ---- the traits ----------------------------------------------------------------------------
@@ -865,6 +518,10 @@ impl RolloutStore for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn outcomes(&self) -> Option<&dyn crate::OutcomeStore> {
+        Some(self)
+    }
+
     /// Events and pairs of a batch in one transaction.
     fn write_batch(&self, events: &[RequestEvent], pairs: &[Pair]) -> Result<()> {
         let mut conn = self.write_conn();

@@ -24,6 +24,9 @@ pub struct RawStore {
     pub kind: Option<String>,
     pub path: Option<String>,
     pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub pool_size: Option<u64>,
+    pub retention: Option<String>,
     pub capture_text: Option<bool>,
     pub queue_capacity: Option<u64>,
     pub batch_size: Option<u64>,
@@ -39,7 +42,15 @@ pub struct RawProvider {
     pub api_key_env: Option<String>,
     pub timeout: Option<String>,
     pub connect_timeout: Option<String>,
+    pub first_byte_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
     pub max_idle_per_host: Option<u64>,
+    pub retries: Option<u64>,
+    /// `azure_openai`: the resource endpoint and `api-version`.
+    pub endpoint: Option<String>,
+    pub api_version: Option<String>,
+    /// `anthropic`: the `anthropic-version` header.
+    pub anthropic_version: Option<String>,
     pub seed: Option<u64>,
     #[serde(default)]
     pub models: BTreeMap<String, RawMockModel>,
