@@ -25,11 +25,10 @@ use rampart_core::routing::RolloutView;
 use rampart_store::Record;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
-use crate::metrics::ShadowMetrics;
 use crate::plane::DataPlane;
-use crate::providers::{Provider, Reply};
+use crate::providers::Reply;
 use crate::record::{Served, enqueue, pair_side};
 
 const DAY_MS: i64 = 86_400_000;
@@ -160,228 +159,176 @@ impl ShadowDispatcher {
             .metrics
             .shadow(&job.route.name, &job.candidate.name)
             .cloned();
-        let (permit, provider) = match self.admit(gw, &job) {
-            Ok(admitted) => admitted,
-            Err(reason) => {
-                gw.metrics.shadow_dropped(reason);
-                if let Some(m) = &metrics {
-                    m.dropped.inc();
-                }
-                return None;
-            }
-        };
-        let (tx, rx) = oneshot::channel::<PairSide>();
-        let call = CandidateCall {
-            body: request::for_variant(job.request, job.candidate, false),
-            candidate: job.candidate.clone(),
-            class: job.served.class.clone(),
-            provider,
-            timeout: self.timeout,
-        };
-        let pair = new_pair(gw, &job);
-        let gw = gw.clone();
-        gw.clone().tasks.spawn(async move {
-            let side = call.run(&gw).await;
+        let drop_for = |reason: &'static str| {
+            gw.metrics.shadow_dropped(reason);
             if let Some(m) = &metrics {
-                side.count(m);
+                m.dropped.inc();
             }
-            complete_pair(&gw, pair, side.side, rx, &call.body, permit).await;
-        });
-        Some(tx)
-    }
-
-    /// A permit and the candidate's provider, or why the call is skipped.
-    fn admit(
-        &self,
-        gw: &DataPlane,
-        job: &ShadowJob<'_>,
-    ) -> Result<(OwnedSemaphorePermit, Provider), &'static str> {
+            None
+        };
         if gw.shutdown.is_cancelled() {
-            return Err("shutting_down");
+            return drop_for("shutting_down");
         }
         self.roll_day(gw.clock.now_ms());
         if let Some(reason) = self.over_budget() {
-            return Err(reason);
+            return drop_for(reason);
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return Err("max_in_flight");
+            return drop_for("max_in_flight");
         };
         let Some(provider) = gw.providers.get(&job.candidate.provider).cloned() else {
-            return Err("no_provider");
+            return drop_for("no_provider");
         };
-        Ok((permit, provider))
-    }
-}
 
-/// The pair's record before either side is known: identity, prompt (when text is captured),
-/// the request's tools and response format.
-fn new_pair(gw: &DataPlane, job: &ShadowJob<'_>) -> Pair {
-    let prompt = job
-        .request
-        .get("messages")
-        .map(Value::to_string)
-        .unwrap_or_default();
-    let prompt_hash = hex(&Sha256::digest(prompt.as_bytes()));
-    let s = job.served;
-    Pair {
-        request_id: s.request_id.clone(),
-        ts_ms: s.ts_ms,
-        route: s.route.clone(),
-        rollout: job.view.rollout.clone(),
-        stage: job.view.stage.clone(),
-        key_hash: s.key_hash.clone(),
-        tenant: s.tenant.clone(),
-        class: s.class.clone(),
-        prompt: gw.config.store.capture_text.then_some(prompt),
-        prompt_hash,
-        baseline: PairSide::default(),
-        candidate: PairSide::default(),
-        tools: job.request.get("tools").cloned(),
-        response_format: job.request.get("response_format").cloned(),
-        embedding_similarity: None,
-        judge: None,
-        features: None,
-    }
-}
-
-/// One call to the candidate, as the shadow task makes it.
-struct CandidateCall {
-    body: Value,
-    candidate: Arc<VariantConfig>,
-    class: Option<String>,
-    provider: Provider,
-    timeout: Duration,
-}
-
-/// The candidate's side and how the call ended (`ok`, `error`, `timeout`).
-struct CandidateSide {
-    side: PairSide,
-    outcome: &'static str,
-}
-
-impl CandidateSide {
-    fn count(&self, m: &ShadowMetrics) {
-        match self.outcome {
-            "ok" => m.ok.inc(),
-            "timeout" => m.timeout.inc(),
-            _ => m.error.inc(),
-        };
-        if !self.side.cached {
-            m.duration.observe(self.side.latency_ms / 1e3);
-            m.cost.inc_by(self.side.cost_usd);
-        }
-    }
-}
-
-impl CandidateCall {
-    /// Answers from the cache when it can, else calls the provider within the timeout (and
-    /// charges the day's budget for it).
-    async fn run(&self, gw: &DataPlane) -> CandidateSide {
-        let dispatcher = &gw.shadow;
-        let started = Instant::now();
-        let cache_key = dispatcher
-            .cache
-            .as_ref()
-            .map(|_| ResponseCache::key(&self.candidate.name, &self.body));
-        let cached = match (&dispatcher.cache, &cache_key) {
-            (Some(c), Some(k)) => c.get(k),
-            _ => None,
-        };
-        let (answer, error, outcome) = match &cached {
-            Some(v) => (Some(Answer::from_completion(v)), None, "ok"),
-            None => self.call(dispatcher, cache_key).await,
-        };
-        let mut side = pair_side(
-            gw,
-            &self.candidate,
-            answer.as_ref(),
-            started.elapsed(),
-            None,
-            error,
-        );
-        side.cached = cached.is_some();
-        if !side.cached {
-            dispatcher.charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
-        }
-        CandidateSide { side, outcome }
-    }
-
-    async fn call(
-        &self,
-        dispatcher: &ShadowDispatcher,
-        cache_key: Option<[u8; 32]>,
-    ) -> (Option<Answer>, Option<String>, &'static str) {
-        let reply = tokio::time::timeout(
-            self.timeout,
-            self.provider.chat(&self.body, self.class.as_deref(), false),
-        )
-        .await;
-        match reply {
-            Ok(Ok(Reply::Json(v, _))) => {
-                let answer = Answer::from_completion(&v);
-                if let (Some(c), Some(k)) = (&dispatcher.cache, cache_key) {
-                    c.put(k, v);
-                }
-                (Some(answer), None, "ok")
-            }
-            Ok(Ok(Reply::Stream(_))) => (
-                None,
-                Some("provider streamed an unrequested stream".into()),
-                "error",
-            ),
-            Ok(Err(e @ crate::providers::ProviderError::Timeout(_))) => {
-                (None, Some(e.describe()), "timeout")
-            }
-            Ok(Err(e)) => (None, Some(e.describe()), "error"),
-            Err(_) => (None, Some("timeout".to_string()), "timeout"),
-        }
-    }
-}
-
-/// With the candidate's side known: wait for the baseline's, signal the pair to the
-/// controller, then enrich it (embeddings, judge, features) and hand it to the writer. The
-/// shadow permit is released once the guardrails have the pair.
-async fn complete_pair(
-    gw: &DataPlane,
-    mut pair: Pair,
-    candidate: PairSide,
-    baseline: oneshot::Receiver<PairSide>,
-    body: &Value,
-    permit: OwnedSemaphorePermit,
-) {
-    pair.candidate = candidate;
-    pair.baseline = match tokio::time::timeout(BASELINE_WAIT, baseline).await {
-        Ok(Ok(b)) => b,
-        _ => PairSide {
-            error: Some("the baseline's answer was not recorded".into()),
-            ..PairSide::default()
-        },
-    };
-    gw.signal(crate::signal::Signal::Pair {
-        rollout: pair.rollout.clone(),
-        ts_ms: gw.clock.now_ms(),
-        baseline_error: pair.baseline.error.is_some(),
-        candidate_error: pair.candidate.error.is_some(),
-        baseline_refusal: pair.baseline.refusal,
-        candidate_refusal: pair.candidate.refusal,
-        baseline_latency_ms: pair.baseline.latency_ms,
-        candidate_latency_ms: (!pair.candidate.cached).then_some(pair.candidate.latency_ms),
-    });
-    // The guardrails have the pair; what follows only enriches the stored record.
-    pair.embedding_similarity = crate::embeddings::similarity(gw, &pair).await;
-    drop(permit);
-    if let Some(admitted) = gw.judges.admit(gw, &pair) {
-        // The candidate's request keeps the client's user messages as they were.
-        let question = body
-            .as_object()
-            .map(crate::judge::question)
+        let (tx, rx) = oneshot::channel::<PairSide>();
+        let body = request::for_variant(job.request, job.candidate, false);
+        let prompt = job
+            .request
+            .get("messages")
+            .map(Value::to_string)
             .unwrap_or_default();
-        pair.judge = Some(admitted.judge(gw, &question, &pair).await);
+        let prompt_hash = hex(&Sha256::digest(prompt.as_bytes()));
+        let s = job.served;
+        let mut pair = Pair {
+            request_id: s.request_id.clone(),
+            ts_ms: s.ts_ms,
+            route: s.route.clone(),
+            rollout: job.view.rollout.clone(),
+            stage: job.view.stage.clone(),
+            key_hash: s.key_hash.clone(),
+            tenant: s.tenant.clone(),
+            class: s.class.clone(),
+            prompt: gw.config.store.capture_text.then_some(prompt),
+            prompt_hash,
+            baseline: PairSide::default(),
+            candidate: PairSide::default(),
+            tools: job.request.get("tools").cloned(),
+            response_format: job.request.get("response_format").cloned(),
+            embedding_similarity: None,
+            judge: None,
+            features: None,
+        };
+        let mut span = gw
+            .telemetry
+            .shadow(s.span.context(), &s.route, &s.request_id);
+        span.assigned(
+            &s.request_id,
+            job.candidate,
+            "shadow",
+            Some(&job.view.rollout),
+            Some(&job.view.stage),
+        );
+        let candidate = job.candidate.clone();
+        let class = s.class.clone();
+        let gw2 = gw.clone();
+        let timeout = self.timeout;
+
+        gw.tasks.spawn(async move {
+            let shadow_permit = permit;
+            let dispatcher = &gw2.shadow;
+            let started = Instant::now();
+            let cache_key = dispatcher
+                .cache
+                .as_ref()
+                .map(|_| ResponseCache::key(&candidate.name, &body));
+            let cached = match (&dispatcher.cache, &cache_key) {
+                (Some(c), Some(k)) => c.get(k),
+                _ => None,
+            };
+            let (answer, error, outcome) = match &cached {
+                Some(v) => (Some(Answer::from_completion(v)), None, "ok"),
+                None => match tokio::time::timeout(
+                    timeout,
+                    provider.chat(&body, class.as_deref(), false),
+                )
+                .await
+                {
+                    Ok(Ok(Reply::Json(v, _))) => {
+                        let answer = Answer::from_completion(&v);
+                        if let (Some(c), Some(k)) = (&dispatcher.cache, cache_key) {
+                            c.put(k, v);
+                        }
+                        (Some(answer), None, "ok")
+                    }
+                    Ok(Ok(Reply::Stream(_))) => (
+                        None,
+                        Some("provider streamed an unrequested stream".into()),
+                        "error",
+                    ),
+                    Ok(Err(e @ crate::providers::ProviderError::Timeout(_))) => {
+                        (None, Some(e.describe()), "timeout")
+                    }
+                    Ok(Err(e)) => (None, Some(e.describe()), "error"),
+                    Err(_) => (None, Some("timeout".to_string()), "timeout"),
+                },
+            };
+            let mut side = pair_side(
+                &gw2,
+                &candidate,
+                answer.as_ref(),
+                started.elapsed(),
+                None,
+                error,
+            );
+            side.cached = cached.is_some();
+            span.finish(
+                if side.error.is_some() { 502 } else { 200 },
+                side.error
+                    .is_none()
+                    .then_some((side.prompt_tokens, side.completion_tokens)),
+                side.finish_reason.as_deref(),
+                side.error.as_deref(),
+            );
+            if !side.cached {
+                dispatcher.charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
+            }
+            if let Some(m) = &metrics {
+                match outcome {
+                    "ok" => m.ok.inc(),
+                    "timeout" => m.timeout.inc(),
+                    _ => m.error.inc(),
+                };
+                if !side.cached {
+                    m.duration.observe(side.latency_ms / 1e3);
+                    m.cost.inc_by(side.cost_usd);
+                }
+            }
+            pair.candidate = side;
+            pair.baseline = match tokio::time::timeout(BASELINE_WAIT, rx).await {
+                Ok(Ok(b)) => b,
+                _ => PairSide {
+                    error: Some("the baseline's answer was not recorded".into()),
+                    ..PairSide::default()
+                },
+            };
+            gw2.signal(crate::signal::Signal::Pair {
+                rollout: pair.rollout.clone(),
+                ts_ms: gw2.clock.now_ms(),
+                baseline_error: pair.baseline.error.is_some(),
+                candidate_error: pair.candidate.error.is_some(),
+                baseline_refusal: pair.baseline.refusal,
+                candidate_refusal: pair.candidate.refusal,
+                baseline_latency_ms: pair.baseline.latency_ms,
+                candidate_latency_ms: (!pair.candidate.cached).then_some(pair.candidate.latency_ms),
+            });
+            // The guardrails have the pair; what follows only enriches the stored record.
+            pair.embedding_similarity = crate::embeddings::similarity(&gw2, &pair).await;
+            drop(shadow_permit);
+            if let Some(admitted) = gw2.judges.admit(&gw2, &pair) {
+                // The candidate's request keeps the client's user messages as they were.
+                let question = body
+                    .as_object()
+                    .map(crate::judge::question)
+                    .unwrap_or_default();
+                pair.judge = Some(admitted.judge(&gw2, &question, &pair).await);
+            }
+            // A few microseconds here, pair by pair, rather than a whole batch's worth at once
+            // on the writer's thread (which shares the cores with the request path).
+            pair.features = Some(Box::new(pair_features(&pair)));
+            enqueue(&gw2, Record::Pair(pair));
+        });
+        Some(tx)
     }
-    // A few microseconds here, pair by pair, rather than a whole batch's worth at once
-    // on the writer's thread (which shares the cores with the request path).
-    pair.features = Some(Box::new(pair_features(&pair)));
-    enqueue(gw, Record::Pair(pair));
 }
 
 fn hex(bytes: &[u8]) -> String {
