@@ -8,6 +8,7 @@
 
 pub mod raw;
 mod validate;
+pub mod warnings;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use validate::parse_duration;
+pub use warnings::{ConfigWarning, warnings};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,10 +30,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Validate a config file and list every error.
+    /// Validate a config file and list every error and warning.
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+        /// Treat warnings (unpinned model, two changes at once, no shadow stage, a guardrail
+        /// window shorter than its check interval) as errors: exit 64.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run the simulated LLM provider standalone (OpenAI-compatible).
     MockLlm {
@@ -137,7 +141,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::CheckConfig { config } => return cmd::check_config(&config),
+        Command::CheckConfig { config, strict } => return cmd::check_config(&config, strict),
         Command::Serve { config } => cmd::serve(&config),
         Command::MockLlm { listen, config } => cmd::mock_llm(&listen, config.as_deref()),
         Command::Pairs {
