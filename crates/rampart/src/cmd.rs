@@ -3,6 +3,7 @@
 mod client;
 mod demo;
 mod operate;
+pub mod outcomes;
 mod pairs;
 mod report;
 mod serve;

@@ -96,6 +96,11 @@ enum Command {
     Promote(ActionArgs),
     /// Send everyone back to the baseline now.
     Rollback(ActionArgs),
+    /// Business outcomes (CSAT, refunds, …) for the slow gates.
+    Outcomes {
+        #[command(subcommand)]
+        action: OutcomesCommand,
+    },
     /// Stage sizing: samples per cohort and expected duration per stage.
     Plan {
         #[arg(long, short)]
@@ -112,6 +117,17 @@ enum Command {
         /// Minimum detectable effect (absolute), overriding the config's `gates.mde`.
         #[arg(long)]
         mde: Option<f64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutcomesCommand {
+    /// Post a warehouse export (CSV with a header, or JSONL) to `POST /v1/outcomes`.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
     },
 }
 
@@ -172,6 +188,9 @@ fn main() -> ExitCode {
             json,
             server,
         } => cmd::block_on(cmd::status(&server, rollout.as_deref(), json)),
+        Command::Outcomes {
+            action: OutcomesCommand::Import { file, server },
+        } => cmd::block_on(cmd::outcomes::import(&server, &file)),
         Command::Pause(a) => cmd::block_on(cmd::action(&a.server, "pause", &a.rollout, &a.reason)),
         Command::Resume(a) => {
             cmd::block_on(cmd::action(&a.server, "resume", &a.rollout, &a.reason))
