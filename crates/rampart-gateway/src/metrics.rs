@@ -78,6 +78,14 @@ pub struct RolloutLabels {
     pub rollout: String,
 }
 
+/// `rampart_outcomes_total`: `name` is a configured slow signal's name or `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusinessOutcomeLabels {
+    pub rollout: String,
+    pub name: String,
+    pub cohort: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutStateLabels {
     pub rollout: String,
@@ -85,10 +93,11 @@ pub struct RolloutStateLabels {
 }
 
 /// Every value of `rampart_rollout_state`'s `state` label (the rollout phases).
-pub const ROLLOUT_STATES: [&str; 6] = [
+pub const ROLLOUT_STATES: [&str; 7] = [
     "stage",
     "paused",
     "holding",
+    "pinned",
     "rolled_back",
     "completed",
     "ready_to_decommission",
@@ -144,6 +153,7 @@ pub struct Metrics {
     pub judge: JudgeMetrics,
     pub embeddings: EmbeddingsMetrics,
     pub alerts: AlertMetrics,
+    pub outcomes: OutcomeMetrics,
     pub providers: ProviderMetrics,
 }
 
@@ -155,6 +165,7 @@ impl Metrics {
             embeddings: EmbeddingsMetrics::register(reg),
             judge: JudgeMetrics::register(reg),
             alerts: AlertMetrics::register(reg),
+            outcomes: OutcomeMetrics::register(reg),
             requests: RequestFamilies::register(reg, config),
             shadow: ShadowFamilies::register(reg, config),
             rollout: RolloutMetrics::register(reg, config),
@@ -637,6 +648,28 @@ impl AlertMetrics {
     }
 }
 
+// ---------------------------------------------------------------- business outcomes
+
+/// Slow business outcomes accepted by `POST /v1/outcomes`: `rampart_outcomes`.
+pub struct OutcomeMetrics {
+    /// `rampart_outcomes_total{rollout, name, cohort}`.
+    pub total: Family<BusinessOutcomeLabels, Counter>,
+}
+
+impl OutcomeMetrics {
+    fn register(reg: &mut Registry) -> OutcomeMetrics {
+        OutcomeMetrics {
+            total: add(
+                reg,
+                "outcomes",
+                "Business outcomes accepted, by rollout, name (a configured slow signal, else \
+                 `other`) and the cohort they were attributed to",
+                Family::default(),
+            ),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- providers
 
 pub struct ProviderMetrics {
@@ -687,6 +720,7 @@ mod tests {
             "rampart_judge_cost_usd",
             "rampart_judge_pairs",
             "rampart_kill_switch_tripped",
+            "rampart_outcomes",
             "rampart_provider_retries",
             "rampart_refusals",
             "rampart_rejected_requests",

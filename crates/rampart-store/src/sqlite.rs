@@ -29,6 +29,7 @@ use crate::error::{Result, StoreError};
 use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, Store};
 
 mod features;
+mod outcomes;
 
 /// A migration's data step, run after its SQL in the same transaction.
 type DataStep = fn(&Transaction<'_>) -> Result<()>;
@@ -48,6 +49,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
     (
         "0003_tenant_caps",
         include_str!("sqlite/migrations/0003_tenant_caps.sql"),
+        None,
+    ),
+    (
+        "0004_outcomes",
+        include_str!("sqlite/migrations/0004_outcomes.sql"),
         None,
     ),
 ];
@@ -865,6 +871,10 @@ impl RolloutStore for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn outcomes(&self) -> Option<&dyn crate::OutcomeStore> {
+        Some(self)
+    }
+
     /// Events and pairs of a batch in one transaction.
     fn write_batch(&self, events: &[RequestEvent], pairs: &[Pair]) -> Result<()> {
         let mut conn = self.write_conn();
