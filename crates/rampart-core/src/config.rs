@@ -177,8 +177,20 @@ pub struct ServerConfig {
 
 #[derive(Debug, Clone)]
 pub enum StoreKind {
-    Sqlite { path: PathBuf },
-    Postgres { url: String },
+    Sqlite {
+        path: PathBuf,
+    },
+    /// PostgreSQL, for several replicas. The URL is read from the environment when the store is
+    /// opened, never from the file.
+    Postgres {
+        /// Name of the environment variable holding the connection URL.
+        url_env: String,
+        /// Connections the store keeps open, at most.
+        pool_size: usize,
+        /// Events, pairs and feedback older than this are dropped, a whole day's partition at a
+        /// time (so up to a day more is kept).
+        retention: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]

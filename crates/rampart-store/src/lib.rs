@@ -5,6 +5,8 @@
 //!   outcomes) is optional: [`Store::outcomes`] says whether a backend has it.
 //! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL, one write connection, a small pool of
 //!   read connections, numbered migrations).
+//! - [`postgres`]: [`PgStore`], for several replicas sharing one database (day-partitioned
+//!   events and pairs, batch writes through `COPY`, migrations under an advisory lock).
 //! - [`writer`]: [`Writer`], the bounded batch writer between the request path and the store. The
 //!   request path only ever calls [`Writer::try_send`], which never blocks: when the queue is full
 //!   the record is refused and the caller counts the drop.
@@ -14,7 +16,9 @@
 //! `tokio::task::spawn_blocking`, never directly on an async worker.
 #![forbid(unsafe_code)]
 
+mod columns;
 pub mod error;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
@@ -27,6 +31,7 @@ use rampart_core::routing::Cohort;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Result, StoreError};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use writer::{Record, TrySendError, Writer, WriterConfig, WriterStats};
 

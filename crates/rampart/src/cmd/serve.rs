@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use rampart_core::config::{Config, ProviderKind, StoreKind};
 use rampart_gateway::{BuildOptions, Gateway};
-use rampart_store::SqliteStore;
+use rampart_store::{PgOptions, PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 
 use crate::EXIT_CONFIG;
@@ -64,25 +64,44 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let store = match &config.store.kind {
-        StoreKind::Sqlite { path } => SqliteStore::open(path)
-            .with_context(|| format!("cannot open the SQLite store at {}", path.display()))?,
-        StoreKind::Postgres { .. } => {
-            return Err(anyhow!("the postgres store is not available in this build"));
-        }
-    };
+    // Opened before the server's runtime starts: opening blocks (migrations, first connection).
+    let store = open_store(&config.store.kind)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let listen = config.server.listen;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let gw = Gateway::build(config, Arc::new(store), BuildOptions::default())
-            .map_err(|e| anyhow!(e))?;
+        let gw = Gateway::build(config, store, BuildOptions::default()).map_err(|e| anyhow!(e))?;
         tracing::info!(addr = %listener.local_addr()?, "rampart listening");
         rampart_gateway::serve(listener, gw, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The configured backend, opened and migrated.
+fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match kind {
+        StoreKind::Sqlite { path } => Arc::new(
+            SqliteStore::open(path)
+                .with_context(|| format!("cannot open the SQLite store at {}", path.display()))?,
+        ),
+        StoreKind::Postgres {
+            url_env,
+            pool_size,
+            retention,
+        } => {
+            let opts = PgOptions {
+                pool_size: *pool_size,
+                retention: *retention,
+                ..PgOptions::default()
+            };
+            let store =
+                PgStore::open_env(url_env, opts).context("cannot open the PostgreSQL store")?;
+            tracing::info!(target = store.target(), "using the PostgreSQL store");
+            Arc::new(store)
+        }
     })
 }
 
