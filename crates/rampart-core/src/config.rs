@@ -67,6 +67,31 @@ pub struct Config {
     pub refusals: RefusalConfig,
     pub alerts: AlertsConfig,
     pub outcomes: OutcomesConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: where OpenTelemetry traces go (OTLP over HTTP, protobuf). Without an
+/// endpoint no span is made.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP collector (`…/v1/traces` is appended), e.g.
+    /// `http://localhost:4318`.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+    /// Finished spans waiting for export; past it a span is dropped and counted.
+    pub queue_capacity: usize,
+    pub export_timeout: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "rampart".into(),
+            queue_capacity: 2048,
+            export_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[outcomes]`: slow business signals posted to `POST /v1/outcomes`.

@@ -73,3 +73,45 @@ region = "apac"
         "{errs:?}"
     );
 }
+
+#[test]
+fn telemetry_defaults_and_mistakes() {
+    let c = Config::from_toml_str(&config(
+        r#"
+[telemetry]
+otlp_endpoint = "http://collector:4318/"
+"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.telemetry.otlp_endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
+    assert_eq!(c.telemetry.service_name, "rampart");
+    assert_eq!(c.telemetry.queue_capacity, 2048);
+    assert!(
+        Config::from_toml_str(&config(""))
+            .unwrap()
+            .telemetry
+            .otlp_endpoint
+            .is_none()
+    );
+    let errs = errors(
+        r#"
+[telemetry]
+otlp_endpoint = "collector:4317"
+queue_capacity = 0
+"#,
+    );
+    assert!(
+        errs.contains(
+            &"telemetry.otlp_endpoint: must be an http:// or https:// URL (OTLP over HTTP) (got `collector:4317`)"
+                .to_string()
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs.contains(&"telemetry.queue_capacity: must be at least 1 (got `0`)".to_string()),
+        "{errs:?}"
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`judge`]: judges a sample of shadow pairs with the rollout's judge variant (bounded,
 //!   budgeted, positions swapped) before they are stored.
 //! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
+//! - [`telemetry`]: OpenTelemetry spans of requests and shadow calls, exported over OTLP/HTTP.
 //! - [`signal`]: what the data plane tells the control plane about each request and pair.
 //!
 //! The control plane ([`control`]): the controller, its command handle, the shadow gate and
@@ -34,6 +35,7 @@ pub mod server;
 pub mod shadow;
 pub mod signal;
 pub mod state;
+pub mod telemetry;
 
 pub use server::serve;
 pub use state::{BuildOptions, Gateway};

@@ -153,6 +153,7 @@ pub struct Metrics {
     pub judge: JudgeMetrics,
     pub embeddings: EmbeddingsMetrics,
     pub alerts: AlertMetrics,
+    pub traces: TraceMetrics,
     pub outcomes: OutcomeMetrics,
     pub providers: ProviderMetrics,
 }
@@ -170,6 +171,7 @@ impl Metrics {
             shadow: ShadowFamilies::register(reg, config),
             rollout: RolloutMetrics::register(reg, config),
             store: StoreMetrics::register(reg),
+            traces: TraceMetrics::register(reg),
             providers: ProviderMetrics::register(reg),
             registry,
         }
@@ -686,6 +688,32 @@ impl ProviderMetrics {
                 "Provider calls retried, by provider and reason (connect, 429, 500, 502, 503, \
                  529)",
                 Default::default(),
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- traces
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpanOutcomeLabels {
+    pub outcome: String,
+}
+
+/// OpenTelemetry spans: `rampart_trace_spans{outcome=exported|export_failed|dropped}` (all
+/// three series from the start).
+pub struct TraceMetrics {
+    pub spans: Family<SpanOutcomeLabels, Counter>,
+}
+
+impl TraceMetrics {
+    fn register(reg: &mut Registry) -> TraceMetrics {
+        TraceMetrics {
+            spans: add(
+                reg,
+                "trace_spans",
+                "Finished trace spans, by outcome: exported, export_failed (the collector refused or was unreachable), dropped (export queue full)",
+                Family::default(),
             ),
         }
     }

@@ -69,6 +69,8 @@ pub struct PlaneInner {
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     pub signals: SignalSender,
+    /// OpenTelemetry spans (no-ops without `[telemetry] otlp_endpoint`).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// Cheap-to-clone handle on the data plane.

@@ -88,6 +88,8 @@ pub struct Served {
     /// Set once the request has been recorded; a `Served` dropped before that (the client went
     /// away mid-call) records itself as cancelled.
     pub done: bool,
+    /// The request's trace span, ended by [`Served::finish`].
+    pub span: crate::telemetry::RequestSpan,
 }
 
 impl Served {
@@ -104,6 +106,12 @@ impl Served {
             return;
         }
         self.done = true;
+        self.span.finish(
+            status,
+            answer.map(|a| (a.prompt_tokens, a.completion_tokens)),
+            answer.and_then(|a| a.finish_reason.as_deref()),
+            error.as_deref(),
+        );
         let latency = self.started.elapsed();
         let gw = self.gw.clone();
         let refusal = answer.is_some_and(|a| is_refusal(&gw, a));

@@ -208,6 +208,16 @@ impl ShadowDispatcher {
             judge: None,
             features: None,
         };
+        let mut span = gw
+            .telemetry
+            .shadow(s.span.context(), &s.route, &s.request_id);
+        span.assigned(
+            &s.request_id,
+            job.candidate,
+            "shadow",
+            Some(&job.view.rollout),
+            Some(&job.view.stage),
+        );
         let candidate = job.candidate.clone();
         let class = s.class.clone();
         let gw2 = gw.clone();
@@ -261,6 +271,14 @@ impl ShadowDispatcher {
                 error,
             );
             side.cached = cached.is_some();
+            span.finish(
+                if side.error.is_some() { 502 } else { 200 },
+                side.error
+                    .is_none()
+                    .then_some((side.prompt_tokens, side.completion_tokens)),
+                side.finish_reason.as_deref(),
+                side.error.as_deref(),
+            );
             if !side.cached {
                 dispatcher.charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
             }

@@ -99,6 +99,11 @@ impl Gateway {
         let routing = Arc::new(Routing::new(restored.snapshot.clone()));
         let (alerts, alert_task) =
             control::alerts::build(&config.alerts, metrics.alerts.deliveries.clone())?;
+        let (telemetry, trace_task) = crate::telemetry::Telemetry::build(
+            &config.telemetry,
+            crate::telemetry::SpanCounts::of(&metrics.traces),
+        )
+        .map_err(|e| e.to_string())?;
         let (signals, signal_rx) = crate::signal::channel(config.store.queue_capacity);
         let status = Arc::new(ArcSwap::from_pointee(Default::default()));
         let (controller, command_rx) = control::handle::channel(status.clone());
@@ -117,6 +122,7 @@ impl Gateway {
             tasks: TaskTracker::new(),
             shutdown: shutdown.clone(),
             signals,
+            telemetry,
         }));
         let ctx = control::Ctx {
             config,
@@ -135,6 +141,9 @@ impl Gateway {
         };
         // Background work outside the tracker: it must outlive the drain of request-driven tasks.
         tokio::spawn(control::controller::run(ctx, inbox, restored));
+        if let Some(task) = trace_task {
+            tokio::spawn(task.run(shutdown.clone()));
+        }
         if let Some(task) = alert_task {
             tokio::spawn(task.run(shutdown));
         }

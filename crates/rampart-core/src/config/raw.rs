@@ -236,6 +236,16 @@ pub struct RawShadow {
     pub cache_ttl: Option<String>,
 }
 
+/// `[telemetry]`: OpenTelemetry traces.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+    pub queue_capacity: Option<u64>,
+    pub export_timeout: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRefusals {

@@ -156,6 +156,39 @@ pub(super) fn name_ok(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+fn validate_telemetry(c: &mut Collector, raw: RawTelemetry) -> TelemetryConfig {
+    let d = TelemetryConfig::default();
+    let otlp_endpoint = raw
+        .otlp_endpoint
+        .map(|u| u.trim_end_matches('/').to_string());
+    if let Some(u) = &otlp_endpoint
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        c.push(
+            "telemetry.otlp_endpoint",
+            "must be an http:// or https:// URL (OTLP over HTTP)",
+            Some(u.clone()),
+        );
+    }
+    TelemetryConfig {
+        otlp_endpoint,
+        service_name: raw
+            .service_name
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or(d.service_name),
+        queue_capacity: c.count(
+            "telemetry.queue_capacity",
+            raw.queue_capacity,
+            d.queue_capacity,
+        ),
+        export_timeout: c.duration(
+            "telemetry.export_timeout",
+            raw.export_timeout.as_deref(),
+            d.export_timeout,
+        ),
+    }
+}
+
 pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let mut c = Collector { errors: Vec::new() };
     let table: toml::Table = match text.parse() {
@@ -184,6 +217,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let mut refusals = RawRefusals::default();
     let mut alerts = RawAlerts::default();
     let mut outcomes = RawOutcomes::default();
+    let mut telemetry = RawTelemetry::default();
     let mut providers: BTreeMap<String, Option<RawProvider>> = BTreeMap::new();
     let mut routes: BTreeMap<String, Option<RawRoute>> = BTreeMap::new();
     let mut rollouts: BTreeMap<String, Option<RawRollout>> = BTreeMap::new();
@@ -196,6 +230,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             "refusals" => refusals = c.de("refusals", value).unwrap_or_default(),
             "alerts" => alerts = c.de("alerts", value).unwrap_or_default(),
             "outcomes" => outcomes = c.de("outcomes", value).unwrap_or_default(),
+            "telemetry" => telemetry = c.de("telemetry", value).unwrap_or_default(),
             "providers" | "routes" | "rollouts" => {
                 let toml::Value::Table(entries) = value else {
                     c.push(key.as_str(), "must be a table", None);
@@ -228,7 +263,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             }
             other => c.push(
                 other,
-                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts, outcomes)",
+                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts, outcomes, telemetry)",
                 None,
             ),
         }
@@ -295,6 +330,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
         }
     }
 
+    let telemetry = validate_telemetry(&mut c, telemetry);
     if c.errors.is_empty() {
         Ok(Config {
             server,
@@ -306,6 +342,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             refusals,
             alerts,
             outcomes,
+            telemetry,
         })
     } else {
         Err(ConfigErrors(c.errors))

@@ -216,6 +216,14 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
     }
 
     let provider_body = request::for_variant(&req, variant, stream);
+    let mut span = gw.telemetry.request(&headers, &route.name);
+    span.assigned(
+        &request_id,
+        variant,
+        assignment.cohort.as_str(),
+        view.map(|v| v.rollout.as_str()),
+        view.map(|v| v.stage.as_str()),
+    );
     let mut served = Served {
         gw: gw.clone(),
         request_id,
@@ -232,6 +240,7 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
         streamed: stream,
         baseline_tx: None,
         done: false,
+        span,
     };
 
     // Mirror to the candidate before waiting on the baseline, so both run concurrently.
