@@ -4,6 +4,8 @@
 //!   status out. Nothing else changes the routing snapshot.
 //! - [`controller`]: the task that feeds the pure rollout state machine with what the data
 //!   plane measured and carries out its decisions.
+//! - [`persist`]: the control writer: state, audit and tenant-cap writes, in order, retried
+//!   until stored; orders are acknowledged only once stored.
 //! - [`shadow_gate`]: the comparison engine's verdict on shadow stages, computed off the loop.
 //! - [`slow_gate`]: business outcomes per cohort for the slow gates, read off the loop.
 //! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
@@ -14,6 +16,7 @@
 pub mod alerts;
 pub mod controller;
 pub mod handle;
+pub mod persist;
 pub mod shadow_gate;
 pub mod slow_gate;
 mod window;

@@ -516,11 +516,15 @@ impl StoreMetrics {
 
 /// Rollout state: `rampart_rollout_percent`, `rampart_kill_switch_tripped` and
 /// `rampart_rollout_state{rollout,state}` (1 for the current phase, 0 for the others; one series
-/// per configured rollout and phase from the start).
+/// per configured rollout and phase from the start), and the durability of control changes:
+/// `rampart_control_writes_pending` (state, audit and tenant-cap writes applied but not yet
+/// stored) and `rampart_control_write_failures_total` (failed attempts, each retried).
 pub struct RolloutMetrics {
     pub percent: Family<RolloutLabels, Gauge<f64, AtomicU64>>,
     pub kill_switch_tripped: Family<RolloutLabels, Gauge>,
     pub state: Family<RolloutStateLabels, Gauge>,
+    pub writes_pending: Gauge,
+    pub write_failures: Counter,
 }
 
 impl RolloutMetrics {
@@ -543,6 +547,18 @@ impl RolloutMetrics {
                 "rollout_state",
                 "1 for the rollout's current phase (stage, paused, holding, rolled_back, completed, ready_to_decommission)",
                 Family::default(),
+            ),
+            writes_pending: add(
+                reg,
+                "control_writes_pending",
+                "Rollout state, audit and tenant-cap writes applied but not yet stored",
+                Gauge::default(),
+            ),
+            write_failures: add(
+                reg,
+                "control_write_failures",
+                "Failed attempts to store a control change (each is retried until stored)",
+                Counter::default(),
             ),
         };
         for name in config.rollouts.keys() {
@@ -741,6 +757,8 @@ mod tests {
         let expected = [
             "rampart_alerts",
             "rampart_completion_tokens",
+            "rampart_control_write_failures",
+            "rampart_control_writes_pending",
             "rampart_cost_usd",
             "rampart_embeddings",
             "rampart_events_dropped",

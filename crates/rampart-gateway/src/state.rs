@@ -106,7 +106,8 @@ impl Gateway {
         .map_err(|e| e.to_string())?;
         let (signals, signal_rx) = crate::signal::channel(config.store.queue_capacity);
         let status = Arc::new(ArcSwap::from_pointee(Default::default()));
-        let (controller, command_rx) = control::handle::channel(status.clone());
+        let writes = Arc::new(control::persist::WriteHealth::default());
+        let (controller, command_rx) = control::handle::channel(status.clone(), writes.clone());
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
         let plane = DataPlane(Arc::new(PlaneInner {
@@ -134,6 +135,7 @@ impl Gateway {
             status,
             shutdown: shutdown.clone(),
             tasks: plane.tasks.clone(),
+            writes,
         };
         let inbox = control::Inbox {
             signals: signal_rx,

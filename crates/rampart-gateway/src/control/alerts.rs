@@ -1,8 +1,9 @@
 //! Alert delivery: Slack-compatible webhooks, PagerDuty Events API v2, Opsgenie Alert API v2,
 //! generic JSON webhooks.
 //!
-//! The controller hands alerts to a bounded queue and moves on; a delivery task sends each to
-//! every sink, retrying with exponential backoff (250 ms, doubling) up to `alerts.max_attempts`.
+//! The controller hands alerts to a bounded queue and moves on; a fan-out task hands each to
+//! every sink's own queue and delivery task (so a dead sink never delays another), retrying
+//! with exponential backoff (250 ms, doubling) up to `alerts.max_attempts`.
 //! Failures are logged and counted (`rampart_alerts_total{sink,outcome}`), never block the
 //! controller, and a full queue drops the alert with a count and an error log.
 //!
@@ -46,6 +47,7 @@ impl Sink {
 }
 
 /// Handle the controller uses.
+#[derive(Clone)]
 pub struct Alerts {
     tx: Option<mpsc::Sender<Alert>>,
     counts: Family<AlertLabels, Counter>,
@@ -223,31 +225,77 @@ pub struct AlertTask {
 
 impl AlertTask {
     /// Deliver alerts until the queue closes or `shutdown` fires (then deliver what is queued).
+    ///
+    /// Each sink has its own queue and delivery task, so a dead or slow sink (a Slack webhook
+    /// timing out on every retry) never delays another (the PagerDuty page).
     pub async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut queues = Vec::new();
+        let mut workers = Vec::new();
+        for sink in std::mem::take(&mut self.sinks) {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            queues.push((sink.name(), tx));
+            let worker = SinkWorker {
+                sink,
+                rx,
+                client: self.client.clone(),
+                max_attempts: self.max_attempts,
+                counts: self.counts.clone(),
+            };
+            workers.push(tokio::spawn(worker.run()));
+        }
         loop {
             let alert = tokio::select! {
                 a = self.rx.recv() => a,
                 _ = shutdown.cancelled() => { self.rx.close(); self.rx.recv().await }
             };
-            let Some(alert) = alert else { return };
-            for sink in &self.sinks {
-                let Some((url, body)) = payload(sink, &alert) else {
-                    continue;
-                };
-                let auth = match sink {
-                    Sink::Opsgenie { api_key, .. } => Some(format!("GenieKey {api_key}")),
-                    _ => None,
-                };
-                let ok = self.deliver(&url, auth.as_deref(), &body).await;
-                self.counts
-                    .get_or_create(&AlertLabels {
-                        sink: sink.name().into(),
-                        outcome: if ok { "sent" } else { "failed" }.into(),
-                    })
-                    .inc();
-                if !ok {
-                    tracing::error!(sink = sink.name(), rollout = %alert.rollout, "alert delivery failed after retries");
+            let Some(alert) = alert else { break };
+            for (name, tx) in &queues {
+                if tx.try_send(alert.clone()).is_err() {
+                    tracing::error!(sink = name, "alert sink queue full; alert dropped");
+                    self.counts
+                        .get_or_create(&AlertLabels {
+                            sink: (*name).into(),
+                            outcome: "dropped".into(),
+                        })
+                        .inc();
                 }
+            }
+        }
+        drop(queues);
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+}
+
+/// Delivers one sink's alerts, in order, each with retries.
+struct SinkWorker {
+    sink: Sink,
+    rx: mpsc::Receiver<Alert>,
+    client: reqwest::Client,
+    max_attempts: u32,
+    counts: Family<AlertLabels, Counter>,
+}
+
+impl SinkWorker {
+    async fn run(mut self) {
+        while let Some(alert) = self.rx.recv().await {
+            let Some((url, body)) = payload(&self.sink, &alert) else {
+                continue;
+            };
+            let auth = match &self.sink {
+                Sink::Opsgenie { api_key, .. } => Some(format!("GenieKey {api_key}")),
+                _ => None,
+            };
+            let ok = self.deliver(&url, auth.as_deref(), &body).await;
+            self.counts
+                .get_or_create(&AlertLabels {
+                    sink: self.sink.name().into(),
+                    outcome: if ok { "sent" } else { "failed" }.into(),
+                })
+                .inc();
+            if !ok {
+                tracing::error!(sink = self.sink.name(), rollout = %alert.rollout, "alert delivery failed after retries");
             }
         }
     }

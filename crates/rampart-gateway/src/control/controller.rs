@@ -21,6 +21,7 @@ use rampart_core::rollout::step::{Evaluation, evaluate};
 use rampart_core::rollout::{Action, Command, RolloutState, SlowSignalReport, apply, step};
 use rampart_core::routing::RolloutView;
 use rampart_store::{AuditEntry, Store};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,6 +29,7 @@ use super::alerts::Alerts;
 use super::handle::{
     CommandReceiver, CommandRequest, ControlError, Order, RolloutStatus, Statuses,
 };
+use super::persist::{self, Persister, Write, WriteHealth};
 use super::window::Window;
 use super::{shadow_gate, slow_gate};
 use crate::clock::Clock;
@@ -46,8 +48,29 @@ pub struct Ctx {
     pub routing: Arc<Routing>,
     pub status: Arc<Statuses>,
     pub shutdown: CancellationToken,
-    /// Side tasks of the controller (the shadow gate), waited for at shutdown.
+    /// Side tasks of the controller (the shadow gate, the control writer), waited for at
+    /// shutdown.
     pub tasks: TaskTracker,
+    /// Whether every control change is stored (shared with `/readyz`).
+    pub writes: Arc<WriteHealth>,
+}
+
+/// How long an operator's order waits for its writes to be stored before the answer says
+/// they are not (the change stays applied and its writes keep being retried).
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// At most this many queued signals are taken in one turn of the loop, so orders and checks
+/// are never starved by a flood of signals.
+pub const MAX_DRAIN: usize = 1024;
+
+type Reply = oneshot::Sender<Result<RolloutStatus, ControlError>>;
+
+/// A tenant cap the store accepted, to apply now.
+struct CapStored {
+    rollout: String,
+    tenant: String,
+    max_percent: f64,
+    reply: Reply,
 }
 
 /// The receiving ends the controller consumes.
@@ -178,18 +201,31 @@ struct Controller {
     ctx: Ctx,
     rollouts: BTreeMap<String, Runtime>,
     verdicts: shadow_gate::Verdicts,
+    persister: Persister,
+    caps_tx: mpsc::Sender<CapStored>,
     slow_inputs: slow_gate::SlowInputs,
 }
 
 /// The controller loop. Runs until the gateway shuts down.
 pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
+    let (persister, writer) = persist::channel(persist::WriterDeps {
+        store: ctx.store.clone(),
+        metrics: ctx.metrics.clone(),
+        alerts: ctx.alerts.clone(),
+        clock: ctx.clock.clone(),
+        health: ctx.writes.clone(),
+    });
+    ctx.tasks.spawn(writer.run());
+    let (caps_tx, mut caps_rx) = mpsc::channel(64);
     let mut c = Controller {
         ctx,
         rollouts: BTreeMap::new(),
         verdicts: Default::default(),
+        persister,
+        caps_tx,
         slow_inputs: Default::default(),
     };
-    c.restore(restored).await;
+    c.restore(restored);
     if c.rollouts.is_empty() {
         return idle(&c.ctx, inbox).await;
     }
@@ -200,11 +236,14 @@ pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
     c.publish_status();
     loop {
         tokio::select! {
+            // Orders first, then checks when due, then signals (bounded per turn): a flood of
+            // signals never delays a check or an operator.
             biased;
             _ = c.ctx.shutdown.cancelled() => break,
-            Some(cmd) = inbox.commands.recv() => c.on_command(cmd).await,
+            Some(cmd) = inbox.commands.recv() => c.on_command(cmd),
+            Some(cap) = caps_rx.recv() => c.on_cap_stored(cap),
+            _ = interval.tick() => c.on_tick(),
             Some(sig) = inbox.signals.recv() => c.on_signals(sig, &mut inbox.signals),
-            _ = interval.tick() => c.on_tick().await,
         }
     }
 }
@@ -227,7 +266,7 @@ async fn idle(ctx: &Ctx, mut inbox: Inbox) {
 
 impl Controller {
     /// Build the runtimes from the states restored at start-up.
-    async fn restore(&mut self, restored: Restored) {
+    fn restore(&mut self, restored: Restored) {
         let now = self.ctx.clock.now_ms();
         for (name, (state, loaded, caps)) in restored.rollouts {
             let Some(cfg) = self.ctx.config.rollouts.get(&name) else {
@@ -246,7 +285,7 @@ impl Controller {
             self.publish_trip_metric(&rt);
             self.publish_percent(&rt.view());
             if !loaded {
-                self.persist(&rt).await;
+                self.persist(&rt);
             }
             self.rollouts.insert(name, rt);
         }
@@ -297,24 +336,29 @@ impl Controller {
             .spawn(slow_gate::run(src, self.slow_inputs.clone(), period));
     }
 
-    async fn on_command(&mut self, cmd: CommandRequest) {
+    fn on_command(&mut self, cmd: CommandRequest) {
         let CommandRequest {
             rollout,
             order,
             reply,
         } = cmd;
-        let result = match order {
-            Order::Command(command) => self.apply_command(&rollout, &command).await,
+        match order {
+            Order::Command(command) => match self.apply_command(&rollout, &command) {
+                Ok(status) => self.reply_when_stored(reply, status),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Order::TenantCap {
                 tenant,
                 max_percent,
-            } => self.set_tenant_cap(&rollout, &tenant, max_percent).await,
-        };
-        let _ = reply.send(result);
+            } => self.store_tenant_cap(rollout, tenant, max_percent, reply),
+        }
         self.publish_status();
     }
 
-    async fn apply_command(
+    /// Apply a command: routed at once, its writes queued.
+    fn apply_command(
         &mut self,
         rollout: &str,
         command: &Command,
@@ -326,63 +370,105 @@ impl Controller {
         let (state, actions) = apply(&rt.cfg, &rt.state, command, now)?;
         rt.enter(state);
         let rt = &self.rollouts[rollout];
-        self.execute(rt, actions).await;
-        Ok(rt.status(now))
+        let status = rt.status(now);
+        self.execute(rollout, actions);
+        Ok(status)
     }
 
-    /// Store a tenant cap, then route by it. A cap that cannot be stored is not applied.
-    async fn set_tenant_cap(
-        &mut self,
-        rollout: &str,
-        tenant: &str,
-        max_percent: f64,
-    ) -> Result<RolloutStatus, ControlError> {
-        let now = self.ctx.clock.now_ms();
-        if !self.rollouts.contains_key(rollout) {
-            return Err(ControlError::UnknownRollout(rollout.to_string()));
+    /// Answer once every write queued so far is stored, or after [`ACK_WAIT`] that it is not
+    /// (the change stays applied; its writes keep being retried).
+    fn reply_when_stored(&self, reply: Reply, status: RolloutStatus) {
+        let seq = self.persister.last();
+        let mut stored = self.persister.stored();
+        let health = self.persister.health();
+        tokio::spawn(async move {
+            let done = tokio::time::timeout(ACK_WAIT, stored.wait_for(|s| *s >= seq)).await;
+            let answer = match done {
+                Ok(Ok(_)) => Ok(status),
+                _ => Err(ControlError::NotStored(format!(
+                    "`{}` is applied to routing but not stored yet ({}); rampart keeps retrying \
+                     (see /readyz and rampart_control_writes_pending)",
+                    status.phase,
+                    health
+                        .degraded()
+                        .unwrap_or_else(|| "the control writer is busy".into())
+                ))),
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
+    /// Store a tenant cap off the loop (one attempt), then apply it
+    /// ([`Controller::on_cap_stored`]). A cap that cannot be stored is not applied, and the
+    /// answer says why.
+    fn store_tenant_cap(&self, rollout: String, tenant: String, max_percent: f64, reply: Reply) {
+        if !self.rollouts.contains_key(&rollout) {
+            let _ = reply.send(Err(ControlError::UnknownRollout(rollout)));
+            return;
         }
-        let store = self.ctx.store.clone();
-        let (r, t) = (rollout.to_string(), tenant.to_string());
-        let saved =
-            tokio::task::spawn_blocking(move || store.save_tenant_cap(&r, &t, max_percent, now))
-                .await;
-        match saved {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(ControlError::NotStored(format!(
-                    "cannot store the tenant cap: {e}"
-                )));
-            }
-            Err(e) => {
-                return Err(ControlError::NotStored(format!(
-                    "cannot store the tenant cap: {e}"
-                )));
-            }
-        }
-        let Some(rt) = self.rollouts.get_mut(rollout) else {
-            return Err(ControlError::UnknownRollout(rollout.to_string()));
+        let write = Write::TenantCap {
+            rollout: rollout.clone(),
+            tenant: tenant.clone(),
+            max_percent,
+            at_ms: self.ctx.clock.now_ms(),
         };
-        rt.caps.insert(tenant.to_string(), max_percent);
-        let rt = &self.rollouts[rollout];
+        let (store, tx) = (self.ctx.store.clone(), self.caps_tx.clone());
+        tokio::spawn(async move {
+            let res = tokio::task::spawn_blocking(move || write.store(store.as_ref())).await;
+            let err = match res {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = err {
+                let msg = format!("cannot store the tenant cap: {e}");
+                let _ = reply.send(Err(ControlError::NotStored(msg)));
+                return;
+            }
+            let cap = CapStored {
+                rollout,
+                tenant,
+                max_percent,
+                reply,
+            };
+            if let Err(e) = tx.send(cap).await {
+                let _ = e.0.reply.send(Err(ControlError::Stopped));
+            }
+        });
+    }
+
+    /// Route by a tenant cap the store has accepted, over the rollout's current state.
+    fn on_cap_stored(&mut self, cap: CapStored) {
+        let now = self.ctx.clock.now_ms();
+        let Some(rt) = self.rollouts.get_mut(&cap.rollout) else {
+            let _ = cap
+                .reply
+                .send(Err(ControlError::UnknownRollout(cap.rollout)));
+            return;
+        };
+        rt.caps.insert(cap.tenant.clone(), cap.max_percent);
+        let rt = &self.rollouts[&cap.rollout];
         self.set_view(rt);
-        self.audit(AuditEntry {
-            rollout: rollout.to_string(),
+        let status = rt.status(now);
+        self.persister.queue(Write::Audit(AuditEntry {
+            rollout: cap.rollout.clone(),
             ts_ms: now,
             actor: "admin-api".into(),
             action: "tenant_cap".into(),
             from_state: String::new(),
             to_state: String::new(),
-            reason: format!("tenant {tenant} capped at {max_percent}%"),
-            details: serde_json::json!({"tenant": tenant, "max_percent": max_percent}),
-        })
-        .await;
-        Ok(rt.status(now))
+            reason: format!("tenant {} capped at {}%", cap.tenant, cap.max_percent),
+            details: serde_json::json!({"tenant": cap.tenant, "max_percent": cap.max_percent}),
+        }));
+        let _ = cap.reply.send(Ok(status));
+        self.publish_status();
     }
 
     /// Take in a signal and whatever else is already queued.
     fn on_signals(&mut self, first: Signal, rx: &mut SignalReceiver) {
         self.observe(&first);
-        while let Ok(sig) = rx.try_recv() {
+        for _ in 1..MAX_DRAIN {
+            let Ok(sig) = rx.try_recv() else { break };
             self.observe(&sig);
         }
     }
@@ -394,7 +480,7 @@ impl Controller {
     }
 
     /// Check every rollout that is due.
-    async fn on_tick(&mut self) {
+    fn on_tick(&mut self) {
         let now = self.ctx.clock.now_ms();
         let verdicts = self.verdicts.load_full();
         let slow_inputs = self.slow_inputs.load_full();
@@ -420,14 +506,18 @@ impl Controller {
                 continue;
             }
             rt.enter(state);
-            let rt = &self.rollouts[&name];
-            self.execute(rt, actions).await;
+            self.execute(&name, actions);
         }
         self.publish_status();
     }
 
-    /// Carry out a transition's actions, in order.
-    async fn execute(&self, rt: &Runtime, actions: Vec<Action>) {
+    /// Carry out a transition's actions: route at once, page at once, and queue the writes
+    /// (state before audit) for the control writer, which retries them until stored.
+    fn execute(&mut self, rollout: &str, actions: Vec<Action>) {
+        let Some(rt) = self.rollouts.get(rollout) else {
+            return;
+        };
+        let mut writes = Vec::new();
         for action in actions {
             match action {
                 Action::SetView { .. } => {
@@ -435,7 +525,8 @@ impl Controller {
                     self.set_view(rt);
                     self.publish_trip_metric(rt);
                 }
-                Action::PersistState => self.persist(rt).await,
+                Action::Alert(alert) => self.ctx.alerts.send(alert),
+                Action::PersistState => writes.extend(state_write(rt, self.ctx.clock.now_ms())),
                 Action::Audit {
                     action,
                     actor,
@@ -446,7 +537,7 @@ impl Controller {
                     at_ms,
                 } => {
                     tracing::info!(rollout = %rt.cfg.name, %action, %actor, %from, %to, %reason, "rollout transition");
-                    self.audit(AuditEntry {
+                    writes.push(Write::Audit(AuditEntry {
                         rollout: rt.cfg.name.clone(),
                         ts_ms: at_ms,
                         actor,
@@ -455,11 +546,12 @@ impl Controller {
                         to_state: to,
                         reason,
                         details,
-                    })
-                    .await;
+                    }));
                 }
-                Action::Alert(alert) => self.ctx.alerts.send(alert),
             }
+        }
+        for w in writes {
+            self.persister.queue(w);
         }
     }
 
@@ -493,33 +585,9 @@ impl Controller {
             .set_state(&rt.cfg.name, rt.state.phase_name());
     }
 
-    async fn persist(&self, rt: &Runtime) {
-        let json = match serde_json::to_string(&rt.state) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize rollout state");
-                return;
-            }
-        };
-        let store = self.ctx.store.clone();
-        let name = rt.cfg.name.clone();
-        let now = self.ctx.clock.now_ms();
-        match tokio::task::spawn_blocking(move || store.save_rollout_state(&name, &json, now)).await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(rollout = %rt.cfg.name, error = %e, "cannot persist rollout state")
-            }
-            Err(e) => tracing::error!(error = %e, "persist task failed"),
-        }
-    }
-
-    async fn audit(&self, entry: AuditEntry) {
-        let store = self.ctx.store.clone();
-        match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot write the audit log"),
-            Err(e) => tracing::error!(error = %e, "audit task failed"),
+    fn persist(&mut self, rt: &Runtime) {
+        if let Some(w) = state_write(rt, self.ctx.clock.now_ms()) {
+            self.persister.queue(w);
         }
     }
 
@@ -531,5 +599,20 @@ impl Controller {
             .map(|(k, rt)| (k.clone(), Arc::new(rt.status(now))))
             .collect();
         self.ctx.status.store(Arc::new(map));
+    }
+}
+
+/// The write that stores a rollout's state.
+fn state_write(rt: &Runtime, now_ms: i64) -> Option<Write> {
+    match serde_json::to_string(&rt.state) {
+        Ok(json) => Some(Write::State {
+            rollout: rt.cfg.name.clone(),
+            json,
+            at_ms: now_ms,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize rollout state");
+            None
+        }
     }
 }

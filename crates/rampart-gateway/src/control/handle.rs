@@ -13,6 +13,8 @@ use rampart_core::rollout::{
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::persist::WriteHealth;
+
 /// What status pages, the CLI and the admin API show for a rollout.
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutStatus {
@@ -69,17 +71,23 @@ pub struct CommandRequest {
 pub struct ControlHandle {
     commands: mpsc::Sender<CommandRequest>,
     pub status: Arc<Statuses>,
+    /// Whether every control change is stored.
+    pub writes: Arc<WriteHealth>,
 }
 
 /// The controller's end of the command queue.
 pub type CommandReceiver = mpsc::Receiver<CommandRequest>;
 
-pub fn channel(status: Arc<Statuses>) -> (ControlHandle, CommandReceiver) {
+pub fn channel(
+    status: Arc<Statuses>,
+    writes: Arc<WriteHealth>,
+) -> (ControlHandle, CommandReceiver) {
     let (tx, rx) = mpsc::channel(64);
     (
         ControlHandle {
             commands: tx,
             status,
+            writes,
         },
         rx,
     )

@@ -29,7 +29,7 @@ pub async fn require_admin(
                 .headers()
                 .get(axum::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
+                .and_then(bearer_token);
             if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
                 return ApiError::Unauthorized("admin API: missing or wrong bearer token".into())
                     .into_response();
@@ -46,6 +46,15 @@ pub async fn require_admin(
         }
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 7235 §2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -308,4 +317,23 @@ pub async fn report(
         ),
         _ => axum::Json(r).into_response(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "bEaReR  s3cret",
+        ] {
+            assert_eq!(bearer_token(v), Some("s3cret"), "{v}");
+        }
+        assert_eq!(bearer_token("Basic s3cret"), None);
+        assert_eq!(bearer_token("Bearers3cret"), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! Operational endpoints: `/metrics` (Prometheus text), `/healthz` (the process answers) and
-//! `/readyz` (it accepts traffic: not shutting down, writer alive).
+//! `/readyz` (it accepts traffic: not shutting down, writer alive; `degraded: …` while a rollout
+//! state change is applied but not yet stored).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -39,6 +40,10 @@ pub async fn readyz(State(gw): State<Gateway>) -> Response {
             "event writer is not running",
         )
             .into_response()
+    } else if let Some(why) = gw.controller.writes.degraded() {
+        // Still serving (routing already applies every change), but a restart now would lose
+        // a change the store has not taken yet.
+        (StatusCode::OK, format!("degraded: {why}")).into_response()
     } else {
         (StatusCode::OK, "ready").into_response()
     }

@@ -3,9 +3,10 @@
 //! The page is plain HTML, JavaScript and CSS embedded in the binary (`include_str!`): no build
 //! step, no CDN, it works offline. It polls its data calls under `/ui/api/` every 2 s; each
 //! reads in-memory aggregates (the controller's published status, the guardrail history ring)
-//! or a bounded page of the store (pairs, audit log), never every row. The comparison report is
-//! the one call that aggregates stored pair features; the page asks for it on opening a rollout
-//! and every 30 s, not every poll.
+//! or a bounded page of the store (pairs, audit log), never every row. The comparison report
+//! aggregates every stored pair's features and the rollout's first request events, so the page's
+//! call answers from a per-rollout cache recomputed in the background at most every 30 s (the
+//! first call after start computes it).
 //!
 //! Access follows the admin API's rule. Without an admin token configured, only loopback
 //! clients are served. With one, every page and data call needs it: as `Authorization: Bearer`,
@@ -119,13 +120,28 @@ impl History {
 struct Ui {
     gw: Gateway,
     history: Arc<History>,
+    reports: Arc<Mutex<HashMap<String, CachedReport>>>,
+}
+
+/// How old a cached comparison report may get before a call triggers a recompute.
+const REPORT_TTL: Duration = Duration::from_secs(30);
+
+/// A rollout's last computed report (JSON) and whether a recompute is under way.
+struct CachedReport {
+    at: std::time::Instant,
+    body: axum::body::Bytes,
+    refreshing: bool,
 }
 
 /// The dashboard's routes, with their own state; starts the history sampler.
 pub fn router<S: Clone + Send + Sync + 'static>(gw: Gateway) -> Router<S> {
     let history = Arc::new(History::default());
     tokio::spawn(sample(gw.clone(), history.clone()));
-    let ui = Ui { gw, history };
+    let ui = Ui {
+        gw,
+        history,
+        reports: Arc::default(),
+    };
     let guarded = Router::new()
         .route("/ui/", get(|| async { page(INDEX_HTML) }))
         .route(
@@ -331,12 +347,65 @@ async fn pairs(
     admin::pairs(State(ui.gw), path, q).await
 }
 
-async fn report(
-    State(ui): State<Ui>,
-    path: Path<String>,
-    q: Query<admin::ReportQuery>,
-) -> Result<Response, ApiError> {
-    admin::report(State(ui.gw), path, q).await
+/// The comparison report as JSON, from a per-rollout cache: the first call computes it; later
+/// calls answer with the cached one at once and, when it is older than [`REPORT_TTL`], start
+/// one recompute in the background. `x-rampart-report-age-ms` says how old the answer is.
+async fn report(State(ui): State<Ui>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    if !ui.gw.config.rollouts.contains_key(&name) {
+        return Err(admin::unknown_rollout(&ui.gw, &name));
+    }
+    let cached = ui.reports.lock().ok().and_then(|mut m| {
+        let e = m.get_mut(&name)?;
+        if e.at.elapsed() > REPORT_TTL && !e.refreshing {
+            e.refreshing = true;
+            let (ui, name) = (ui.clone(), name.clone());
+            tokio::spawn(async move {
+                let _ = compute_report(&ui, &name).await;
+            });
+        }
+        Some((e.body.clone(), e.at.elapsed()))
+    });
+    let (body, age) = match cached {
+        Some(c) => c,
+        None => (compute_report(&ui, &name).await?, Duration::ZERO),
+    };
+    let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&age.as_millis().to_string()) {
+        resp.headers_mut().insert("x-rampart-report-age-ms", v);
+    }
+    Ok(resp)
+}
+
+async fn compute_report(ui: &Ui, name: &str) -> Result<axum::body::Bytes, ApiError> {
+    let q = Query::<admin::ReportQuery>::try_from_uri(&axum::http::Uri::from_static("/"))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let result = admin::report(State(ui.gw.clone()), Path(name.to_string()), q).await;
+    let body = match result {
+        Ok(resp) => axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string())),
+        Err(e) => Err(e),
+    };
+    if let Ok(mut m) = ui.reports.lock() {
+        match &body {
+            Ok(b) => {
+                m.insert(
+                    name.to_string(),
+                    CachedReport {
+                        at: std::time::Instant::now(),
+                        body: b.clone(),
+                        refreshing: false,
+                    },
+                );
+            }
+            Err(_) => {
+                if let Some(e) = m.get_mut(name) {
+                    e.refreshing = false;
+                }
+            }
+        }
+    }
+    body
 }
 
 async fn action(
