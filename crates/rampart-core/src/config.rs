@@ -573,6 +573,10 @@ pub struct RolloutConfig {
     pub tenants: BTreeMap<String, f64>,
     pub keep_baseline_warm: Duration,
     pub cooldown: Duration,
+    /// When the candidate fails a canary user's request before the first byte, answer from the
+    /// baseline instead (marked `x-rampart-fallback: candidate-error`); the failure still counts
+    /// as the candidate's.
+    pub fallback_to_baseline: bool,
     /// LLM-as-judge on shadow pairs; `None` when not configured.
     pub judge: Option<JudgeConfig>,
     /// Embedding similarity of shadow pairs; `None` when not configured.
