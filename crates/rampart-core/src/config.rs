@@ -8,6 +8,7 @@
 
 pub mod raw;
 mod validate;
+pub mod warnings;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use validate::{DurationError, parse_duration};
+pub use warnings::{ConfigWarning, warnings};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -582,6 +584,10 @@ pub struct RolloutConfig {
     pub tenants: BTreeMap<String, f64>,
     pub keep_baseline_warm: Duration,
     pub cooldown: Duration,
+    /// When the candidate fails a canary user's request before the first byte, answer from the
+    /// baseline instead (marked `x-rampart-fallback: candidate-error`); the failure still counts
+    /// as the candidate's.
+    pub fallback_to_baseline: bool,
     /// LLM-as-judge on shadow pairs; `None` when not configured.
     pub judge: Option<JudgeConfig>,
     /// Embedding similarity of shadow pairs; `None` when not configured.

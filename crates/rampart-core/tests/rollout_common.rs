@@ -60,6 +60,7 @@ pub fn rollout(stages: Vec<StageConfig>, mode: GuardrailMode) -> RolloutConfig {
         tenants: BTreeMap::new(),
         keep_baseline_warm: Duration::from_secs(7 * 24 * 3600),
         cooldown: Duration::from_secs(3600),
+        fallback_to_baseline: true,
         judge: None,
         embeddings: None,
         slow_signals: Vec::new(),

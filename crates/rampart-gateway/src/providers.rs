@@ -5,6 +5,7 @@
 //! Failures are classified so the edge can answer 502 (unreachable), 504 (timeout) or pass
 //! the upstream status through.
 
+pub mod anthropic;
 pub mod guard;
 pub mod mock;
 pub mod openai;
@@ -54,6 +55,9 @@ pub enum ProviderError {
     },
     #[error("invalid answer: {0}")]
     Invalid(String),
+    /// The request uses something this provider cannot do (a 400 naming the field).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ProviderError {
@@ -88,6 +92,7 @@ impl From<ProviderError> for ApiError {
                 retry_after,
             },
             ProviderError::Invalid(m) => ApiError::UpstreamInvalid(m),
+            ProviderError::Unsupported(m) => ApiError::BadRequest(m),
         }
     }
 }
@@ -104,6 +109,8 @@ pub enum Provider {
 pub enum Api {
     /// OpenAI's, on OpenAI's URL scheme or Azure's.
     OpenAi(openai::OpenAiClient),
+    /// Anthropic's Messages API, translated both ways.
+    Anthropic(anthropic::AnthropicClient),
 }
 
 pub struct Remote {
@@ -116,6 +123,7 @@ impl Remote {
     fn http(&self) -> &rampart_core::config::HttpSettings {
         match &self.api {
             Api::OpenAi(c) => &c.http,
+            Api::Anthropic(c) => &c.http,
         }
     }
 
@@ -139,6 +147,7 @@ impl Remote {
         retry::run(policy, Instant::now() + budget, |deadline| async move {
             match &self.api {
                 Api::OpenAi(c) => c.chat_once(body, class, stream, deadline).await,
+                Api::Anthropic(c) => c.chat_once(body, class, stream, deadline).await,
             }
         })
         .await
@@ -167,6 +176,10 @@ impl Provider {
         match self {
             Provider::Remote(r) => match &r.api {
                 Api::OpenAi(c) => c.embeddings(body).await,
+                Api::Anthropic(_) => Err(ProviderError::Unsupported(format!(
+                    "provider `{}` is an Anthropic provider, which serves no embeddings",
+                    r.name
+                ))),
             },
             Provider::Mock(sim) => mock::embeddings(sim, body),
         }
@@ -184,7 +197,7 @@ pub fn build_all(
         let api = match &p.kind {
             ProviderKind::OpenAi(o) => Api::OpenAi(openai::OpenAiClient::new(name, o)?),
             ProviderKind::AzureOpenAi(a) => Api::OpenAi(openai::OpenAiClient::azure(name, a)?),
-            ProviderKind::Anthropic(_) => todo_anthropic(name)?,
+            ProviderKind::Anthropic(a) => Api::Anthropic(anthropic::AnthropicClient::new(name, a)?),
             ProviderKind::Mock(m) => {
                 let sim = rampart_mock::Simulator::new(m.models.clone(), m.seed);
                 out.insert(name.clone(), Provider::Mock(Arc::new(sim)));
@@ -199,11 +212,4 @@ pub fn build_all(
         out.insert(name.clone(), Provider::Remote(Arc::new(remote)));
     }
     Ok(out)
-}
-
-fn todo_anthropic(name: &str) -> Result<Api, BuildError> {
-    Err(BuildError::Client {
-        provider: name.to_string(),
-        message: "type = \"anthropic\" is not available in this build yet".into(),
-    })
 }

@@ -476,3 +476,57 @@ async fn a_stream_failing_after_its_first_chunk_is_not_retried() {
     let m = metrics(&t.url).await;
     assert!(!m.contains("rampart_provider_retries_total{"), "{m}");
 }
+
+/// Azure OpenAI: the deployment in the path, `api-version` in the query, the key in `api-key`
+/// (never as a bearer token).
+#[tokio::test]
+async fn azure_openai_uses_its_url_scheme_and_api_key_header() {
+    type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>, HeaderMap)>>>;
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+        let s = s.clone();
+        async move {
+            s.lock().unwrap().push((
+                uri.path().to_string(),
+                uri.query().map(str::to_string),
+                headers,
+            ));
+            axum::Json(json!({
+                "id": "x", "object": "chat.completion", "model": "gpt-4o",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "from azure"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+            }))
+        }
+    });
+    let up = spawn_app(app).await;
+    let config = format!(
+        r#"
+[providers.az]
+type = "azure_openai"
+endpoint = "{up}/"
+api_version = "2024-10-21"
+# Any variable the test process has: cargo sets this one.
+api_key_env = "CARGO_PKG_NAME"
+[routes.r]
+baseline = "a"
+[routes.r.variants.a]
+provider = "az"
+model = "my-gpt4o deployment"
+"#
+    );
+    let t = TestGateway::start(&config).await;
+    let r = send(&t.url, &chat("r", "hi")).await;
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["choices"][0]["message"]["content"], "from azure");
+    let seen = seen.lock().unwrap();
+    let (path, query, headers) = &seen[0];
+    assert_eq!(
+        path,
+        "/openai/deployments/my-gpt4o%20deployment/chat/completions"
+    );
+    assert_eq!(query.as_deref(), Some("api-version=2024-10-21"));
+    assert_eq!(headers["api-key"], env!("CARGO_PKG_NAME"));
+    assert!(headers.get("authorization").is_none());
+}

@@ -11,11 +11,13 @@
 //!   and stream chunks; it keeps the bounded log of [`Received`] requests.
 //! - [`embeddings`]: deterministic hashed bag-of-words embeddings.
 //! - [`server`]: the HTTP surface ([`router`], [`serve`]).
+//! - [`anthropic`]: `POST /v1/messages`, the simulator in Anthropic's Messages format.
 //! - [`error`]: [`SimError`], status plus OpenAI-shaped error body.
 //!
 //! Used in process by the gateway for `type = "mock"` providers, and standalone through
 //! `rampart mock-llm`, which calls [`serve`].
 
+pub mod anthropic;
 pub mod embeddings;
 pub mod error;
 pub mod generate;

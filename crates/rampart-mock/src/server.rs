@@ -3,6 +3,7 @@
 //! | route | |
 //! |---|---|
 //! | `POST /v1/chat/completions` | JSON, or SSE (`data: {chunk}\n\n` … `data: [DONE]\n\n`) when `"stream": true` |
+//! | `POST /v1/messages` | Anthropic's Messages API: JSON, or SSE when `"stream": true`; errors and tool use (see [`crate::anthropic`]) |
 //! | `POST /v1/embeddings` | deterministic embeddings |
 //! | `GET /v1/models` | the served models |
 //! | `GET /_mock/received` | JSON array of `{body, class}`, oldest first; `DELETE` clears it |
@@ -45,6 +46,7 @@ impl IntoResponse for SimError {
 pub fn router(sim: Arc<Simulator>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/_mock/received", get(received).delete(clear_received))
@@ -105,6 +107,10 @@ async fn chat(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: Bytes
             resp
         }
     }
+}
+
+async fn messages(State(sim): State<Arc<Simulator>>, headers: HeaderMap, body: Bytes) -> Response {
+    crate::anthropic::messages(sim, headers, body).await
 }
 
 async fn embeddings(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response {

@@ -3,6 +3,7 @@
 mod client;
 mod demo;
 mod operate;
+pub mod outcomes;
 mod pairs;
 mod report;
 mod serve;
@@ -21,16 +22,25 @@ use rampart_core::config::Config;
 use crate::EXIT_CONFIG;
 
 /// `rampart check-config`: print every error as `path: message (got `value`)`; exit 64 if any.
-pub fn check_config(path: &Path) -> ExitCode {
+pub fn check_config(path: &Path, strict: bool) -> ExitCode {
     match Config::from_path(path) {
         Ok(cfg) => {
+            let warnings = rampart_core::config::warnings(&cfg);
             println!(
-                "{}: ok ({} providers, {} routes, {} rollouts)",
+                "{}: ok ({} providers, {} routes, {} rollouts, {} warning(s))",
                 path.display(),
                 cfg.providers.len(),
                 cfg.routes.len(),
-                cfg.rollouts.len()
+                cfg.rollouts.len(),
+                warnings.len()
             );
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            if strict && !warnings.is_empty() {
+                eprintln!("{}: --strict: warnings are errors", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -30,10 +30,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Validate a config file and list every error.
+    /// Validate a config file and list every error and warning.
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+        /// Treat warnings (unpinned model, two changes at once, no shadow stage, a guardrail
+        /// window shorter than its check interval) as errors: exit 64.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run the simulated LLM provider standalone (OpenAI-compatible).
     MockLlm {
@@ -92,6 +96,11 @@ enum Command {
     Promote(ActionArgs),
     /// Send everyone back to the baseline now.
     Rollback(ActionArgs),
+    /// Business outcomes (CSAT, refunds, …) for the slow gates.
+    Outcomes {
+        #[command(subcommand)]
+        action: OutcomesCommand,
+    },
     /// Stage sizing: samples per cohort and expected duration per stage.
     Plan {
         #[arg(long, short)]
@@ -108,6 +117,17 @@ enum Command {
         /// Minimum detectable effect (absolute), overriding the config's `gates.mde`.
         #[arg(long)]
         mde: Option<f64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutcomesCommand {
+    /// Post a warehouse export (CSV with a header, or JSONL) to `POST /v1/outcomes`.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
     },
 }
 
@@ -137,7 +157,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::CheckConfig { config } => return cmd::check_config(&config),
+        Command::CheckConfig { config, strict } => return cmd::check_config(&config, strict),
         Command::Serve { config } => cmd::serve(&config),
         Command::MockLlm { listen, config } => cmd::mock_llm(&listen, config.as_deref()),
         Command::Pairs {
@@ -168,6 +188,9 @@ fn main() -> ExitCode {
             json,
             server,
         } => cmd::block_on(cmd::status(&server, rollout.as_deref(), json)),
+        Command::Outcomes {
+            action: OutcomesCommand::Import { file, server },
+        } => cmd::block_on(cmd::outcomes::import(&server, &file)),
         Command::Pause(a) => cmd::block_on(cmd::action(&a.server, "pause", &a.rollout, &a.reason)),
         Command::Resume(a) => {
             cmd::block_on(cmd::action(&a.server, "resume", &a.rollout, &a.reason))

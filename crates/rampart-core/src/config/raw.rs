@@ -126,6 +126,7 @@ pub struct RawRollout {
     pub tenants: BTreeMap<String, RawTenant>,
     pub keep_baseline_warm: Option<String>,
     pub cooldown: Option<String>,
+    pub fallback_to_baseline: Option<bool>,
     pub judge: Option<RawJudge>,
     pub embeddings: Option<RawEmbeddings>,
     #[serde(default)]

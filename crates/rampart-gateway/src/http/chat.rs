@@ -276,6 +276,22 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
                 None,
                 Some(err.to_string()),
             );
+            if assignment.candidate
+                && let Some(v) = view
+            {
+                let failed = super::fallback::Failed {
+                    route,
+                    view: v,
+                    request: &req,
+                    class,
+                    stream,
+                };
+                if let Some(resp) =
+                    super::fallback::baseline_answer(&gw, failed, out_headers.clone()).await
+                {
+                    return Ok(resp);
+                }
+            }
             Err((err, out_headers))
         }
         Ok(Reply::Json(v, raw)) => {

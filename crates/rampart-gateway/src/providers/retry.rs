@@ -43,7 +43,9 @@ pub fn reason(e: &ProviderError) -> Option<&'static str> {
             529 => Some("529"),
             _ => None,
         },
-        ProviderError::Timeout(_) | ProviderError::Invalid(_) => None,
+        ProviderError::Timeout(_) | ProviderError::Invalid(_) | ProviderError::Unsupported(_) => {
+            None
+        }
     }
 }
 

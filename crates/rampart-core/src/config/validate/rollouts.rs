@@ -86,6 +86,7 @@ pub(super) fn validate_rollout(
             raw.cooldown.as_deref(),
             Duration::from_secs(3600),
         ),
+        fallback_to_baseline: raw.fallback_to_baseline.unwrap_or(true),
         judge,
         embeddings,
         slow_signals,

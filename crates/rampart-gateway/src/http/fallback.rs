@@ -1,0 +1,103 @@
+//! Fallback for canary users: when the candidate fails a canary user's request before the
+//! first byte (an error or a timeout, after its retries), the request goes to the baseline
+//! and the user gets its answer, marked `x-rampart-fallback: candidate-error`
+//! (`rollouts.R.fallback_to_baseline`, default on).
+//!
+//! The candidate's failure has already been recorded as the candidate's (metrics, event,
+//! guardrail signal) when this runs, so the kill switch sees exactly what it saw without the
+//! fallback; the baseline's answer to a canary user is served but not recorded, so it cannot
+//! dilute the canary cohort's error rate.
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use rampart_core::config::RouteConfig;
+use rampart_core::request;
+use rampart_core::routing::RolloutView;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::plane::DataPlane;
+use crate::providers::{ProviderError, Reply};
+
+pub const HEADER: &str = "x-rampart-fallback";
+
+/// What the failed candidate call was.
+pub struct Failed<'a> {
+    pub route: &'a RouteConfig,
+    pub view: &'a RolloutView,
+    pub request: &'a Map<String, Value>,
+    pub class: Option<&'a str>,
+    pub stream: bool,
+}
+
+/// The baseline's answer, or `None` when the rollout has no fallback or the baseline failed
+/// too (the client then gets the candidate's error).
+pub async fn baseline_answer(
+    gw: &DataPlane,
+    f: Failed<'_>,
+    mut headers: HeaderMap,
+) -> Option<Response> {
+    let enabled = gw
+        .config
+        .rollouts
+        .get(&f.view.rollout)
+        .is_some_and(|r| r.fallback_to_baseline);
+    if !enabled {
+        return None;
+    }
+    let variant = f.route.variants.get(&f.route.baseline)?;
+    let provider = gw.providers.get(&variant.provider)?;
+    let body = request::for_variant(f.request, variant, f.stream);
+    let reply = provider.chat(&body, f.class, f.stream).await.ok()?;
+    if let Ok(v) = HeaderValue::from_str(&variant.name) {
+        headers.insert("x-rampart-variant", v);
+    }
+    headers.insert(HEADER, HeaderValue::from_static("candidate-error"));
+    let mut resp = match reply {
+        Reply::Json(v, Some(bytes)) if v.is_object() => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Reply::Json(v, _) => axum::Json(v).into_response(),
+        Reply::Stream(chunks) => {
+            let forward_usage = request::client_wants_stream_usage(f.request);
+            Sse::new(relay(chunks, forward_usage)).into_response()
+        }
+    };
+    resp.headers_mut().extend(headers);
+    Some(resp)
+}
+
+/// The baseline's chunks as SSE events: an error ends the stream with an error event, the
+/// end with `[DONE]`; the usage-only chunk only when the client asked for it.
+fn relay(
+    chunks: BoxStream<'static, Result<Value, ProviderError>>,
+    forward_usage: bool,
+) -> impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>> {
+    futures_util::stream::unfold((chunks, false), move |(mut s, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            let ev = match s.next().await {
+                Some(Ok(chunk)) => {
+                    let usage_only = chunk
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(Vec::is_empty);
+                    if usage_only && !forward_usage {
+                        continue;
+                    }
+                    return Some((Ok(Event::default().data(chunk.to_string())), (s, false)));
+                }
+                Some(Err(e)) => Event::default().data(ApiError::from(e).body().to_string()),
+                None => Event::default().data("[DONE]"),
+            };
+            return Some((Ok(ev), (s, true)));
+        }
+    })
+}

@@ -1,0 +1,148 @@
+//! Anthropic's native Messages API (`type = "anthropic"`). Clients keep speaking OpenAI's
+//! chat-completions format; [`request`], [`response`] and [`stream`] translate both ways.
+//! Key in `x-api-key`, version in `anthropic-version`.
+
+pub mod request;
+pub mod response;
+pub mod stream;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use eventsource_stream::Event;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use rampart_core::config::{AnthropicProvider, HttpSettings};
+use serde_json::Value;
+
+use super::{BuildError, ProviderError, Reply, transport};
+
+pub struct AnthropicClient {
+    client: reqwest::Client,
+    /// `{base_url}/v1/messages`.
+    url: String,
+    api_key: Option<String>,
+    version: String,
+    pub http: HttpSettings,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl AnthropicClient {
+    pub fn new(name: &str, cfg: &AnthropicProvider) -> Result<AnthropicClient, BuildError> {
+        Ok(AnthropicClient {
+            client: transport::client(name, &cfg.http)?,
+            url: format!("{}/v1/messages", cfg.base_url),
+            api_key: transport::api_key(name, cfg.api_key_env.as_deref())?,
+            version: cfg.anthropic_version.clone(),
+            http: cfg.http.clone(),
+        })
+    }
+
+    /// One attempt at a chat call (see `OpenAiClient::chat_once`).
+    pub async fn chat_once(
+        &self,
+        body: &Value,
+        class: Option<&str>,
+        stream: bool,
+        deadline: Instant,
+    ) -> Result<Reply, ProviderError> {
+        let messages = request::to_anthropic(body, stream)?;
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("anthropic-version", &self.version)
+            .json(&messages);
+        if let Some(key) = &self.api_key {
+            req = req.header("x-api-key", key);
+        }
+        if let Some(class) = class {
+            req = req.header("x-rampart-class", class);
+        }
+        let timeout = if stream {
+            self.http.first_byte_timeout
+        } else {
+            self.http.timeout
+        };
+        let resp = transport::send(req, deadline, timeout)
+            .await
+            .map_err(translate_error)?;
+        if !stream {
+            let (v, _) = transport::read_json(resp, deadline, timeout).await?;
+            return Ok(Reply::Json(response::to_completion(&v, now_secs()), None));
+        }
+        let events = transport::events(resp, self.http.idle_timeout)?;
+        let chunks = super::guard::bounded(chunks(events));
+        Ok(Reply::Stream(
+            transport::first_item(chunks, deadline, timeout).await?,
+        ))
+    }
+}
+
+/// An Anthropic error status keeps its status and `Retry-After`, with OpenAI's error shape.
+fn translate_error(e: ProviderError) -> ProviderError {
+    match e {
+        ProviderError::Status {
+            status,
+            body,
+            retry_after,
+        } => {
+            let (status, body) = response::to_openai_error(status, &body);
+            ProviderError::Status {
+                status,
+                body,
+                retry_after,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The translated chunk stream; ends cleanly only after `message_stop`.
+fn chunks(
+    events: BoxStream<'static, Result<Event, ProviderError>>,
+) -> BoxStream<'static, Result<Value, ProviderError>> {
+    let state = (
+        events,
+        stream::Translator::new(now_secs()),
+        std::collections::VecDeque::<Value>::new(),
+        false,
+    );
+    futures_util::stream::unfold(
+        state,
+        |(mut ev, mut tr, mut pending, mut over)| async move {
+            loop {
+                if let Some(c) = pending.pop_front() {
+                    return Some((Ok(c), (ev, tr, pending, over)));
+                }
+                if over {
+                    return None;
+                }
+                let data = match ev.next().await {
+                    None => Err(ProviderError::Invalid(
+                        "the provider's stream ended before `message_stop`".into(),
+                    )),
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(e)) if e.data.trim().is_empty() => continue,
+                    Some(Ok(e)) => serde_json::from_str::<Value>(&e.data).map_err(|err| {
+                        ProviderError::Invalid(format!(
+                            "the provider sent a stream event that is not valid JSON: {err}"
+                        ))
+                    }),
+                };
+                match data.and_then(|d| tr.step(&d)) {
+                    Ok(stream::Step::Chunks(c)) => pending.extend(c),
+                    Ok(stream::Step::Done(c)) => {
+                        pending.extend(c);
+                        over = true;
+                    }
+                    Err(e) => return Some((Err(e), (ev, tr, pending, true))),
+                }
+            }
+        },
+    )
+    .boxed()
+}
