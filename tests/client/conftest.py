@@ -1,8 +1,10 @@
 """Start a real `rampart serve` (simulated provider, SQLite in a temp dir) for client tests."""
+import json
 import os
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,16 @@ def gateway(tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError("rampart serve did not start: " + (tmp / "serve.log").read_text())
+    # The quickstart starts with a shadow stage; these tests check the canary cohorts, so the
+    # operator promotes it to canary-5 through the admin API first.
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/rollouts/support-v2/promote",
+        data=json.dumps({"reason": "client tests need the canary stage"}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200, r.read()
     yield {"url": f"http://127.0.0.1:{port}", "db": tmp / "rampart.db"}
     proc.terminate()
     proc.wait(timeout=30)

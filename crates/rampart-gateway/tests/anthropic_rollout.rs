@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 /// The simulated provider over HTTP; its base URL (no `/v1`).
 async fn mock_llm() -> (String, Arc<rampart_mock::Simulator>) {
     let sim = Arc::new(rampart_mock::Simulator::with_default_models());
+    sim.record_received(true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(rampart_mock::serve(
@@ -50,6 +51,8 @@ output_usd_per_mtok = 15.0
 [rollouts.support-v2]
 route = "support"
 candidate = "v2"
+# The candidate's errors reach the client here (fallback is tested in tests/fallback.rs).
+fallback_to_baseline = false
 stages = [ {{ name = "canary", percent = {percent}, min_duration = "1h" }} ]
 "#,
         model = first_model()
