@@ -115,6 +115,36 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// What one chat request may cost besides its size (`max_messages`, `max_json_depth`).
+    pub limits: crate::request::Limits,
+    /// Connection hygiene against slow or idle clients (slowloris).
+    pub connections: ConnectionLimits,
+}
+
+/// How long a client may take, and how many connections it may hold. A connection past a
+/// timeout is closed; one past the cap waits in the kernel's accept backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a connection's first byte (or the end of its previous request) to the end of the
+    /// request's headers.
+    pub header_read_timeout: Duration,
+    /// To read a whole request body, once its headers are in.
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may sit with no request before it is closed.
+    pub idle_timeout: Duration,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1_024,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +162,9 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     pub batch_size: usize,
     pub flush_interval: Duration,
+    /// With `capture_text` on, every match of these patterns is replaced by `[REDACTED]` in
+    /// stored text (prompts, answers, tool calls, tools, feedback).
+    pub redact: Vec<regex::Regex>,
 }
 
 #[derive(Debug, Clone)]

@@ -194,6 +194,10 @@ async fn call(
         "messages".into(),
         json!([{"role": "user", "content": prompt}]),
     );
+    let request = match request::ChatRequest::from_value(&Value::Object(request)) {
+        Ok(r) => r,
+        Err(e) => return Err((0.0, format!("cannot build the judge's request: {e}"))),
+    };
     let body = request::for_variant(&request, variant, false);
     match tokio::time::timeout(timeout, provider.chat(&body, None, false)).await {
         Ok(Ok(Reply::Json(v, _))) => {

@@ -8,6 +8,7 @@
 //! - [`judge`]: judges a sample of shadow pairs with the rollout's judge variant (bounded,
 //!   budgeted, positions swapped) before they are stored.
 //! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
+//! - [`capture`]: what user and model text may be stored (`store.capture_text`, `store.redact`).
 //! - [`controller`]: feeds the pure rollout state machine and carries out its decisions.
 //! - [`report`]: the comparison report over stored pairs and events (admin API, shadow gate).
 //! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod capture;
 pub mod clock;
 pub mod controller;
 pub mod embeddings;

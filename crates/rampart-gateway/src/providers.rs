@@ -74,10 +74,11 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// Send one chat-completions call. `class` is forwarded as `x-rampart-class`.
+    /// Send one chat-completions call (`body` is its JSON). `class` is forwarded as
+    /// `x-rampart-class`.
     pub async fn chat(
         &self,
-        body: &Value,
+        body: &bytes::Bytes,
         class: Option<&str>,
         stream: bool,
     ) -> Result<Reply, ProviderError> {

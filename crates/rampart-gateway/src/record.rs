@@ -21,7 +21,8 @@ use crate::state::Gateway;
 pub const CLIENT_CLOSED: u16 = 499;
 
 /// Hand a record to the writer; count it when it cannot be queued.
-pub fn enqueue(gw: &Gateway, record: Record) {
+pub fn enqueue(gw: &Gateway, mut record: Record) {
+    crate::capture::apply(&gw.config.store, &mut record);
     match gw.writer.try_send(record) {
         Ok(()) => {}
         Err(TrySendError::Full) => gw.metrics.event_dropped("queue_full"),

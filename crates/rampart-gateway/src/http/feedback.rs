@@ -48,13 +48,14 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Respons
             "feedback needs at least one of `thumbs`, `outcome`, `final_text`".into(),
         ));
     }
-    let fb = Feedback {
+    let mut fb = Feedback {
         request_id: b.request_id.clone(),
         ts_ms: gw.clock.now_ms(),
         thumbs: b.thumbs,
         outcome: b.outcome,
         final_text: b.final_text,
     };
+    crate::capture::feedback(&gw.config.store, &mut fb);
     let found = gw
         .writer
         .feedback(fb)

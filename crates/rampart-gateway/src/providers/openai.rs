@@ -64,10 +64,15 @@ impl OpenAiClient {
     async fn post(
         &self,
         url: &str,
-        body: &Value,
+        body: bytes::Bytes,
         class: Option<&str>,
     ) -> Result<reqwest::Response, ProviderError> {
-        let mut req = self.client.post(url).json(body).timeout(self.timeout);
+        let mut req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .timeout(self.timeout);
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -95,18 +100,20 @@ impl OpenAiClient {
 
     /// One embeddings call (`POST {base_url}/embeddings`).
     pub async fn embeddings(&self, body: &Value) -> Result<Value, ProviderError> {
-        let resp = self.post(&self.embeddings_url, body, None).await?;
+        let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::Invalid(e.to_string()))?;
+        let resp = self.post(&self.embeddings_url, bytes.into(), None).await?;
         let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
         serde_json::from_slice(&bytes).map_err(|e| ProviderError::Invalid(e.to_string()))
     }
 
+    /// One chat call; `body` is the JSON request, shared (not copied) with the caller.
     pub async fn chat(
         &self,
-        body: &Value,
+        body: &bytes::Bytes,
         class: Option<&str>,
         stream: bool,
     ) -> Result<Reply, ProviderError> {
-        let resp = self.post(&self.url, body, class).await?;
+        let resp = self.post(&self.url, body.clone(), class).await?;
         if !stream {
             let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
             let v: Value = serde_json::from_slice(&bytes)
