@@ -105,6 +105,9 @@ pub enum AlertSink {
     },
     /// Generic JSON webhook: the alert as JSON.
     Webhook { url: SecretSource },
+    /// Opsgenie Alert API v2: create with an alias per rollout, close it on recovery.
+    /// `url` is the API base (`https://api.opsgenie.com` or `https://api.eu.opsgenie.com`).
+    Opsgenie { url: String, api_key: SecretSource },
 }
 
 #[derive(Debug, Clone)]

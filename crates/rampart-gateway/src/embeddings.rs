@@ -12,12 +12,12 @@ use rampart_core::compare::features::cosine;
 use rampart_core::record::Pair;
 use serde_json::{Value, json};
 
-use crate::metrics::RolloutOutcomeLabels;
-use crate::state::Gateway;
+use crate::metrics::rollout_outcome_labels;
+use crate::plane::DataPlane;
 
 /// The cosine similarity of the pair's two answers, when the rollout has an embeddings model
 /// and both sides answered with text.
-pub async fn similarity(gw: &Gateway, pair: &Pair) -> Option<f64> {
+pub async fn similarity(gw: &DataPlane, pair: &Pair) -> Option<f64> {
     let cfg = gw.config.rollouts.get(&pair.rollout)?.embeddings.as_ref()?;
     let (b, c) = (
         pair.baseline.answered_text()?,
@@ -34,10 +34,8 @@ pub async fn similarity(gw: &Gateway, pair: &Pair) -> Option<f64> {
     let outcome = if result.is_ok() { "ok" } else { "error" };
     gw.metrics
         .embeddings
-        .get_or_create(&RolloutOutcomeLabels {
-            rollout: pair.rollout.clone(),
-            outcome: outcome.into(),
-        })
+        .calls
+        .get_or_create(&rollout_outcome_labels(&pair.rollout, outcome))
         .inc();
     result
         .inspect_err(

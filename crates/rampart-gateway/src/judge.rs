@@ -29,9 +29,9 @@ use rampart_core::routing::{shadow_bucket, under_percent};
 use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::metrics::{RolloutLabels, RolloutOutcomeLabels};
+use crate::metrics::{rollout_labels, rollout_outcome_labels};
+use crate::plane::DataPlane;
 use crate::providers::Reply;
-use crate::state::Gateway;
 
 /// The judges of every rollout that has one.
 pub struct Judges {
@@ -77,7 +77,7 @@ impl Judges {
 
     /// Whether `pair` is judged now: sampled, both sides answered with text, a permit free and
     /// budget left. Every sampled pair that is not admitted is counted by reason.
-    pub fn admit(&self, gw: &Gateway, pair: &Pair) -> Option<Admitted> {
+    pub fn admit(&self, gw: &DataPlane, pair: &Pair) -> Option<Admitted> {
         let judge = self.by_rollout.get(&pair.rollout)?;
         let salt = format!("judge:{}", pair.rollout);
         if !under_percent(
@@ -113,13 +113,11 @@ impl Judges {
 }
 
 impl RolloutJudge {
-    fn count(&self, gw: &Gateway, outcome: &str) {
+    fn count(&self, gw: &DataPlane, outcome: &str) {
         gw.metrics
-            .judge_pairs
-            .get_or_create(&RolloutOutcomeLabels {
-                rollout: self.rollout.clone(),
-                outcome: outcome.to_string(),
-            })
+            .judge
+            .pairs
+            .get_or_create(&rollout_outcome_labels(&self.rollout, outcome))
             .inc();
     }
 }
@@ -127,7 +125,7 @@ impl RolloutJudge {
 impl Admitted {
     /// Judges the pair (both orderings at once), charges the spend, and returns the verdicts.
     /// `question` is the user's request as the judge sees it (see [`question`]).
-    pub async fn judge(self, gw: &Gateway, question: &str, pair: &Pair) -> PairJudgment {
+    pub async fn judge(self, gw: &DataPlane, question: &str, pair: &Pair) -> PairJudgment {
         let j = &self.judge;
         let b = pair.baseline.answered_text().unwrap_or_default();
         let c = pair.candidate.answered_text().unwrap_or_default();
@@ -155,10 +153,9 @@ impl Admitted {
             .unwrap_or_else(PoisonError::into_inner)
             .charge(gw.clock.now_ms(), cost_usd);
         gw.metrics
-            .judge_cost
-            .get_or_create(&RolloutLabels {
-                rollout: j.rollout.clone(),
-            })
+            .judge
+            .cost
+            .get_or_create(&rollout_labels(&j.rollout))
             .inc_by(cost_usd);
         let error = [&first, &second]
             .iter()
@@ -179,7 +176,7 @@ impl Admitted {
 
 /// One judge call: the reply's text and its cost, or the cost so far and what went wrong.
 async fn call(
-    gw: &Gateway,
+    gw: &DataPlane,
     variant: &VariantConfig,
     prompt: String,
     timeout: Duration,
@@ -188,6 +185,7 @@ async fn call(
         return Err((0.0, format!("no provider `{}`", variant.provider)));
     };
     let mut request = Map::new();
+    request.insert("model".into(), json!(variant.model));
     // Deterministic by default; the variant's own parameters override this.
     request.insert("temperature".into(), json!(0));
     request.insert(

@@ -15,13 +15,13 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
-use crate::state::Gateway;
+use crate::plane::DataPlane;
 
 /// HTTP status recorded for a request whose client went away (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
 /// Hand a record to the writer; count it when it cannot be queued.
-pub fn enqueue(gw: &Gateway, mut record: Record) {
+pub fn enqueue(gw: &DataPlane, mut record: Record) {
     crate::capture::apply(&gw.config.store, &mut record);
     match gw.writer.try_send(record) {
         Ok(()) => {}
@@ -32,7 +32,7 @@ pub fn enqueue(gw: &Gateway, mut record: Record) {
 
 /// One side of a pair, from what a variant answered.
 pub fn pair_side(
-    gw: &Gateway,
+    gw: &DataPlane,
     variant: &VariantConfig,
     answer: Option<&Answer>,
     latency: Duration,
@@ -60,7 +60,7 @@ pub fn pair_side(
     }
 }
 
-pub fn is_refusal(gw: &Gateway, a: &Answer) -> bool {
+pub fn is_refusal(gw: &DataPlane, a: &Answer) -> bool {
     refusal::is_refusal(
         Some(&a.text),
         a.refusal_field.as_deref(),
@@ -71,7 +71,7 @@ pub fn is_refusal(gw: &Gateway, a: &Answer) -> bool {
 
 /// The context of one request between routing and its end.
 pub struct Served {
-    pub gw: Gateway,
+    pub gw: DataPlane,
     pub request_id: String,
     pub ts_ms: i64,
     pub started: Instant,
@@ -128,7 +128,7 @@ impl Served {
             }
         }
         if let Some(rollout) = &self.rollout {
-            gw.signal(crate::controller::Signal::Request {
+            gw.signal(crate::signal::Signal::Request {
                 rollout: rollout.clone(),
                 cohort: self.cohort,
                 ts_ms: self.ts_ms,

@@ -28,9 +28,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::metrics::ShadowMetrics;
+use crate::plane::DataPlane;
 use crate::providers::{Provider, Reply};
 use crate::record::{Served, enqueue, pair_side};
-use crate::state::Gateway;
 
 const DAY_MS: i64 = 86_400_000;
 /// How long a shadow task waits for the user's (baseline) answer to finish.
@@ -151,7 +151,11 @@ impl ShadowDispatcher {
 
     /// Start the candidate call for a shadowed request, or skip it (counted). Returns where the
     /// request path must send the baseline's side once it is known.
-    pub fn dispatch(&self, gw: &Gateway, job: ShadowJob<'_>) -> Option<oneshot::Sender<PairSide>> {
+    pub fn dispatch(
+        &self,
+        gw: &DataPlane,
+        job: ShadowJob<'_>,
+    ) -> Option<oneshot::Sender<PairSide>> {
         let metrics = gw
             .metrics
             .shadow(&job.route.name, &job.candidate.name)
@@ -213,7 +217,7 @@ impl ShadowDispatcher {
 
 /// One shadow call, run off the request path.
 struct ShadowCall {
-    gw: Gateway,
+    gw: DataPlane,
     request: ChatRequest,
     candidate: Arc<VariantConfig>,
     provider: Provider,
@@ -243,7 +247,7 @@ impl ShadowCall {
                 ..PairSide::default()
             },
         };
-        gw.signal(crate::controller::Signal::Pair {
+        gw.signal(crate::signal::Signal::Pair {
             rollout: pair.rollout.clone(),
             ts_ms: gw.clock.now_ms(),
             baseline_error: pair.baseline.error.is_some(),

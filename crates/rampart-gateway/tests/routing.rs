@@ -5,6 +5,7 @@
 mod common;
 
 use common::{TestGateway, chat, config};
+use rampart_core::rollout::{Command, CommandKind};
 use rampart_core::routing::{bucket, shadow_bucket};
 
 /// Expected buckets computed outside rampart, with Python's hashlib, from DESIGN.md's formula:
@@ -40,7 +41,12 @@ async fn cohort_of(client: &reqwest::Client, url: &str, key: &str) -> String {
 
 #[tokio::test]
 async fn canary_share_stickiness_and_ramp_monotonicity() {
-    let mut cfg = config(r#"{ name = "c1", percent = 1 }"#, "");
+    let mut cfg = config(
+        r#"{ name = "c1", percent = 1, min_duration = "1h" },
+  { name = "c5", percent = 5, min_duration = "1h" },
+  { name = "c25", percent = 25, min_duration = "1h" }"#,
+        "",
+    );
     // Fast simulated provider so 10k keys stay quick.
     cfg = cfg.replace("median = 5, p95 = 8", "median = 0.05, p95 = 0.1");
     let t = TestGateway::start(&cfg).await;
@@ -48,11 +54,13 @@ async fn canary_share_stickiness_and_ramp_monotonicity() {
     let keys: Vec<String> = (0..10_000).map(|i| format!("synthetic-user-{i}")).collect();
 
     let mut at = std::collections::BTreeMap::new();
-    for (stage, percent) in [("c1", 1.0), ("c5", 5.0), ("c25", 25.0)] {
-        let mut view = (*t.gw.view_of("support-v2").unwrap()).clone();
-        view.stage = stage.into();
-        view.percent = percent;
-        t.gw.set_view(view);
+    for (i, stage) in ["c1", "c5", "c25"].into_iter().enumerate() {
+        if i > 0 {
+            // Every change of the routing view goes through the controller.
+            let promote = Command::new(CommandKind::Promote, "test", "next stage");
+            t.gw.command("support-v2", promote).await.unwrap();
+        }
+        assert_eq!(t.gw.view_of("support-v2").unwrap().stage, stage);
         // Query through HTTP in parallel batches.
         let mut canary = std::collections::BTreeSet::new();
         for chunk in keys.chunks(200) {

@@ -226,6 +226,20 @@ pub struct RawAlerts {
     pub pagerduty: Vec<RawAlertSink>,
     #[serde(default)]
     pub webhook: Vec<RawAlertSink>,
+    #[serde(default)]
+    pub opsgenie: Vec<RawOpsgenie>,
+}
+
+/// `[[alerts.opsgenie]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpsgenie {
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    /// `us` (default) or `eu`.
+    pub region: Option<String>,
+    /// Base URL overriding the region's (a proxy, or a stand-in in tests).
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::control::ControlError;
 use crate::error::ApiError;
 use crate::state::Gateway;
 
@@ -189,20 +190,21 @@ pub async fn action(
         reason: b.reason,
         expected_stage: b.expected_stage,
     };
-    let (reply, rx) = tokio::sync::oneshot::channel();
-    gw.controller
-        .commands
-        .send(crate::controller::CommandRequest {
-            rollout: name,
-            command,
-            reply,
-        })
-        .await
-        .map_err(|_| ApiError::Unavailable("the controller is not running".into()))?;
-    match rx.await {
-        Ok(Ok(status)) => Ok(axum::Json(json!({ "status": status })).into_response()),
-        Ok(Err(e)) => Err(ApiError::Conflict(e.to_string())),
-        Err(_) => Err(ApiError::Unavailable("the controller stopped".into())),
+    match gw.command(&name, command).await {
+        Ok(status) => Ok(axum::Json(json!({ "status": status })).into_response()),
+        Err(e) => Err(control_error(e)),
+    }
+}
+
+/// How a refused or failed order reads to the operator.
+fn control_error(e: ControlError) -> ApiError {
+    match e {
+        ControlError::Refused(e) => ApiError::Conflict(e.to_string()),
+        ControlError::UnknownRollout(name) => {
+            ApiError::NotFound(format!("unknown rollout `{name}`"))
+        }
+        ControlError::NotStored(msg) => ApiError::Unavailable(msg),
+        ControlError::Stopped => ApiError::Unavailable("the controller is not running".into()),
     }
 }
 
@@ -231,19 +233,7 @@ pub async fn put_tenant(
     }
     gw.set_tenant_cap(&name, &tenant, b.max_percent)
         .await
-        .map_err(ApiError::Unavailable)?;
-    let entry = rampart_store::AuditEntry {
-        rollout: name.clone(),
-        ts_ms: gw.clock.now_ms(),
-        actor: "admin-api".into(),
-        action: "tenant_cap".into(),
-        from_state: String::new(),
-        to_state: String::new(),
-        reason: format!("tenant {tenant} capped at {}%", b.max_percent),
-        details: json!({"tenant": tenant, "max_percent": b.max_percent}),
-    };
-    let store = gw.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
+        .map_err(control_error)?;
     get_rollout(State(gw), Path(name)).await
 }
 

@@ -23,10 +23,10 @@ use rampart_core::routing::{self, RolloutView};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::plane::DataPlane;
 use crate::providers::{Provider, Reply};
 use crate::record::Served;
 use crate::shadow::ShadowJob;
-use crate::state::Gateway;
 
 pub const ROUTING_KEY: &str = "x-rampart-routing-key";
 pub const TENANT: &str = "x-rampart-tenant";
@@ -85,7 +85,7 @@ fn set_header(h: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 pub async fn chat_completions(
-    State(gw): State<Gateway>,
+    State(gw): State<DataPlane>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -116,7 +116,7 @@ struct Admitted<'a> {
     out_headers: HeaderMap,
 }
 
-async fn handle(gw: Gateway, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
+async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
     let started = Instant::now();
     let ts_ms = gw.clock.now_ms();
     let request_id = format!("req_{}", uuid::Uuid::now_v7().simple());
@@ -155,7 +155,7 @@ async fn handle(gw: Gateway, headers: HeaderMap, body: Body) -> Result<Response,
 /// Read, parse and check the request, resolve its route and choose its variant. Each refusal
 /// is counted in `rampart_rejected_requests_total{reason}`.
 async fn admit<'a>(
-    gw: &'a Gateway,
+    gw: &'a DataPlane,
     headers: &HeaderMap,
     body: Body,
     mut out_headers: HeaderMap,
@@ -231,7 +231,7 @@ async fn admit<'a>(
 }
 
 /// Hand a shadowed request to the dispatcher; it shares the request's bytes, never copies them.
-fn start_shadow(gw: &Gateway, a: &Admitted, served: &mut Served) {
+fn start_shadow(gw: &DataPlane, a: &Admitted, served: &mut Served) {
     if !a.assignment.shadow {
         return;
     }

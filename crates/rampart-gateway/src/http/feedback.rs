@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::http::chat::read_body;
-use crate::state::Gateway;
+use crate::plane::DataPlane;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,14 +24,14 @@ struct FeedbackBody {
     final_text: Option<String>,
 }
 
-pub async fn feedback(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+pub async fn feedback(State(gw): State<DataPlane>, headers: HeaderMap, body: Body) -> Response {
     match handle(&gw, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn handle(gw: &DataPlane, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(headers, body, gw.config.server.max_body_bytes).await?;
     let b: FeedbackBody = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(format!(
@@ -72,7 +72,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Respons
     let id = b.request_id.clone();
     if let Ok(Ok(Some(ev))) = tokio::task::spawn_blocking(move || store.get_event(&id)).await {
         if let Some(rollout) = &ev.rollout {
-            gw.signal(crate::controller::Signal::Feedback {
+            gw.signal(crate::signal::Signal::Feedback {
                 rollout: rollout.clone(),
                 cohort: ev.cohort,
                 ts_ms: gw.clock.now_ms(),

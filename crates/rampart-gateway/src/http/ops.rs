@@ -9,12 +9,13 @@ use crate::state::Gateway;
 
 pub async fn metrics(State(gw): State<Gateway>) -> Response {
     let stats = gw.writer.stats();
-    gw.metrics.store_write_errors.set(stats.write_errors as i64);
+    gw.metrics.store.write_errors.set(stats.write_errors as i64);
     gw.metrics
-        .store_written
+        .store
+        .written
         .set((stats.written_events + stats.written_pairs) as i64);
-    gw.metrics.store_lost.set(stats.lost as i64);
-    gw.metrics.store_queued.set(stats.queued as i64);
+    gw.metrics.store.lost.set(stats.lost as i64);
+    gw.metrics.store.queued.set(stats.queued as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -375,7 +375,7 @@ fn fmt(v: Option<f64>) -> String {
 
 fn progress_line(
     elapsed: Duration,
-    st: &rampart_gateway::controller::RolloutStatus,
+    st: &rampart_gateway::control::RolloutStatus,
     tally: &Tally,
 ) -> String {
     let mut g = String::new();

@@ -1,4 +1,4 @@
-//! `[alerts]`: the paging sinks (Slack, PagerDuty, webhooks) and their delivery.
+//! `[alerts]`: the paging sinks (Slack, PagerDuty, Opsgenie, webhooks) and their delivery.
 
 use std::time::Duration;
 
@@ -93,6 +93,35 @@ pub(super) fn validate_alerts(c: &mut Collector, raw: RawAlerts) -> AlertsConfig
         check_url(c, &path, &url);
         if let Some(url) = url {
             sinks.push(AlertSink::Webhook { url });
+        }
+    }
+    for (i, s) in raw.opsgenie.into_iter().enumerate() {
+        let path = format!("alerts.opsgenie[{i}]");
+        let region_url = match s.region.as_deref() {
+            None | Some("us") => "https://api.opsgenie.com",
+            Some("eu") => "https://api.eu.opsgenie.com",
+            Some(other) => {
+                c.push(
+                    format!("{path}.region"),
+                    "must be `us` or `eu`",
+                    Some(other.to_string()),
+                );
+                "https://api.opsgenie.com"
+            }
+        };
+        let url = s
+            .url
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| region_url.to_string());
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            c.push(
+                format!("{path}.url"),
+                "must be an http:// or https:// URL",
+                Some(url.clone()),
+            );
+        }
+        if let Some(api_key) = secret(c, &path, "api_key", s.api_key, s.api_key_env) {
+            sinks.push(AlertSink::Opsgenie { url, api_key });
         }
     }
     let max_attempts = match raw.max_attempts {

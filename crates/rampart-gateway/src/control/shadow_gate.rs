@@ -28,7 +28,11 @@ use rampart_core::config::RolloutConfig;
 use rampart_core::rollout::gates::is_shadow;
 use rampart_core::rollout::{RolloutState, observations};
 
-use crate::state::Gateway;
+use rampart_core::config::Config;
+use rampart_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use super::handle::Statuses;
 
 /// A slow pass is followed by a pause of at least this many times its duration.
 pub const SLOW_FACTOR: u32 = 4;
@@ -100,8 +104,16 @@ pub fn input_for(
     })
 }
 
+/// What the verdict task reads.
+pub struct Gate {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub status: Arc<Statuses>,
+    pub shutdown: CancellationToken,
+}
+
 /// Recompute verdicts until shutdown.
-pub async fn run(gw: Gateway, verdicts: Verdicts, period: Duration) {
+pub async fn run(gw: Gate, verdicts: Verdicts, period: Duration) {
     let mut pause = period;
     loop {
         tokio::select! {
@@ -109,7 +121,7 @@ pub async fn run(gw: Gateway, verdicts: Verdicts, period: Duration) {
             _ = tokio::time::sleep(pause) => {}
         }
         let started = Instant::now();
-        let statuses = gw.controller.status.load_full();
+        let statuses = gw.status.load_full();
         let mut next = (**verdicts.load()).clone();
         next.retain(|name, _| statuses.contains_key(name));
         for (name, status) in statuses.iter() {

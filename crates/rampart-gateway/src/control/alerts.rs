@@ -1,4 +1,5 @@
-//! Alert delivery: Slack-compatible webhooks, PagerDuty Events API v2, generic JSON webhooks.
+//! Alert delivery: Slack-compatible webhooks, PagerDuty Events API v2, Opsgenie Alert API v2,
+//! generic JSON webhooks.
 //!
 //! The controller hands alerts to a bounded queue and moves on; a delivery task sends each to
 //! every sink, retrying with exponential backoff (250 ms, doubling) up to `alerts.max_attempts`.
@@ -6,7 +7,10 @@
 //! controller, and a full queue drops the alert with a count and an error log.
 //!
 //! PagerDuty: a trip or hold triggers an incident with the dedup key `rampart/<rollout>`; a
-//! resolve (resume, reset, or completion) resolves it.
+//! resolve (resume, reset, or completion) resolves it. Opsgenie: the same, with the alias
+//! `rampart/<rollout>` (see [`opsgenie`]).
+
+pub mod opsgenie;
 
 use std::time::Duration;
 
@@ -27,6 +31,7 @@ enum Sink {
     Slack { url: String },
     PagerDuty { url: String, routing_key: String },
     Webhook { url: String },
+    Opsgenie { url: String, api_key: String },
 }
 
 impl Sink {
@@ -35,6 +40,7 @@ impl Sink {
             Sink::Slack { .. } => "slack",
             Sink::PagerDuty { .. } => "pagerduty",
             Sink::Webhook { .. } => "webhook",
+            Sink::Opsgenie { .. } => "opsgenie",
         }
     }
 }
@@ -66,6 +72,12 @@ pub fn build(
             },
             AlertSink::Webhook { url } => Sink::Webhook {
                 url: url.resolve().ok_or_else(|| missing("webhook url"))?,
+            },
+            AlertSink::Opsgenie { url, api_key } => Sink::Opsgenie {
+                url: url.clone(),
+                api_key: api_key
+                    .resolve()
+                    .ok_or_else(|| missing("opsgenie api key"))?,
             },
         });
     }
@@ -153,8 +165,8 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
-/// The JSON body a sink receives for an alert (`None`: this sink ignores this alert).
-fn payload(sink: &Sink, a: &Alert) -> Option<Value> {
+/// Where a sink receives an alert and the JSON body (`None`: this sink ignores this alert).
+fn payload(sink: &Sink, a: &Alert) -> Option<(String, Value)> {
     let details = json!({
         "rollout": a.rollout,
         "kind": a.kind,
@@ -167,9 +179,13 @@ fn payload(sink: &Sink, a: &Alert) -> Option<Value> {
         "guardrails": a.guardrails,
     });
     match sink {
-        Sink::Slack { .. } => Some(json!({ "text": summary(a), "rampart": details })),
-        Sink::Webhook { .. } => Some(details),
-        Sink::PagerDuty { routing_key, .. } => {
+        Sink::Slack { url } => Some((
+            url.clone(),
+            json!({ "text": summary(a), "rampart": details }),
+        )),
+        Sink::Webhook { url } => Some((url.clone(), details)),
+        Sink::Opsgenie { url, .. } => opsgenie::request(url, a, &summary(a), &details),
+        Sink::PagerDuty { routing_key, url } => {
             let action = match a.kind {
                 AlertKind::Trip | AlertKind::Hold => "trigger",
                 AlertKind::Resolve | AlertKind::Completed => "resolve",
@@ -192,7 +208,7 @@ fn payload(sink: &Sink, a: &Alert) -> Option<Value> {
                     "custom_details": details,
                 });
             }
-            Some(body)
+            Some((url.clone(), body))
         }
     }
 }
@@ -215,15 +231,14 @@ impl AlertTask {
             };
             let Some(alert) = alert else { return };
             for sink in &self.sinks {
-                let Some(body) = payload(sink, &alert) else {
+                let Some((url, body)) = payload(sink, &alert) else {
                     continue;
                 };
-                let url = match sink {
-                    Sink::Slack { url } | Sink::PagerDuty { url, .. } | Sink::Webhook { url } => {
-                        url
-                    }
+                let auth = match sink {
+                    Sink::Opsgenie { api_key, .. } => Some(format!("GenieKey {api_key}")),
+                    _ => None,
                 };
-                let ok = self.deliver(url, &body).await;
+                let ok = self.deliver(&url, auth.as_deref(), &body).await;
                 self.counts
                     .get_or_create(&AlertLabels {
                         sink: sink.name().into(),
@@ -237,10 +252,14 @@ impl AlertTask {
         }
     }
 
-    async fn deliver(&self, url: &str, body: &Value) -> bool {
+    async fn deliver(&self, url: &str, auth: Option<&str>, body: &Value) -> bool {
         let mut backoff = Duration::from_millis(250);
         for attempt in 1..=self.max_attempts {
-            match self.client.post(url).json(body).send().await {
+            let mut req = self.client.post(url).json(body);
+            if let Some(a) = auth {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            match req.send().await {
                 Ok(r) if r.status().is_success() => return true,
                 Ok(r) => {
                     tracing::warn!(status = %r.status(), attempt, "alert sink answered with an error")

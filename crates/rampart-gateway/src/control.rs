@@ -1,0 +1,20 @@
+//! The control plane: evaluate, decide, persist, page.
+//!
+//! - [`handle`]: the door: commands in (pause, resume, promote, rollback, reset, tenant caps),
+//!   status out. Nothing else changes the routing snapshot.
+//! - [`controller`]: the task that feeds the pure rollout state machine with what the data
+//!   plane measured and carries out its decisions.
+//! - [`shadow_gate`]: the comparison engine's verdict on shadow stages, computed off the loop.
+//! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
+//!
+//! The data plane never imports this module: it sends [`crate::signal::Signal`]s and reads the
+//! routing snapshot ([`crate::plane::Routing`]).
+
+pub mod alerts;
+pub mod controller;
+pub mod handle;
+pub mod shadow_gate;
+mod window;
+
+pub use controller::{Ctx, Inbox, Restored, StartError, restore};
+pub use handle::{ControlError, ControlHandle, Order, RolloutStatus};

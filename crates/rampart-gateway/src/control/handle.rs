@@ -1,0 +1,111 @@
+//! The door between the planes: commands in (pause, resume, promote, rollback, reset, tenant
+//! caps), status out. Every change to the routing snapshot goes through the controller, so an
+//! automatic decision, an operator's command and a tenant cap never overwrite one another.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rampart_core::rollout::step::Evaluation;
+use rampart_core::rollout::{CohortCounts, Command, CommandError, PairedCounts, RolloutState};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// What status pages, the CLI and the admin API show for a rollout.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutStatus {
+    pub rollout: String,
+    pub state: RolloutState,
+    pub phase: &'static str,
+    pub stage: String,
+    pub percent: f64,
+    pub shadow_percent: f64,
+    pub evaluation: Option<Evaluation>,
+    pub stage_control: CohortCounts,
+    pub stage_canary: CohortCounts,
+    pub stage_pairs: Option<PairedCounts>,
+    pub updated_ms: i64,
+}
+
+/// Latest status per rollout.
+pub type Statuses = ArcSwap<BTreeMap<String, Arc<RolloutStatus>>>;
+
+/// What an operator asks the controller to do to one rollout.
+#[derive(Debug, Clone)]
+pub enum Order {
+    /// A state-machine command (pause, resume, promote, rollback, reset).
+    Command(Command),
+    /// Cap (or uncap, with 100) one tenant's canary percent.
+    TenantCap { tenant: String, max_percent: f64 },
+}
+
+/// Why an order was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    #[error("unknown rollout `{0}`")]
+    UnknownRollout(String),
+    /// Applied to routing, but not stored yet; the controller keeps retrying.
+    #[error("{0}")]
+    NotStored(String),
+    #[error("the controller is not running")]
+    Stopped,
+}
+
+/// An order and where the answer goes.
+pub struct CommandRequest {
+    pub rollout: String,
+    pub order: Order,
+    pub reply: oneshot::Sender<Result<RolloutStatus, ControlError>>,
+}
+
+/// The handle the rest of the gateway uses to reach the controller.
+pub struct ControlHandle {
+    commands: mpsc::Sender<CommandRequest>,
+    pub status: Arc<Statuses>,
+}
+
+/// The controller's end of the command queue.
+pub type CommandReceiver = mpsc::Receiver<CommandRequest>;
+
+pub fn channel(status: Arc<Statuses>) -> (ControlHandle, CommandReceiver) {
+    let (tx, rx) = mpsc::channel(64);
+    (
+        ControlHandle {
+            commands: tx,
+            status,
+        },
+        rx,
+    )
+}
+
+impl ControlHandle {
+    /// Send an order and wait for the controller's answer.
+    pub async fn order(&self, rollout: &str, order: Order) -> Result<RolloutStatus, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(CommandRequest {
+                rollout: rollout.to_string(),
+                order,
+                reply,
+            })
+            .await
+            .map_err(|_| ControlError::Stopped)?;
+        rx.await.map_err(|_| ControlError::Stopped)?
+    }
+
+    /// A state-machine command.
+    pub async fn command(
+        &self,
+        rollout: &str,
+        command: Command,
+    ) -> Result<RolloutStatus, ControlError> {
+        self.order(rollout, Order::Command(command)).await
+    }
+
+    /// The latest status of one rollout.
+    pub fn status_of(&self, rollout: &str) -> Option<Arc<RolloutStatus>> {
+        self.status.load().get(rollout).cloned()
+    }
+}
