@@ -66,6 +66,61 @@ pub struct Config {
     pub shadow: ShadowConfig,
     pub refusals: RefusalConfig,
     pub alerts: AlertsConfig,
+    pub outcomes: OutcomesConfig,
+}
+
+/// `[outcomes]`: slow business signals posted to `POST /v1/outcomes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomesConfig {
+    /// An outcome about a request served longer ago than this is refused (default 30 days).
+    pub max_age: Duration,
+}
+
+impl Default for OutcomesConfig {
+    fn default() -> Self {
+        OutcomesConfig {
+            max_age: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// `[[rollouts.R.slow_signals]]`: a slow gate on a business outcome (see
+/// `rampart_core::rollout::slow_signals`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowSignalConfig {
+    /// The outcome's `name` in `POST /v1/outcomes` (e.g. `csat`).
+    pub name: String,
+    /// `false` for outcomes where more is worse (refunds, escalations).
+    pub higher_is_better: bool,
+    /// The tolerated drop of the canary against the control.
+    pub threshold: SlowThreshold,
+    /// How long the breach must hold at every check before the action is taken.
+    pub sustain: Duration,
+    pub check_interval: Duration,
+    /// Outcomes each cohort needs before the signal is tested.
+    pub min_samples: u64,
+    pub action: SlowAction,
+    /// Error level of the anytime-valid interval (two-sided).
+    pub alpha: f64,
+}
+
+/// How much worse the canary may be before a slow signal breaches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SlowThreshold {
+    /// `max_decrease`: in the outcome's own units.
+    Absolute(f64),
+    /// `max_relative_decrease`: a fraction of the control's mean.
+    Relative(f64),
+}
+
+/// What a sustained slow-signal breach does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowAction {
+    /// Hold the canary at 0 % (shadow continues) until a human resumes.
+    Pin,
+    /// Roll back, as the kill switch does.
+    Rollback,
 }
 
 /// Where alerts go. URLs and keys may be read from env vars (`url_env`, `routing_key_env`) at
@@ -179,7 +234,49 @@ pub struct ProviderConfig {
 #[derive(Debug, Clone)]
 pub enum ProviderKind {
     OpenAi(OpenAiProvider),
+    AzureOpenAi(AzureOpenAiProvider),
+    Anthropic(AnthropicProvider),
     Mock(MockProvider),
+}
+
+impl ProviderKind {
+    /// The `type` as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi(_) => "openai",
+            ProviderKind::AzureOpenAi(_) => "azure_openai",
+            ProviderKind::Anthropic(_) => "anthropic",
+            ProviderKind::Mock(_) => "mock",
+        }
+    }
+}
+
+/// What every HTTP provider shares: timeouts, the connection pool and retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// Whole answer of a non-streamed call (each attempt; retries stay within it too).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Streams: from sending the request to the first event.
+    pub first_byte_timeout: Duration,
+    /// Streams: longest silence between two events once the stream has started.
+    pub idle_timeout: Duration,
+    pub max_idle_per_host: usize,
+    /// Extra attempts after a retryable failure (connect error, 429, 500, 502, 503, 529).
+    pub retries: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+            max_idle_per_host: 64,
+            retries: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -187,9 +284,29 @@ pub struct OpenAiProvider {
     /// Base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
     pub api_key_env: Option<String>,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub max_idle_per_host: usize,
+    pub http: HttpSettings,
+}
+
+/// Azure OpenAI: `{endpoint}/openai/deployments/{model}/chat/completions?api-version=…`,
+/// key in the `api-key` header; a variant's `model` is the deployment name.
+#[derive(Debug, Clone)]
+pub struct AzureOpenAiProvider {
+    /// Resource endpoint without a trailing slash, e.g. `https://my-res.openai.azure.com`.
+    pub endpoint: String,
+    pub api_version: String,
+    pub api_key_env: Option<String>,
+    pub http: HttpSettings,
+}
+
+/// Anthropic's native Messages API (`POST {base_url}/v1/messages`).
+#[derive(Debug, Clone)]
+pub struct AnthropicProvider {
+    /// Without a trailing slash; default `https://api.anthropic.com`.
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    /// The `anthropic-version` header; default `2023-06-01`.
+    pub anthropic_version: String,
+    pub http: HttpSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -454,6 +571,8 @@ pub struct RolloutConfig {
     pub judge: Option<JudgeConfig>,
     /// Embedding similarity of shadow pairs; `None` when not configured.
     pub embeddings: Option<EmbeddingsConfig>,
+    /// Slow gates on business outcomes, in file order (names unique).
+    pub slow_signals: Vec<SlowSignalConfig>,
 }
 
 /// `[rollouts.R.embeddings]`: an OpenAI-compatible embeddings model that embeds both answers of

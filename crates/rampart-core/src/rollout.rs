@@ -9,6 +9,7 @@
 //! - [`gates`]: what a stage must show before it advances (power-sized samples, SRM, shadow).
 //! - [`step`]: the state machine: [`step()`] for the controller's ticks, [`apply()`] for manual
 //!   [`Command`]s, both returning the new state and the [`Action`]s the gateway carries out.
+//! - [`slow_signals`]: slow gates on business outcomes (`pin` / `rollback`), anytime-valid.
 //! - [`plan`]: stage sizing for `rampart plan`.
 //! - [`sim`]: a pure, seeded traffic simulator that drives [`step()`] (tests, `rampart demo`).
 //!
@@ -38,6 +39,7 @@ pub mod guardrails;
 pub mod observations;
 pub mod plan;
 pub mod sim;
+pub mod slow_signals;
 pub mod state;
 pub mod step;
 
@@ -48,7 +50,10 @@ pub use observations::{
     ShadowGateInput, WindowCounts,
 };
 pub use plan::{StagePlan, plan};
-pub use state::{HoldReason, Phase, RolloutState, Trigger};
+pub use slow_signals::{
+    OutcomeObservations, SignalOutcomes, SlowSignalReport, SlowStatus, SlowStep, step_slow,
+};
+pub use state::{HoldReason, PercentChange, Phase, RolloutState, Trigger};
 pub use step::{
     Action, Alert, AlertKind, Command, CommandError, CommandKind, Severity, apply, step,
 };

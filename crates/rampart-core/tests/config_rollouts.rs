@@ -233,3 +233,86 @@ timeout = "soon"
         "{errs:#?}"
     );
 }
+
+#[test]
+fn slow_signals_parse_with_defaults() {
+    use rampart_core::config::{SlowAction, SlowSignalConfig, SlowThreshold};
+    let c = Config::from_toml_str(&config(
+        r#"
+[[rollouts.support-v2.slow_signals]]
+name = "csat"
+max_decrease = 3
+sustain = "48h"
+[[rollouts.support-v2.slow_signals]]
+name = "refunds"
+higher_is_better = false
+max_relative_decrease = 0.1
+check_interval = "30m"
+min_samples = 500
+action = "rollback"
+alpha = 0.01
+[outcomes]
+max_age = "7d"
+"#,
+    ))
+    .unwrap();
+    assert_eq!(c.outcomes.max_age, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(
+        c.rollouts["support-v2"].slow_signals,
+        vec![
+            SlowSignalConfig {
+                name: "csat".into(),
+                higher_is_better: true,
+                threshold: SlowThreshold::Absolute(3.0),
+                sustain: Duration::from_secs(48 * 3600),
+                check_interval: Duration::from_secs(3600),
+                min_samples: 100,
+                action: SlowAction::Pin,
+                alpha: 0.05,
+            },
+            SlowSignalConfig {
+                name: "refunds".into(),
+                higher_is_better: false,
+                threshold: SlowThreshold::Relative(0.1),
+                sustain: Duration::ZERO,
+                check_interval: Duration::from_secs(1800),
+                min_samples: 500,
+                action: SlowAction::Rollback,
+                alpha: 0.01,
+            },
+        ]
+    );
+}
+
+#[test]
+fn slow_signal_mistakes_name_their_key() {
+    let errs = errors(
+        r#"
+[[rollouts.support-v2.slow_signals]]
+name = "csat"
+[[rollouts.support-v2.slow_signals]]
+name = "csat"
+max_decrease = -1
+max_relative_decrease = 0.2
+sustain = "two days"
+action = "page"
+min_samples = 1
+[outcomes]
+max_age = "forever"
+"#,
+    );
+    for want in [
+        "rollouts.support-v2.slow_signals[0]: set exactly one of max_decrease and max_relative_decrease",
+        "rollouts.support-v2.slow_signals[1].name: duplicate slow signal name (got `csat`)",
+        "rollouts.support-v2.slow_signals[1]: set exactly one of max_decrease and max_relative_decrease",
+        "rollouts.support-v2.slow_signals[1].sustain:",
+        "rollouts.support-v2.slow_signals[1].action: must be `pin` or `rollback` (got `page`)",
+        "rollouts.support-v2.slow_signals[1].min_samples: must be at least 2 (got `1`)",
+        "outcomes.max_age:",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+}

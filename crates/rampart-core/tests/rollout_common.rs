@@ -62,6 +62,7 @@ pub fn rollout(stages: Vec<StageConfig>, mode: GuardrailMode) -> RolloutConfig {
         cooldown: Duration::from_secs(3600),
         judge: None,
         embeddings: None,
+        slow_signals: Vec::new(),
     }
 }
 

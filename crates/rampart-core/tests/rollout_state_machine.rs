@@ -32,6 +32,7 @@ fn at(index: usize, epoch: i64) -> RolloutState {
         stage_epoch_ms: epoch,
         started_ms: 0,
         transitions: 0,
+        ..RolloutState::new(0)
     }
 }
 

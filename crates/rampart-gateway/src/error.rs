@@ -28,13 +28,18 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
-    /// The provider answered with an error; its status and body are passed through.
+    /// The provider answered with an error; its status, body and `Retry-After` are passed
+    /// through.
     #[error("upstream provider answered {status}")]
-    Upstream { status: u16, body: Value },
+    Upstream {
+        status: u16,
+        body: Value,
+        retry_after: Option<String>,
+    },
     #[error("the provider did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
-    /// The detail (which may name the upstream's address) is kept for logs and stored events;
-    /// the client's body says only what kind of failure it was.
+    /// The detail (which names the upstream's address) is kept for logs and stored events; the
+    /// client's body says only what kind of failure it was.
     #[error("cannot reach the provider: {0}")]
     UpstreamUnreachable(String),
     #[error("the provider sent an answer rampart cannot read: {0}")]
@@ -90,9 +95,6 @@ impl ApiError {
     fn client_message(&self) -> String {
         match self {
             ApiError::UpstreamUnreachable(_) => "cannot reach the provider".into(),
-            ApiError::UpstreamInvalid(_) => {
-                "the provider sent an answer rampart cannot read".into()
-            }
             ApiError::Internal(_) => "internal error; see the gateway's log".into(),
             other => scrub_urls(&other.to_string()),
         }
@@ -146,6 +148,16 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(error = %detail, "internal error answered as 500");
         }
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut resp = (self.status(), axum::Json(self.body())).into_response();
+        if let ApiError::Upstream {
+            retry_after: Some(v),
+            ..
+        } = &self
+            && let Ok(v) = axum::http::HeaderValue::from_str(v)
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        resp
     }
 }

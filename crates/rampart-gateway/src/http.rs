@@ -1,9 +1,11 @@
-//! The HTTP surface: the OpenAI-compatible data plane, feedback, and operational endpoints.
+//! The HTTP surface: the OpenAI-compatible data plane, feedback, operational endpoints, the
+//! admin API and the `/ui/` dashboard.
 
 pub mod admin;
 pub mod chat;
 pub mod feedback;
 pub mod ops;
+pub mod ui;
 
 use axum::Router;
 use axum::body::Body;
@@ -33,6 +35,7 @@ pub fn router(gw: Gateway) -> Router {
         ));
     Router::new()
         .merge(admin)
+        .merge(ui::router(gw.clone()))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/feedback", post(feedback::feedback))
         .route("/metrics", get(ops::metrics))

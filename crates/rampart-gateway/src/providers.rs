@@ -5,11 +5,15 @@
 //! Failures are classified so the edge can answer 502 (unreachable), 504 (timeout) or pass
 //! the upstream status through.
 
+pub mod guard;
 pub mod mock;
 pub mod openai;
+pub mod retry;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::stream::BoxStream;
 use rampart_core::config::{Config, ProviderKind};
@@ -26,14 +30,28 @@ pub enum Reply {
     Stream(BoxStream<'static, Result<Value, ProviderError>>),
 }
 
+/// Why the providers could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("providers.{provider}.api_key_env: environment variable {var} is not set")]
+    MissingKey { provider: String, var: String },
+    #[error("providers.{provider}: cannot build HTTP client: {message}")]
+    Client { provider: String, message: String },
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The provider answered an error status; `retry_after` is its `Retry-After` header.
     #[error("status {status}")]
-    Status { status: u16, body: Value },
+    Status {
+        status: u16,
+        body: Value,
+        retry_after: Option<String>,
+    },
     #[error("invalid answer: {0}")]
     Invalid(String),
 }
@@ -42,7 +60,7 @@ impl ProviderError {
     /// A short description for pairs and logs.
     pub fn describe(&self) -> String {
         match self {
-            ProviderError::Status { status, body } => {
+            ProviderError::Status { status, body, .. } => {
                 let msg = body
                     .pointer("/error/message")
                     .and_then(Value::as_str)
@@ -60,7 +78,15 @@ impl From<ProviderError> for ApiError {
         match e {
             ProviderError::Timeout(d) => ApiError::UpstreamTimeout(d),
             ProviderError::Connect(m) => ApiError::UpstreamUnreachable(m),
-            ProviderError::Status { status, body } => ApiError::Upstream { status, body },
+            ProviderError::Status {
+                status,
+                body,
+                retry_after,
+            } => ApiError::Upstream {
+                status,
+                body,
+                retry_after,
+            },
             ProviderError::Invalid(m) => ApiError::UpstreamInvalid(m),
         }
     }
@@ -69,13 +95,61 @@ impl From<ProviderError> for ApiError {
 /// One configured provider.
 #[derive(Clone)]
 pub enum Provider {
-    OpenAi(Arc<openai::OpenAiClient>),
+    /// A provider over HTTP, with retries.
+    Remote(Arc<Remote>),
     Mock(Arc<rampart_mock::Simulator>),
 }
 
+/// The wire format a remote provider speaks.
+pub enum Api {
+    /// OpenAI's, on OpenAI's URL scheme or Azure's.
+    OpenAi(openai::OpenAiClient),
+}
+
+pub struct Remote {
+    pub name: String,
+    pub api: Api,
+    retries: retry::RetryCounter,
+}
+
+impl Remote {
+    fn http(&self) -> &rampart_core::config::HttpSettings {
+        match &self.api {
+            Api::OpenAi(c) => &c.http,
+        }
+    }
+
+    async fn chat(
+        &self,
+        body: &bytes::Bytes,
+        class: Option<&str>,
+        stream: bool,
+    ) -> Result<Reply, ProviderError> {
+        let http = self.http();
+        let budget = if stream {
+            http.first_byte_timeout
+        } else {
+            http.timeout
+        };
+        let policy = retry::Policy {
+            provider: &self.name,
+            retries: http.retries,
+            counter: &self.retries,
+        };
+        retry::run(policy, Instant::now() + budget, |deadline| async move {
+            match &self.api {
+                Api::OpenAi(c) => c.chat_once(body, class, stream, deadline).await,
+            }
+        })
+        .await
+    }
+}
+
 impl Provider {
-    /// Send one chat-completions call (`body` is its JSON). `class` is forwarded as
-    /// `x-rampart-class`.
+    /// Send one chat-completions call (OpenAI's shapes in and out, whatever the provider
+    /// speaks). `class` is forwarded as `x-rampart-class`. Retryable failures are retried
+    /// (see [`retry`]); a stream is returned once its first chunk is in, so every failure
+    /// before the first byte is an `Err` here, and later ones arrive inside the stream.
     pub async fn chat(
         &self,
         body: &bytes::Bytes,
@@ -83,7 +157,7 @@ impl Provider {
         stream: bool,
     ) -> Result<Reply, ProviderError> {
         match self {
-            Provider::OpenAi(c) => c.chat(body, class, stream).await,
+            Provider::Remote(r) => r.chat(body, class, stream).await,
             Provider::Mock(sim) => mock::chat(sim, body, class, stream).await,
         }
     }
@@ -91,26 +165,45 @@ impl Provider {
     /// Send one embeddings call (OpenAI's request and response shapes).
     pub async fn embeddings(&self, body: &Value) -> Result<Value, ProviderError> {
         match self {
-            Provider::OpenAi(c) => c.embeddings(body).await,
+            Provider::Remote(r) => match &r.api {
+                Api::OpenAi(c) => c.embeddings(body).await,
+            },
             Provider::Mock(sim) => mock::embeddings(sim, body),
         }
     }
 }
 
-/// Build every configured provider. Fails when a named API-key variable is missing.
-pub fn build_all(config: &Config) -> Result<HashMap<String, Provider>, String> {
+/// Build every configured provider; retries are counted in `retries`. Fails when a named
+/// API-key variable is missing.
+pub fn build_all(
+    config: &Config,
+    retries: &retry::RetryCounter,
+) -> Result<HashMap<String, Provider>, BuildError> {
     let mut out = HashMap::new();
     for (name, p) in &config.providers {
-        let provider = match &p.kind {
-            ProviderKind::OpenAi(o) => {
-                Provider::OpenAi(Arc::new(openai::OpenAiClient::new(name, o)?))
+        let api = match &p.kind {
+            ProviderKind::OpenAi(o) => Api::OpenAi(openai::OpenAiClient::new(name, o)?),
+            ProviderKind::AzureOpenAi(a) => Api::OpenAi(openai::OpenAiClient::azure(name, a)?),
+            ProviderKind::Anthropic(_) => todo_anthropic(name)?,
+            ProviderKind::Mock(m) => {
+                let sim = rampart_mock::Simulator::new(m.models.clone(), m.seed);
+                out.insert(name.clone(), Provider::Mock(Arc::new(sim)));
+                continue;
             }
-            ProviderKind::Mock(m) => Provider::Mock(Arc::new(rampart_mock::Simulator::new(
-                m.models.clone(),
-                m.seed,
-            ))),
         };
-        out.insert(name.clone(), provider);
+        let remote = Remote {
+            name: name.clone(),
+            api,
+            retries: retries.clone(),
+        };
+        out.insert(name.clone(), Provider::Remote(Arc::new(remote)));
     }
     Ok(out)
+}
+
+fn todo_anthropic(name: &str) -> Result<Api, BuildError> {
+    Err(BuildError::Client {
+        provider: name.to_string(),
+        message: "type = \"anthropic\" is not available in this build yet".into(),
+    })
 }

@@ -75,8 +75,9 @@ impl Gateway {
         store: Arc<dyn Store>,
         opts: BuildOptions,
     ) -> Result<Gateway, String> {
-        let providers = providers::build_all(&config)?;
         let metrics = Arc::new(Metrics::new(&config));
+        let providers =
+            providers::build_all(&config, &metrics.providers.retries).map_err(|e| e.to_string())?;
         let writer = Writer::spawn(
             store.clone(),
             WriterConfig {

@@ -84,6 +84,8 @@ flush_interval = "20ms"
 [providers.up]
 type = "openai"
 base_url = "{upstream}"
+# The candidate's errors must reach the guardrails, not be retried away.
+retries = 0
 [routes.support]
 baseline = "v1"
 [routes.support.variants.v1]

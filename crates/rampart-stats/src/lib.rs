@@ -16,6 +16,7 @@
 //! * [`power`] — sample size and minimum detectable effect for two proportions.
 //! * [`sequential`] — mSPRT always-valid p-values and anytime-valid confidence sequences
 //!   (the kill switch's guardrail checks).
+//! * [`mean_interval`] — anytime-valid interval for a difference of two means (slow gates).
 //! * [`multiple`] — Holm and Benjamini–Hochberg adjusted p-values.
 //! * [`sketch`] — mergeable relative-error quantile sketch (DDSketch) for latencies.
 //! * [`edit`] — Levenshtein distance over Unicode scalar values.
@@ -28,6 +29,7 @@ pub mod bootstrap;
 pub mod edit;
 pub mod ks;
 pub mod mann_whitney;
+pub mod mean_interval;
 pub mod multiple;
 pub mod normal;
 pub mod percentile;

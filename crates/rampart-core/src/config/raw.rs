@@ -46,7 +46,15 @@ pub struct RawProvider {
     pub api_key_env: Option<String>,
     pub timeout: Option<String>,
     pub connect_timeout: Option<String>,
+    pub first_byte_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
     pub max_idle_per_host: Option<u64>,
+    pub retries: Option<u64>,
+    /// `azure_openai`: the resource endpoint and `api-version`.
+    pub endpoint: Option<String>,
+    pub api_version: Option<String>,
+    /// `anthropic`: the `anthropic-version` header.
+    pub anthropic_version: Option<String>,
     pub seed: Option<u64>,
     #[serde(default)]
     pub models: BTreeMap<String, RawMockModel>,
@@ -124,6 +132,30 @@ pub struct RawRollout {
     pub cooldown: Option<String>,
     pub judge: Option<RawJudge>,
     pub embeddings: Option<RawEmbeddings>,
+    #[serde(default)]
+    pub slow_signals: Vec<RawSlowSignal>,
+}
+
+/// `[[rollouts.R.slow_signals]]`: a business outcome posted later (`POST /v1/outcomes`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlowSignal {
+    pub name: String,
+    pub higher_is_better: Option<bool>,
+    pub max_decrease: Option<f64>,
+    pub max_relative_decrease: Option<f64>,
+    pub sustain: Option<String>,
+    pub check_interval: Option<String>,
+    pub min_samples: Option<u64>,
+    pub action: Option<String>,
+    pub alpha: Option<f64>,
+}
+
+/// `[outcomes]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutcomes {
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

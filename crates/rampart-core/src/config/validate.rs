@@ -183,6 +183,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let mut shadow = RawShadow::default();
     let mut refusals = RawRefusals::default();
     let mut alerts = RawAlerts::default();
+    let mut outcomes = RawOutcomes::default();
     let mut providers: BTreeMap<String, Option<RawProvider>> = BTreeMap::new();
     let mut routes: BTreeMap<String, Option<RawRoute>> = BTreeMap::new();
     let mut rollouts: BTreeMap<String, Option<RawRollout>> = BTreeMap::new();
@@ -194,6 +195,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             "shadow" => shadow = c.de("shadow", value).unwrap_or_default(),
             "refusals" => refusals = c.de("refusals", value).unwrap_or_default(),
             "alerts" => alerts = c.de("alerts", value).unwrap_or_default(),
+            "outcomes" => outcomes = c.de("outcomes", value).unwrap_or_default(),
             "providers" | "routes" | "rollouts" => {
                 let toml::Value::Table(entries) = value else {
                     c.push(key.as_str(), "must be a table", None);
@@ -226,7 +228,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             }
             other => c.push(
                 other,
-                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts)",
+                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts, outcomes)",
                 None,
             ),
         }
@@ -236,6 +238,13 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let store = validate_store(&mut c, store);
     let shadow = validate_shadow(&mut c, shadow);
     let alerts = validate_alerts(&mut c, alerts);
+    let outcomes = OutcomesConfig {
+        max_age: c.duration(
+            "outcomes.max_age",
+            outcomes.max_age.as_deref(),
+            OutcomesConfig::default().max_age,
+        ),
+    };
     let refusals = RefusalConfig {
         phrases: refusals
             .phrases
@@ -296,6 +305,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             shadow,
             refusals,
             alerts,
+            outcomes,
         })
     } else {
         Err(ConfigErrors(c.errors))

@@ -10,16 +10,20 @@
 //! | `stage` | the stage's | the stage's | stage name |
 //! | `holding` | the stage's (evidence keeps accruing for the reviewer) | the stage's | stage name |
 //! | `paused` | the stage's: pausing freezes the ramp but keeps the split | 0 | `paused` |
+//! | `pinned` | 0: a slow signal pinned the canary (a human resumes) | the stage's | `pinned` |
 //! | `rolled_back` | 0: everyone on the baseline | 0 | `rolled_back` |
 //! | `completed` | 100 (baseline kept warm) | 0 | `completed` |
 //! | `ready_to_decommission` | 100 | 0 | `ready_to_decommission` |
 //!
 //! Invariants: a stage index is always `< cfg.stages.len()` for the config the state was made
 //! with (a config that lost stages clamps to its last one); the kill switch stays armed in
-//! `stage`, `holding`, `paused` and `completed`.
+//! `stage`, `holding`, `paused`, `pinned` and `completed`. `percent_history` holds every change
+//! of the canary percent since the rollout was created or reset, so an outcome known only by
+//! its routing key can be attributed to the cohort its user was in at the time.
 
 use serde::{Deserialize, Serialize};
 
+use super::slow_signals::SlowSignalState;
 use crate::config::RolloutConfig;
 use crate::routing::RolloutView;
 
@@ -84,6 +88,15 @@ pub enum Phase {
         actor: String,
         reason: String,
     },
+    /// A slow signal (business outcome) held its breach for `sustain`: the canary is at 0 %,
+    /// shadow continues, guardrails stay armed; only an operator's `resume` (back to stage
+    /// `index`, fresh stage epoch) or `rollback` leaves it.
+    Pinned {
+        index: usize,
+        at_ms: i64,
+        signals: Vec<String>,
+        reason: String,
+    },
     /// Waiting for a human at stage `index`; guardrails still armed.
     Holding {
         index: usize,
@@ -115,6 +128,19 @@ pub struct RolloutState {
     pub started_ms: i64,
     /// Number of transitions so far (audit sequence; increases by one per transition).
     pub transitions: u64,
+    /// The slow signals' running checks (breach start per signal) and their epoch.
+    #[serde(default, skip_serializing_if = "SlowSignalState::is_empty")]
+    pub slow: SlowSignalState,
+    /// Every change of the canary percent, oldest first (see the module docs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percent_history: Vec<PercentChange>,
+}
+
+/// The canary percent became `percent` at `at_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PercentChange {
+    pub at_ms: i64,
+    pub percent: f64,
 }
 
 impl RolloutState {
@@ -125,15 +151,28 @@ impl RolloutState {
             stage_epoch_ms: now_ms,
             started_ms: now_ms,
             transitions: 0,
+            slow: SlowSignalState::default(),
+            percent_history: Vec::new(),
+        }
+    }
+
+    /// The canary percent in force at `at_ms`: the latest recorded change at or before it;
+    /// before any change, the first stage's percent from `started_ms` on, and 0 before that.
+    pub fn percent_at(&self, cfg: &RolloutConfig, at_ms: i64) -> f64 {
+        match self.percent_history.iter().rev().find(|c| c.at_ms <= at_ms) {
+            Some(c) => c.percent,
+            None if at_ms >= self.started_ms => cfg.stages.first().map_or(0.0, |s| s.percent),
+            None => 0.0,
         }
     }
 
     /// The stage index the rollout is in or was frozen at (`None` when rolled back, completed).
     pub fn stage_index(&self) -> Option<usize> {
         match &self.phase {
-            Phase::Stage { index } | Phase::Paused { index, .. } | Phase::Holding { index, .. } => {
-                Some(*index)
-            }
+            Phase::Stage { index }
+            | Phase::Paused { index, .. }
+            | Phase::Holding { index, .. }
+            | Phase::Pinned { index, .. } => Some(*index),
             _ => None,
         }
     }
@@ -143,13 +182,14 @@ impl RolloutState {
         self.stage_epoch_ms
     }
 
-    /// Short name of the phase: `stage`, `paused`, `holding`, `rolled_back`, `completed`,
+    /// Short name of the phase: `stage`, `paused`, `holding`, `pinned`, `rolled_back`, `completed`,
     /// `ready_to_decommission`.
     pub fn phase_name(&self) -> &'static str {
         match self.phase {
             Phase::Stage { .. } => "stage",
             Phase::Paused { .. } => "paused",
             Phase::Holding { .. } => "holding",
+            Phase::Pinned { .. } => "pinned",
             Phase::RolledBack { .. } => "rolled_back",
             Phase::Completed { .. } => "completed",
             Phase::ReadyToDecommission { .. } => "ready_to_decommission",
@@ -183,6 +223,7 @@ impl RolloutState {
         let (percent, shadow_percent) = match &self.phase {
             Phase::Stage { index } | Phase::Holding { index, .. } => stage_split(*index),
             Phase::Paused { index, .. } => (stage_split(*index).0, 0.0),
+            Phase::Pinned { index, .. } => (0.0, stage_split(*index).1),
             Phase::RolledBack { .. } => (0.0, 0.0),
             Phase::Completed { .. } | Phase::ReadyToDecommission { .. } => (100.0, 0.0),
         };

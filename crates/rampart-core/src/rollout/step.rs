@@ -18,7 +18,8 @@
 //!
 //! Commands ([`apply`]): `pause` (stage, holding → paused), `resume` (paused → the same stage,
 //! stage clock unchanged; holding → the same stage with a fresh stage epoch, so the held
-//! evidence is not reused), `promote` (stage, paused, holding → next stage; completed →
+//! evidence is not reused; pinned → the same stage with a fresh stage epoch and the slow
+//! signals measured afresh from now), `promote` (stage, paused, holding → next stage; completed →
 //! ready_to_decommission; honours `expected_stage` to refuse a promote decided on a view the
 //! controller has since changed), `rollback` (anything not already rolled back; always
 //! applies whatever stage the operator saw, because it only makes things safer), `reset`
@@ -33,7 +34,8 @@ use serde_json::json;
 use super::gates::{GateOutcome, GateReport, evaluate_gates, is_shadow};
 use super::guardrails::{GuardrailReport, evaluate_guardrails};
 use super::observations::{Observations, WindowCounts};
-use super::state::{HoldReason, Phase, RolloutState, Trigger};
+use super::slow_signals::SlowSignalState;
+use super::state::{HoldReason, PercentChange, Phase, RolloutState, Trigger};
 use crate::config::RolloutConfig;
 use crate::routing::RolloutView;
 
@@ -163,7 +165,7 @@ pub enum CommandError {
     },
     #[error("already paused")]
     AlreadyPaused,
-    #[error("not paused or holding, nothing to resume")]
+    #[error("not paused, holding or pinned, nothing to resume")]
     NotPaused,
     #[error("cooldown: reset allowed in {remaining_ms} ms")]
     CooldownActive { remaining_ms: i64 },
@@ -234,17 +236,19 @@ pub fn evaluate(
     }
 }
 
-struct Transition<'a> {
-    action: &'a str,
-    trigger: &'a Trigger,
-    reason: String,
-    details: serde_json::Value,
-    alert: Option<(Severity, AlertKind)>,
-    guardrails: Vec<GuardrailReport>,
-    window: WindowCounts,
+pub(super) struct Transition<'a> {
+    pub(super) action: &'a str,
+    pub(super) trigger: &'a Trigger,
+    pub(super) reason: String,
+    pub(super) details: serde_json::Value,
+    pub(super) alert: Option<(Severity, AlertKind)>,
+    pub(super) guardrails: Vec<GuardrailReport>,
+    pub(super) window: WindowCounts,
 }
 
-fn transition(
+/// The new state and its actions (module docs); records a change of the canary percent in
+/// `percent_history`.
+pub(super) fn transition(
     cfg: &RolloutConfig,
     from: &RolloutState,
     phase: Phase,
@@ -252,16 +256,25 @@ fn transition(
     now_ms: i64,
     t: Transition<'_>,
 ) -> (RolloutState, Vec<Action>) {
-    let next = RolloutState {
+    let mut next = RolloutState {
         phase,
         stage_epoch_ms: epoch_ms,
         started_ms: from.started_ms,
         transitions: from.transitions + 1,
+        slow: from.slow.clone(),
+        percent_history: from.percent_history.clone(),
     };
     let (before, after) = (from.label(cfg), next.label(cfg));
     let view = next.view(cfg);
+    let old_view = from.view(cfg);
+    if view.percent != old_view.percent {
+        next.percent_history.push(PercentChange {
+            at_ms: now_ms,
+            percent: view.percent,
+        });
+    }
     let mut actions = Vec::with_capacity(4);
-    if view != from.view(cfg) {
+    if view != old_view {
         actions.push(Action::SetView { view });
     }
     actions.push(Action::PersistState);
@@ -529,6 +542,18 @@ pub fn apply(
             now_ms,
             t(Some((Severity::Info, AlertKind::Resolve))),
         ),
+        (CommandKind::Resume, Phase::Pinned { index, .. }) => {
+            let (mut next, actions) = transition(
+                cfg,
+                state,
+                Phase::Stage { index: *index },
+                now_ms,
+                now_ms,
+                t(Some((Severity::Info, AlertKind::Resolve))),
+            );
+            next.slow = SlowSignalState::since(now_ms);
+            (next, actions)
+        }
         (CommandKind::Resume, _) => return Err(CommandError::NotPaused),
         (
             CommandKind::Promote,
@@ -590,6 +615,7 @@ pub fn apply(
                 t(Some((Severity::Info, AlertKind::Resolve))),
             );
             next.started_ms = now_ms;
+            next.slow = SlowSignalState::since(now_ms);
             (next, actions)
         }
         _ => return Err(not_allowed()),

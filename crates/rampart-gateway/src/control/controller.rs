@@ -459,6 +459,10 @@ impl Controller {
             .kill_switch_tripped
             .get_or_create(&rollout_labels(&rt.cfg.name))
             .set(tripped);
+        self.ctx
+            .metrics
+            .rollout
+            .set_state(&rt.cfg.name, rt.state.phase_name());
     }
 
     async fn persist(&self, rt: &Runtime) {

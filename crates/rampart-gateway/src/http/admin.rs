@@ -48,11 +48,11 @@ pub async fn require_admin(
     next.run(req).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn rollout_json(gw: &Gateway, name: &str) -> Option<serde_json::Value> {
+pub(crate) fn rollout_json(gw: &Gateway, name: &str) -> Option<serde_json::Value> {
     let cfg = gw.config.rollouts.get(name)?;
     let view = gw.view_of(name)?;
     let statuses = gw.controller.status.load();

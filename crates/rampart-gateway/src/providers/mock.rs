@@ -11,6 +11,7 @@ fn from_sim(e: SimError) -> ProviderError {
     ProviderError::Status {
         status: e.status,
         body: e.body,
+        retry_after: None,
     }
 }
 

@@ -1,151 +1,221 @@
-//! Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, `rampart mock-llm`, …).
+//! Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, `rampart mock-llm`, …), and Azure
+//! OpenAI, which speaks the same wire format on its own URL scheme and key header.
 //!
 //! One pooled `reqwest::Client` per provider with its own timeouts. The API key is read once,
 //! at start-up, from the environment variable the config names; it is never logged.
 
-use eventsource_stream::Eventsource;
+use std::time::Instant;
+
+use bytes::Bytes;
+use eventsource_stream::Event;
 use futures_util::StreamExt;
-use rampart_core::config::OpenAiProvider;
+use futures_util::stream::BoxStream;
+use rampart_core::config::{AzureOpenAiProvider, HttpSettings, OpenAiProvider};
 use serde_json::Value;
 
-use super::{ProviderError, Reply};
+use super::{BuildError, ProviderError, Reply, transport};
+
+/// How the key travels.
+enum Auth {
+    None,
+    /// `Authorization: Bearer …` (OpenAI).
+    Bearer(String),
+    /// `api-key: …` (Azure OpenAI).
+    ApiKey(String),
+}
+
+/// Where the chat and embeddings calls of one variant go.
+enum Urls {
+    /// `{base_url}/chat/completions` and `{base_url}/embeddings`.
+    Fixed { chat: String, embeddings: String },
+    /// Azure: the deployment (a variant's `model`) is part of the path.
+    Azure {
+        endpoint: String,
+        api_version: String,
+    },
+}
 
 pub struct OpenAiClient {
     client: reqwest::Client,
-    /// `{base_url}/chat/completions` and `{base_url}/embeddings`.
-    url: String,
-    embeddings_url: String,
-    api_key: Option<String>,
-    timeout: std::time::Duration,
+    urls: Urls,
+    auth: Auth,
+    pub http: HttpSettings,
 }
 
 impl OpenAiClient {
-    pub fn new(name: &str, cfg: &OpenAiProvider) -> Result<OpenAiClient, String> {
-        let api_key = match &cfg.api_key_env {
-            None => None,
-            Some(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some(v),
-                _ => {
-                    return Err(format!(
-                        "providers.{name}.api_key_env: environment variable {var} is not set"
-                    ));
-                }
-            },
-        };
-        let client = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .pool_max_idle_per_host(cfg.max_idle_per_host)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("providers.{name}: cannot build HTTP client: {e}"))?;
+    pub fn new(name: &str, cfg: &OpenAiProvider) -> Result<OpenAiClient, BuildError> {
         Ok(OpenAiClient {
-            client,
-            url: format!("{}/chat/completions", cfg.base_url),
-            embeddings_url: format!("{}/embeddings", cfg.base_url),
-            api_key,
-            timeout: cfg.timeout,
+            client: transport::client(name, &cfg.http)?,
+            urls: Urls::Fixed {
+                chat: format!("{}/chat/completions", cfg.base_url),
+                embeddings: format!("{}/embeddings", cfg.base_url),
+            },
+            auth: transport::api_key(name, cfg.api_key_env.as_deref())?
+                .map_or(Auth::None, Auth::Bearer),
+            http: cfg.http.clone(),
         })
     }
 
-    fn classify(&self, e: reqwest::Error) -> ProviderError {
-        if e.is_timeout() {
-            ProviderError::Timeout(self.timeout)
-        } else if e.is_connect() {
-            ProviderError::Connect(e.to_string())
-        } else if e.is_decode() || e.is_body() {
-            ProviderError::Invalid(e.to_string())
-        } else {
-            ProviderError::Connect(e.to_string())
+    pub fn azure(name: &str, cfg: &AzureOpenAiProvider) -> Result<OpenAiClient, BuildError> {
+        Ok(OpenAiClient {
+            client: transport::client(name, &cfg.http)?,
+            urls: Urls::Azure {
+                endpoint: cfg.endpoint.clone(),
+                api_version: cfg.api_version.clone(),
+            },
+            auth: transport::api_key(name, cfg.api_key_env.as_deref())?
+                .map_or(Auth::None, Auth::ApiKey),
+            http: cfg.http.clone(),
+        })
+    }
+
+    /// The URL of `op` (`chat/completions` or `embeddings`) for the body's `model`.
+    fn url(&self, op: &str, body: &[u8]) -> String {
+        match &self.urls {
+            Urls::Fixed { chat, embeddings } => {
+                if op == "embeddings" {
+                    embeddings.clone()
+                } else {
+                    chat.clone()
+                }
+            }
+            Urls::Azure {
+                endpoint,
+                api_version,
+            } => {
+                let deployment = model_of(body).unwrap_or_default();
+                format!(
+                    "{endpoint}/openai/deployments/{}/{op}?api-version={}",
+                    encode_segment(&deployment),
+                    encode_segment(api_version)
+                )
+            }
         }
     }
 
-    /// POSTs `body` to `url`; a non-2xx answer becomes [`ProviderError::Status`] with the
-    /// upstream's JSON error (or its text wrapped in one).
-    async fn post(
-        &self,
-        url: &str,
-        body: bytes::Bytes,
-        class: Option<&str>,
-    ) -> Result<reqwest::Response, ProviderError> {
+    /// A POST of `body` (JSON bytes, shared with the caller rather than copied).
+    fn request(&self, url: &str, body: &Bytes, class: Option<&str>) -> reqwest::RequestBuilder {
         let mut req = self
             .client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .timeout(self.timeout);
-        if let Some(key) = &self.api_key {
-            req = req.bearer_auth(key);
+            .body(body.clone());
+        match &self.auth {
+            Auth::None => {}
+            Auth::Bearer(key) => req = req.bearer_auth(key),
+            Auth::ApiKey(key) => req = req.header("api-key", key),
         }
         if let Some(class) = class {
             req = req.header("x-rampart-class", class);
         }
-        let resp = req.send().await.map_err(|e| self.classify(e))?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            serde_json::json!({"error": {
-                "message": String::from_utf8_lossy(&bytes).chars().take(2000).collect::<String>(),
-                "type": "upstream_error",
-                "code": null,
-            }})
-        });
-        Err(ProviderError::Status {
-            status: status.as_u16(),
-            body,
-        })
+        req
     }
 
     /// One embeddings call (`POST {base_url}/embeddings`).
     pub async fn embeddings(&self, body: &Value) -> Result<Value, ProviderError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::Invalid(e.to_string()))?;
-        let resp = self.post(&self.embeddings_url, bytes.into(), None).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ProviderError::Invalid(e.to_string()))
+        let deadline = Instant::now() + self.http.timeout;
+        let bytes = Bytes::from(
+            serde_json::to_vec(body).map_err(|e| ProviderError::Invalid(e.to_string()))?,
+        );
+        let req = self.request(&self.url("embeddings", &bytes), &bytes, None);
+        let resp = transport::send(req, deadline, self.http.timeout).await?;
+        Ok(transport::read_json(resp, deadline, self.http.timeout)
+            .await?
+            .0)
     }
 
-    /// One chat call; `body` is the JSON request, shared (not copied) with the caller.
-    pub async fn chat(
+    /// One attempt at a chat call. For a stream, returns once its first chunk has arrived
+    /// (within `deadline`); later chunks each must come within the idle timeout.
+    pub async fn chat_once(
         &self,
-        body: &bytes::Bytes,
+        body: &Bytes,
         class: Option<&str>,
         stream: bool,
+        deadline: Instant,
     ) -> Result<Reply, ProviderError> {
-        let resp = self.post(&self.url, body.clone(), class).await?;
+        let req = self.request(&self.url("chat/completions", body), body, class);
+        let timeout = if stream {
+            self.http.first_byte_timeout
+        } else {
+            self.http.timeout
+        };
+        let resp = transport::send(req, deadline, timeout).await?;
         if !stream {
-            let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ProviderError::Invalid(e.to_string()))?;
+            let (v, bytes) = transport::read_json(resp, deadline, timeout).await?;
             return Ok(Reply::Json(v, Some(bytes)));
         }
-        let timeout = self.timeout;
-        let events = resp
-            .bytes_stream()
-            .eventsource()
-            .take_while(|ev| {
-                let done = matches!(ev, Ok(e) if e.data.trim() == "[DONE]");
-                futures_util::future::ready(!done)
-            })
-            .filter_map(move |ev| {
-                let out = match ev {
-                    Ok(e) if e.data.trim().is_empty() => None,
-                    Ok(e) => Some(
-                        serde_json::from_str::<Value>(&e.data)
-                            .map_err(|err| ProviderError::Invalid(err.to_string())),
-                    ),
-                    Err(eventsource_stream::EventStreamError::Transport(t)) => {
-                        Some(Err(if t.is_timeout() {
-                            ProviderError::Timeout(timeout)
-                        } else {
-                            ProviderError::Invalid(t.to_string())
-                        }))
-                    }
-                    Err(other) => Some(Err(ProviderError::Invalid(other.to_string()))),
-                };
-                futures_util::future::ready(out)
-            });
-        Ok(Reply::Stream(events.boxed()))
+        let events = transport::events(resp, self.http.idle_timeout)?;
+        let chunks = super::guard::bounded(chunks(events));
+        Ok(Reply::Stream(
+            transport::first_item(chunks, deadline, timeout).await?,
+        ))
     }
+}
+
+/// The `model` of a JSON body, read without building the body's tree.
+fn model_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ModelOnly {
+        model: Option<String>,
+    }
+    serde_json::from_slice::<ModelOnly>(body).ok()?.model
+}
+
+/// Percent-encodes one URL path segment or query value (RFC 3986 unreserved kept).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// OpenAI's stream: `data: {chunk}` events ending in `data: [DONE]`. A stream that ends
+/// without `[DONE]`, an event that is not JSON, or an `{"error": …}` event is a provider
+/// error, and the stream ends there.
+fn chunks(
+    events: BoxStream<'static, Result<Event, ProviderError>>,
+) -> BoxStream<'static, Result<Value, ProviderError>> {
+    futures_util::stream::unfold((events, false), |(mut ev, over)| async move {
+        if over {
+            return None;
+        }
+        loop {
+            let item = match ev.next().await {
+                None => Err(ProviderError::Invalid(
+                    "the provider's stream ended without `data: [DONE]`".into(),
+                )),
+                Some(Err(e)) => Err(e),
+                Some(Ok(e)) => {
+                    let data = e.data.trim();
+                    if data == "[DONE]" {
+                        return None;
+                    }
+                    if data.is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<Value>(data) {
+                        Ok(v) if v.get("error").is_some_and(|e| !e.is_null()) => {
+                            Err(ProviderError::Status {
+                                status: 502,
+                                body: v,
+                                retry_after: None,
+                            })
+                        }
+                        Ok(v) => Ok(v),
+                        Err(err) => Err(ProviderError::Invalid(format!(
+                            "the provider sent a stream event that is not valid JSON: {err}"
+                        ))),
+                    }
+                }
+            };
+            let over = item.is_err();
+            return Some((item, (ev, over)));
+        }
+    })
+    .boxed()
 }

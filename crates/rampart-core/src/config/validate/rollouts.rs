@@ -65,6 +65,7 @@ pub(super) fn validate_rollout(
         check_win_rate_has_judge(c, &path, &gates, &stages);
     }
     let tenants = validate_tenants(c, &path, &raw.tenants);
+    let slow_signals = validate_slow_signals(c, &path, &raw.slow_signals);
 
     Some(RolloutConfig {
         name: name.to_string(),
@@ -87,7 +88,100 @@ pub(super) fn validate_rollout(
         ),
         judge,
         embeddings,
+        slow_signals,
     })
+}
+
+/// `[[slow_signals]]`: unique names, exactly one of `max_decrease` / `max_relative_decrease`,
+/// `action` `pin` or `rollback`, `min_samples ≥ 2`.
+fn validate_slow_signals(
+    c: &mut Collector,
+    path: &str,
+    raw: &[RawSlowSignal],
+) -> Vec<SlowSignalConfig> {
+    let mut names = BTreeSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, s) in raw.iter().enumerate() {
+        let p = format!("{path}.slow_signals[{i}]");
+        if s.name.trim().is_empty() || !name_ok(&s.name) {
+            c.push(
+                format!("{p}.name"),
+                "names may use only letters, digits, '-', '_' and '.'",
+                Some(s.name.clone()),
+            );
+        } else if !names.insert(s.name.clone()) {
+            c.push(
+                format!("{p}.name"),
+                "duplicate slow signal name",
+                Some(s.name.clone()),
+            );
+        }
+        let threshold = match (s.max_decrease, s.max_relative_decrease) {
+            (Some(d), None) if d >= 0.0 && d.is_finite() => SlowThreshold::Absolute(d),
+            (Some(d), None) => {
+                c.push(
+                    format!("{p}.max_decrease"),
+                    "must be a number ≥ 0",
+                    Some(d.to_string()),
+                );
+                SlowThreshold::Absolute(0.0)
+            }
+            (None, Some(r)) => {
+                SlowThreshold::Relative(c.rate(&format!("{p}.max_relative_decrease"), Some(r), 0.0))
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                c.push(
+                    p.clone(),
+                    "set exactly one of max_decrease and max_relative_decrease",
+                    None,
+                );
+                SlowThreshold::Absolute(0.0)
+            }
+        };
+        let action = match s.action.as_deref() {
+            None | Some("pin") => SlowAction::Pin,
+            Some("rollback") => SlowAction::Rollback,
+            Some(other) => {
+                c.push(
+                    format!("{p}.action"),
+                    "must be `pin` or `rollback`",
+                    Some(other.to_string()),
+                );
+                SlowAction::Pin
+            }
+        };
+        let min_samples = match s.min_samples {
+            Some(n) if n < 2 => {
+                c.push(
+                    format!("{p}.min_samples"),
+                    "must be at least 2",
+                    Some(n.to_string()),
+                );
+                100
+            }
+            Some(n) => n,
+            None => 100,
+        };
+        out.push(SlowSignalConfig {
+            name: s.name.clone(),
+            higher_is_better: s.higher_is_better.unwrap_or(true),
+            threshold,
+            sustain: c.duration(
+                &format!("{p}.sustain"),
+                s.sustain.as_deref(),
+                Duration::ZERO,
+            ),
+            check_interval: c.duration(
+                &format!("{p}.check_interval"),
+                s.check_interval.as_deref(),
+                Duration::from_secs(3600),
+            ),
+            min_samples,
+            action,
+            alpha: c.open_unit(&format!("{p}.alpha"), s.alpha, 0.05),
+        });
+    }
+    out
 }
 
 /// The rollout's route exists and its candidate is one of the route's variants, not the baseline.

@@ -1,0 +1,92 @@
+//! Bounds on what a provider's stream may make the gateway hold.
+//!
+//! Streamed tool calls arrive as fragments keyed by `index`, and whoever joins them keeps one
+//! slot per index: an upstream sending `index: 4000000000` would make that join allocate
+//! billions of slots. An index past [`MAX_TOOL_CALLS`], or one that skips ahead of the calls
+//! seen so far, is a provider error and ends the stream.
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use serde_json::Value;
+
+use super::ProviderError;
+
+/// Most tool calls one answer may carry.
+pub const MAX_TOOL_CALLS: u64 = 128;
+
+/// Checks one chunk; `calls` is how many tool calls the stream has opened so far.
+pub fn check_chunk(chunk: &Value, calls: &mut u64) -> Result<(), ProviderError> {
+    let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    if choices.len() > 1 {
+        return Err(ProviderError::Invalid(format!(
+            "the provider streamed {} choices in one chunk; rampart asks for one",
+            choices.len()
+        )));
+    }
+    let fragments = choices
+        .first()
+        .and_then(|c| c.pointer("/delta/tool_calls"))
+        .and_then(Value::as_array);
+    for frag in fragments.into_iter().flatten() {
+        let index = match frag.get("index") {
+            None => 0,
+            Some(i) => i.as_u64().ok_or_else(|| {
+                ProviderError::Invalid(format!("the provider streamed a tool-call index of {i}"))
+            })?,
+        };
+        if index >= MAX_TOOL_CALLS || index > *calls {
+            return Err(ProviderError::Invalid(format!(
+                "the provider streamed tool-call index {index} after {calls} call(s) (at most \
+                 {MAX_TOOL_CALLS}, in order)"
+            )));
+        }
+        *calls = (*calls).max(index + 1);
+    }
+    Ok(())
+}
+
+/// `chunks`, ending with a provider error at the first chunk [`check_chunk`] refuses.
+pub fn bounded(
+    chunks: BoxStream<'static, Result<Value, ProviderError>>,
+) -> BoxStream<'static, Result<Value, ProviderError>> {
+    futures_util::stream::unfold(
+        (chunks, 0u64, false),
+        |(mut s, mut calls, over)| async move {
+            if over {
+                return None;
+            }
+            let item = s.next().await?;
+            let item = item.and_then(|c| check_chunk(&c, &mut calls).map(|()| c));
+            let over = item.is_err();
+            Some((item, (s, calls, over)))
+        },
+    )
+    .boxed()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(index: Value) -> Value {
+        json!({"choices": [{"delta": {"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]}}]})
+    }
+
+    #[test]
+    fn indexes_must_be_small_and_in_order() {
+        let mut n = 0;
+        check_chunk(&call(json!(0)), &mut n).unwrap();
+        check_chunk(&call(json!(0)), &mut n).unwrap();
+        check_chunk(&call(json!(1)), &mut n).unwrap();
+        assert_eq!(n, 2);
+        assert!(check_chunk(&call(json!(3)), &mut n).is_err(), "skips ahead");
+        assert!(check_chunk(&call(json!(4_000_000_000u64)), &mut n).is_err());
+        assert!(check_chunk(&call(json!(-1)), &mut n).is_err());
+        let mut m = MAX_TOOL_CALLS;
+        assert!(check_chunk(&call(json!(MAX_TOOL_CALLS)), &mut m).is_err());
+    }
+}
