@@ -183,13 +183,12 @@ pub struct ServerConfig {
 /// timeout is closed; one past the cap waits in the kernel's accept backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// From a connection's first byte (or the end of its previous request) to the end of the
-    /// request's headers.
+    /// From the moment a connection waits for a request (at accept, or after the previous
+    /// response) to the end of that request's headers. An idle keep-alive connection is closed
+    /// after it too.
     pub header_read_timeout: Duration,
     /// To read a whole request body, once its headers are in.
     pub body_read_timeout: Duration,
-    /// How long a kept-alive connection may sit with no request before it is closed.
-    pub idle_timeout: Duration,
     /// Most client connections open at once.
     pub max_connections: usize,
 }
@@ -197,9 +196,8 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> ConnectionLimits {
         ConnectionLimits {
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(15),
             body_read_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
             max_connections: 1_024,
         }
     }
@@ -207,8 +205,20 @@ impl Default for ConnectionLimits {
 
 #[derive(Debug, Clone)]
 pub enum StoreKind {
-    Sqlite { path: PathBuf },
-    Postgres { url: String },
+    Sqlite {
+        path: PathBuf,
+    },
+    /// PostgreSQL, for several replicas. The URL is read from the environment when the store is
+    /// opened, never from the file.
+    Postgres {
+        /// Name of the environment variable holding the connection URL.
+        url_env: String,
+        /// Connections the store keeps open, at most.
+        pool_size: usize,
+        /// Events, pairs and feedback older than this are dropped, a whole day's partition at a
+        /// time (so up to a day more is kept).
+        retention: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]

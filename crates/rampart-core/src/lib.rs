@@ -5,12 +5,14 @@
 //! - [`rollout`]: the rollout state machine, gates and guardrails (the kill switch).
 //! - [`compare`]: per-pair comparison features and aggregates for reports and shadow gates.
 //! - [`record`]: the records stored per request, feedback and shadow pair.
+//! - [`outcomes`]: slow business outcomes: checks and attribution to the cohort served.
 //!
 //! Nothing here performs I/O or reads the clock; time and randomness are passed in.
 #![forbid(unsafe_code)]
 
 pub mod compare;
 pub mod config;
+pub mod outcomes;
 pub mod record;
 pub mod refusal;
 pub mod request;

@@ -41,7 +41,7 @@ fn defaults_are_safe_and_keys_are_read() {
     assert!(c.store.redact.is_empty());
 
     let c = Config::from_toml_str(&config(
-        "max_messages = 10\nmax_json_depth = 5\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"3s\"\nidle_timeout = \"4s\"\nmax_connections = 7",
+        "max_messages = 10\nmax_json_depth = 5\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"3s\"\nmax_connections = 7",
         r#"redact = ["\\d+"]"#,
     ))
     .unwrap();
@@ -55,7 +55,6 @@ fn defaults_are_safe_and_keys_are_read() {
     let conn = c.server.connections;
     assert_eq!(conn.header_read_timeout, Duration::from_secs(2));
     assert_eq!(conn.body_read_timeout, Duration::from_secs(3));
-    assert_eq!(conn.idle_timeout, Duration::from_secs(4));
     assert_eq!(conn.max_connections, 7);
     assert_eq!(c.store.redact[0].replace_all("card 1234", "#"), "card #");
 }
@@ -63,7 +62,7 @@ fn defaults_are_safe_and_keys_are_read() {
 #[test]
 fn out_of_range_values_name_their_key() {
     let errs = errors(
-        "max_messages = 0\nmax_json_depth = 500\nheader_read_timeout = \"0s\"\nidle_timeout = \"2h\"\nmax_connections = 0",
+        "max_messages = 0\nmax_json_depth = 500\nheader_read_timeout = \"0s\"\nbody_read_timeout = \"2h\"\nmax_connections = 0",
         r#"redact = ["(", "a*"]"#,
     );
     let joined = errs.join("\n");
@@ -71,7 +70,7 @@ fn out_of_range_values_name_their_key() {
         "server.max_messages: must be between 1 and 1000000 (got `0`)",
         "server.max_json_depth: must be between 2 and 127 (got `500`)",
         "server.header_read_timeout: must be between 100ms and 1h (got `0s`)",
-        "server.idle_timeout: must be between 100ms and 1h (got `2h`)",
+        "server.body_read_timeout: must be between 100ms and 1h (got `2h`)",
         "server.max_connections: must be between 1 and 1000000 (got `0`)",
         "store.redact[0]: is not a valid regular expression",
         "store.redact[1]: must not match the empty string (got `a*`)",

@@ -5,6 +5,7 @@
 //! - [`controller`]: the task that feeds the pure rollout state machine with what the data
 //!   plane measured and carries out its decisions.
 //! - [`shadow_gate`]: the comparison engine's verdict on shadow stages, computed off the loop.
+//! - [`slow_gate`]: business outcomes per cohort for the slow gates, read off the loop.
 //! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
 //!
 //! The data plane never imports this module: it sends [`crate::signal::Signal`]s and reads the
@@ -14,6 +15,7 @@ pub mod alerts;
 pub mod controller;
 pub mod handle;
 pub mod shadow_gate;
+pub mod slow_gate;
 mod window;
 
 pub use controller::{Ctx, Inbox, Restored, StartError, restore};

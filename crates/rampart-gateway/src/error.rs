@@ -17,6 +17,9 @@ pub enum ApiError {
         "request body is larger than the configured limit of {limit} bytes (server.max_body_bytes)"
     )]
     PayloadTooLarge { limit: usize },
+    /// The client did not send its body in time; the connection is closed.
+    #[error("the request body was not received within {0:?} (server.body_read_timeout)")]
+    BodyTimeout(std::time::Duration),
     /// The request is well-formed but costs more than a configured bound allows.
     #[error("{0}")]
     TooComplex(String),
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooComplex(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -78,6 +82,7 @@ impl ApiError {
             ApiError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
             ApiError::PayloadTooLarge { .. } => ("invalid_request_error", "request_too_large"),
             ApiError::TooComplex(_) => ("invalid_request_error", "request_too_complex"),
+            ApiError::BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
             ApiError::MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
             ApiError::NotFound(_) => ("invalid_request_error", "not_found"),
             ApiError::Unauthorized(_) => ("invalid_request_error", "unauthorized"),
@@ -149,6 +154,13 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %detail, "internal error answered as 500");
         }
         let mut resp = (self.status(), axum::Json(self.body())).into_response();
+        if matches!(self, ApiError::BodyTimeout(_)) {
+            // The rest of a slow body must not be read as the next request.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         if let ApiError::Upstream {
             retry_after: Some(v),
             ..

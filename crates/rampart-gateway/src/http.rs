@@ -5,6 +5,7 @@ pub mod admin;
 pub mod chat;
 pub mod feedback;
 pub mod ops;
+pub mod outcomes;
 pub mod ui;
 
 use axum::Router;
@@ -38,6 +39,7 @@ pub fn router(gw: Gateway) -> Router {
         .merge(ui::router(gw.clone()))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/feedback", post(feedback::feedback))
+        .route("/v1/outcomes", post(outcomes::outcomes))
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -12,6 +12,8 @@
 //! `register`. To add a domain: a struct with `fn register(&mut Registry) -> Self`, and a field
 //! on [`Metrics`] (reached as `gw.metrics.<domain>.<metric>`).
 
+pub mod connections;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -78,6 +80,14 @@ pub struct RolloutLabels {
     pub rollout: String,
 }
 
+/// `rampart_outcomes_total`: `name` is a configured slow signal's name or `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusinessOutcomeLabels {
+    pub rollout: String,
+    pub name: String,
+    pub cohort: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutStateLabels {
     pub rollout: String,
@@ -85,10 +95,11 @@ pub struct RolloutStateLabels {
 }
 
 /// Every value of `rampart_rollout_state`'s `state` label (the rollout phases).
-pub const ROLLOUT_STATES: [&str; 6] = [
+pub const ROLLOUT_STATES: [&str; 7] = [
     "stage",
     "paused",
     "holding",
+    "pinned",
     "rolled_back",
     "completed",
     "ready_to_decommission",
@@ -143,7 +154,9 @@ pub struct Metrics {
     pub rollout: RolloutMetrics,
     pub judge: JudgeMetrics,
     pub embeddings: EmbeddingsMetrics,
+    pub connections: connections::ConnectionMetrics,
     pub alerts: AlertMetrics,
+    pub outcomes: OutcomeMetrics,
     pub providers: ProviderMetrics,
 }
 
@@ -153,8 +166,10 @@ impl Metrics {
         let reg = &mut registry;
         Metrics {
             embeddings: EmbeddingsMetrics::register(reg),
+            connections: connections::ConnectionMetrics::register(reg),
             judge: JudgeMetrics::register(reg),
             alerts: AlertMetrics::register(reg),
+            outcomes: OutcomeMetrics::register(reg),
             requests: RequestFamilies::register(reg, config),
             shadow: ShadowFamilies::register(reg, config),
             rollout: RolloutMetrics::register(reg, config),
@@ -637,6 +652,28 @@ impl AlertMetrics {
     }
 }
 
+// ---------------------------------------------------------------- business outcomes
+
+/// Slow business outcomes accepted by `POST /v1/outcomes`: `rampart_outcomes`.
+pub struct OutcomeMetrics {
+    /// `rampart_outcomes_total{rollout, name, cohort}`.
+    pub total: Family<BusinessOutcomeLabels, Counter>,
+}
+
+impl OutcomeMetrics {
+    fn register(reg: &mut Registry) -> OutcomeMetrics {
+        OutcomeMetrics {
+            total: add(
+                reg,
+                "outcomes",
+                "Business outcomes accepted, by rollout, name (a configured slow signal, else \
+                 `other`) and the cohort they were attributed to",
+                Family::default(),
+            ),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- providers
 
 pub struct ProviderMetrics {
@@ -687,6 +724,7 @@ mod tests {
             "rampart_judge_cost_usd",
             "rampart_judge_pairs",
             "rampart_kill_switch_tripped",
+            "rampart_outcomes",
             "rampart_provider_retries",
             "rampart_refusals",
             "rampart_rejected_requests",

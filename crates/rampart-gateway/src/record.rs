@@ -232,6 +232,20 @@ impl StreamRecorder {
     }
 }
 
+impl StreamRecorder {
+    /// The gateway cut the stream at its shutdown deadline: recorded as cancelled (not the
+    /// variant's fault), with what was streamed so far.
+    pub fn cut(&mut self, err: &ApiError) {
+        self.served.finish(
+            err.status().as_u16(),
+            Outcome::Cancelled,
+            Some(&self.answer),
+            self.ttft,
+            Some(err.to_string()),
+        );
+    }
+}
+
 impl Drop for StreamRecorder {
     fn drop(&mut self) {
         // Keep what was streamed before the client went away.

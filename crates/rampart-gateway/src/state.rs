@@ -116,6 +116,7 @@ impl Gateway {
             clock: opts.clock.clone(),
             tasks: TaskTracker::new(),
             shutdown: shutdown.clone(),
+            cut: CancellationToken::new(),
             signals,
         }));
         let ctx = control::Ctx {

@@ -2,7 +2,9 @@
 //!
 //! [`StoreError::is_transient`] is what the batch writer uses to tell an outage (disk full, I/O
 //! error, database locked: keep the batch and retry) from a record SQLite will never accept
-//! (constraint, too big: isolate it, log it, count it as lost).
+//! (constraint, too big: isolate it, log it, count it as lost). PostgreSQL errors are sorted by
+//! their SQLSTATE class the same way: connection, resource and lock failures are transient, data
+//! and integrity errors are not.
 
 use rusqlite::ErrorCode;
 
@@ -10,6 +12,15 @@ use rusqlite::ErrorCode;
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {}", postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool (server down, pool exhausted).
+    #[error("postgres connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The PostgreSQL store cannot be set up as configured (variable unset, bad URL, server
+    /// unreachable at start). The message names the config key.
+    #[error("{0}")]
+    PostgresSetup(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("json: {0}")]
@@ -67,12 +78,44 @@ impl StoreError {
                 // Conversion failures (ToSql/FromSql) and API misuse: retrying won't help.
                 None => false,
             },
+            StoreError::Postgres(e) => postgres_transient(e),
+            StoreError::Pool(_) => true,
             StoreError::Serde(_)
+            | StoreError::PostgresSetup(_)
             | StoreError::Closed
             | StoreError::Lost { .. }
             | StoreError::SchemaTooNew { .. }
             | StoreError::Corrupt { .. } => false,
         }
+    }
+}
+
+/// The server's message (and detail) when there is one: `tokio_postgres::Error`'s own text is
+/// just "db error".
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
+            None => format!("{} ({})", db.message(), db.code().code()),
+        },
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// By SQLSTATE class: 08 connection, 40 rollback (serialization, deadlock), 53 insufficient
+/// resources, 55 object not in prerequisite state (lock not available), 57 operator intervention
+/// (shutdown), 58 system error (I/O). Errors without a server code are the connection's own
+/// (closed, I/O, timeout): transient too.
+fn postgres_transient(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let class = code.code().get(..2).unwrap_or("");
+            matches!(class, "08" | "40" | "53" | "55" | "57" | "58")
+        }
+        None => true,
     }
 }
 

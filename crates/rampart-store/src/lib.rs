@@ -1,9 +1,12 @@
 //! rampart-store: where rampart keeps what it observed and decided.
 //!
 //! - [`EventStore`], [`FeedbackStore`], [`PairStore`], [`RolloutStore`]: one trait per domain;
-//!   [`Store`] is all of them, what a backend provides.
+//!   [`Store`] is all of them, what a backend provides. [`OutcomeStore`] (slow business
+//!   outcomes) is optional: [`Store::outcomes`] says whether a backend has it.
 //! - [`sqlite`]: [`SqliteStore`], the embedded default (WAL, one write connection, a small pool of
 //!   read connections, numbered migrations).
+//! - [`postgres`]: [`PgStore`], for several replicas sharing one database (day-partitioned
+//!   events and pairs, batch writes through `COPY`, migrations under an advisory lock).
 //! - [`writer`]: [`Writer`], the bounded batch writer between the request path and the store. The
 //!   request path only ever calls [`Writer::try_send`], which never blocks: when the queue is full
 //!   the record is refused and the caller counts the drop.
@@ -14,16 +17,20 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
 use std::collections::BTreeMap;
 
 use rampart_core::compare::PairFeatures;
+use rampart_core::outcomes::OutcomeRecord;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
+use rampart_core::routing::Cohort;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Result, StoreError};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use writer::{Record, TrySendError, Writer, WriterConfig, WriterStats};
 
@@ -139,8 +146,33 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Slow business outcomes, attributed to the cohort their request was served in.
+pub trait OutcomeStore: Send + Sync {
+    /// Stores outcomes in one transaction; an outcome of a name for a request that already has
+    /// one of that name is skipped (a retried batch is harmless). Returns how many were new.
+    fn insert_outcomes(&self, outcomes: &[OutcomeRecord]) -> Result<usize>;
+    /// A rollout's outcomes for requests served at or after `since_ms`, as moments per
+    /// (name, cohort), ordered by name then cohort.
+    fn outcome_moments(&self, rollout: &str, since_ms: i64) -> Result<Vec<OutcomeMoments>>;
+}
+
+/// Count, sum and sum of squares of one outcome name in one cohort.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutcomeMoments {
+    pub name: String,
+    pub cohort: Cohort,
+    pub n: u64,
+    pub sum: f64,
+    pub sum_sq: f64,
+}
+
 /// Everything a backend provides.
 pub trait Store: EventStore + FeedbackStore + PairStore + RolloutStore {
+    /// The backend's outcome store, `None` when it has none (outcomes are then refused).
+    fn outcomes(&self) -> Option<&dyn OutcomeStore> {
+        None
+    }
+
     /// Write one batch from the [`Writer`]: events and pairs together. Backends override this to
     /// use a single transaction; the default inserts events, then pairs. Must be idempotent (a
     /// failed batch is retried whole), which the skip-duplicates rule of the inserts provides.

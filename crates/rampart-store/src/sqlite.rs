@@ -28,7 +28,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, param
 use crate::error::{Result, StoreError};
 use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, Store};
 
-mod features;
+pub(crate) mod features;
+mod outcomes;
 
 /// A migration's data step, run after its SQL in the same transaction.
 type DataStep = fn(&Transaction<'_>) -> Result<()>;
@@ -50,6 +51,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
         include_str!("sqlite/migrations/0003_tenant_caps.sql"),
         None,
     ),
+    (
+        "0004_outcomes",
+        include_str!("sqlite/migrations/0004_outcomes.sql"),
+        None,
+    ),
 ];
 
 /// How long a connection waits for a lock held by another connection before SQLITE_BUSY.
@@ -60,11 +66,11 @@ const MAX_IDLE_READERS: usize = 4;
 const PAIR_PAGE: usize = 1000;
 const FEATURE_PAGE: usize = 4096;
 
-const EVENT_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, variant, cohort, key_hash, \
+pub(crate) const EVENT_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, variant, cohort, key_hash, \
      tenant, class, status, outcome, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
      cost_usd, refusal, streamed, finish_reason, output_text";
 
-const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, key_hash, tenant, class, \
+pub(crate) const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, key_hash, tenant, class, \
      prompt, prompt_hash, \
      b_variant, b_model, b_prompt_version, b_text, b_tool_calls, b_finish_reason, \
      b_prompt_tokens, b_completion_tokens, b_latency_ms, b_ttft_ms, b_cost_usd, b_refusal, \
@@ -74,20 +80,21 @@ const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, key_hash, 
      c_error, c_cached, tools, response_format, embedding_similarity, \
      judge_model, judge_first, judge_second, judge_cost_usd, judge_error";
 /// Columns before the first side in [`PAIR_COLUMNS`], and columns per side.
-const PAIR_HEAD: usize = 10;
-const PAIR_SIDE: usize = 14;
+pub(crate) const PAIR_HEAD: usize = 10;
+pub(crate) const PAIR_SIDE: usize = 14;
 
-const FEEDBACK_COLUMNS: &str = "request_id, ts_ms, thumbs, outcome, final_text";
+pub(crate) const FEEDBACK_COLUMNS: &str = "request_id, ts_ms, thumbs, outcome, final_text";
 /// [`EVENT_COLUMNS`] of `e` then [`FEEDBACK_COLUMNS`] of `f`, for the events–feedback join.
-const EVENT_FEEDBACK_COLUMNS: &str = "e.request_id, e.ts_ms, e.route, e.rollout, e.stage, \
+pub(crate) const EVENT_FEEDBACK_COLUMNS: &str = "e.request_id, e.ts_ms, e.route, e.rollout, e.stage, \
      e.variant, e.cohort, e.key_hash, e.tenant, e.class, e.status, e.outcome, e.latency_ms, \
      e.ttft_ms, e.prompt_tokens, e.completion_tokens, e.cost_usd, e.refusal, e.streamed, \
      e.finish_reason, e.output_text, \
      f.request_id, f.ts_ms, f.thumbs, f.outcome, f.final_text";
 /// Columns of an event in [`EVENT_FEEDBACK_COLUMNS`].
-const EVENT_COLUMN_COUNT: usize = 21;
+pub(crate) const EVENT_COLUMN_COUNT: usize = 21;
 
-const AUDIT_COLUMNS: &str = "rollout, ts_ms, actor, action, from_state, to_state, reason, details";
+pub(crate) const AUDIT_COLUMNS: &str =
+    "rollout, ts_ms, actor, action, from_state, to_state, reason, details";
 
 /// SQLite storage for everything rampart keeps. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -201,14 +208,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 // ---- encoding -----------------------------------------------------------------------------
 
-fn thumbs_str(t: Thumbs) -> &'static str {
+pub(crate) fn thumbs_str(t: Thumbs) -> &'static str {
     match t {
         Thumbs::Up => "up",
         Thumbs::Down => "down",
     }
 }
 
-fn edit_outcome_str(o: EditOutcome) -> &'static str {
+pub(crate) fn edit_outcome_str(o: EditOutcome) -> &'static str {
     match o {
         EditOutcome::SentUnchanged => "sent_unchanged",
         EditOutcome::Edited => "edited",
@@ -280,7 +287,7 @@ fn judgment_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<PairJudg
     }))
 }
 
-fn verdict_str(v: Verdict) -> &'static str {
+pub(crate) fn verdict_str(v: Verdict) -> &'static str {
     match v {
         Verdict::A => "a",
         Verdict::B => "b",
@@ -865,6 +872,10 @@ impl RolloutStore for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn outcomes(&self) -> Option<&dyn crate::OutcomeStore> {
+        Some(self)
+    }
+
     /// Events and pairs of a batch in one transaction.
     fn write_batch(&self, events: &[RequestEvent], pairs: &[Pair]) -> Result<()> {
         let mut conn = self.write_conn();

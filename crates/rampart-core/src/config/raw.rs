@@ -19,7 +19,6 @@ pub struct RawServer {
     pub max_json_depth: Option<u64>,
     pub header_read_timeout: Option<String>,
     pub body_read_timeout: Option<String>,
-    pub idle_timeout: Option<String>,
     pub max_connections: Option<u64>,
 }
 
@@ -30,6 +29,9 @@ pub struct RawStore {
     pub kind: Option<String>,
     pub path: Option<String>,
     pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub pool_size: Option<u64>,
+    pub retention: Option<String>,
     pub capture_text: Option<bool>,
     pub queue_capacity: Option<u64>,
     pub batch_size: Option<u64>,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rampart_core::config::{Config, RolloutConfig};
 use rampart_core::rollout::step::{Evaluation, evaluate};
-use rampart_core::rollout::{Action, Command, RolloutState, apply, step};
+use rampart_core::rollout::{Action, Command, RolloutState, SlowSignalReport, apply, step};
 use rampart_core::routing::RolloutView;
 use rampart_store::{AuditEntry, Store};
 use tokio_util::sync::CancellationToken;
@@ -28,8 +28,8 @@ use super::alerts::Alerts;
 use super::handle::{
     CommandReceiver, CommandRequest, ControlError, Order, RolloutStatus, Statuses,
 };
-use super::shadow_gate;
 use super::window::Window;
+use super::{shadow_gate, slow_gate};
 use crate::clock::Clock;
 use crate::metrics::{Metrics, rollout_labels};
 use crate::plane::{Routing, Snapshot};
@@ -65,6 +65,8 @@ struct Runtime {
     caps: BTreeMap<String, f64>,
     next_check_ms: i64,
     last_eval: Option<Evaluation>,
+    /// The slow signals' evidence at the last check.
+    slow_reports: Vec<SlowSignalReport>,
 }
 
 impl Runtime {
@@ -99,6 +101,7 @@ impl Runtime {
             stage_control: w.stage_control,
             stage_canary: w.stage_canary,
             stage_pairs: (w.stage_pairs.pairs > 0).then_some(w.stage_pairs),
+            slow_signals: self.slow_reports.clone(),
             updated_ms: now_ms,
         }
     }
@@ -175,6 +178,7 @@ struct Controller {
     ctx: Ctx,
     rollouts: BTreeMap<String, Runtime>,
     verdicts: shadow_gate::Verdicts,
+    slow_inputs: slow_gate::SlowInputs,
 }
 
 /// The controller loop. Runs until the gateway shuts down.
@@ -183,12 +187,14 @@ pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
         ctx,
         rollouts: BTreeMap::new(),
         verdicts: Default::default(),
+        slow_inputs: Default::default(),
     };
     c.restore(restored).await;
     if c.rollouts.is_empty() {
         return idle(&c.ctx, inbox).await;
     }
     c.start_shadow_gate();
+    c.start_slow_gate();
     let mut interval = tokio::time::interval(c.tick());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     c.publish_status();
@@ -234,6 +240,7 @@ impl Controller {
                 caps,
                 next_check_ms: now,
                 last_eval: None,
+                slow_reports: Vec::new(),
             };
             rt.window.reset_stage(rt.state.stage_epoch_ms());
             self.publish_trip_metric(&rt);
@@ -273,6 +280,21 @@ impl Controller {
         self.ctx
             .tasks
             .spawn(shadow_gate::run(gate, self.verdicts.clone(), period));
+    }
+
+    fn start_slow_gate(&self) {
+        let Some(period) = slow_gate::period(&self.ctx.config) else {
+            return;
+        };
+        let src = slow_gate::Source {
+            config: self.ctx.config.clone(),
+            store: self.ctx.store.clone(),
+            status: self.ctx.status.clone(),
+            shutdown: self.ctx.shutdown.clone(),
+        };
+        self.ctx
+            .tasks
+            .spawn(slow_gate::run(src, self.slow_inputs.clone(), period));
     }
 
     async fn on_command(&mut self, cmd: CommandRequest) {
@@ -375,6 +397,7 @@ impl Controller {
     async fn on_tick(&mut self) {
         let now = self.ctx.clock.now_ms();
         let verdicts = self.verdicts.load_full();
+        let slow_inputs = self.slow_inputs.load_full();
         let names: Vec<String> = self.rollouts.keys().cloned().collect();
         for name in names {
             let Some(rt) = self.rollouts.get_mut(&name) else {
@@ -387,7 +410,12 @@ impl Controller {
             let mut obs = rt.window.observations(&rt.cfg, now);
             obs.shadow_gate = shadow_gate::input_for(&rt.cfg, &rt.state, &verdicts);
             rt.last_eval = Some(evaluate(&rt.cfg, &rt.state, &obs, now));
-            let (state, actions) = step(&rt.cfg, &rt.state, &obs, now);
+            let (mut state, mut actions) = step(&rt.cfg, &rt.state, &obs, now);
+            if actions.is_empty()
+                && let Some(slow) = slow_gate::check(&rt.cfg, &rt.state, &slow_inputs, now)
+            {
+                (state, actions, rt.slow_reports) = (slow.state, slow.actions, slow.reports);
+            }
             if actions.is_empty() {
                 continue;
             }

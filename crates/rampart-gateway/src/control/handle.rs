@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rampart_core::rollout::step::Evaluation;
-use rampart_core::rollout::{CohortCounts, Command, CommandError, PairedCounts, RolloutState};
+use rampart_core::rollout::{
+    CohortCounts, Command, CommandError, PairedCounts, RolloutState, SlowSignalReport,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +26,9 @@ pub struct RolloutStatus {
     pub stage_control: CohortCounts,
     pub stage_canary: CohortCounts,
     pub stage_pairs: Option<PairedCounts>,
+    /// The slow signals' evidence at the last check (empty without `[[slow_signals]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slow_signals: Vec<SlowSignalReport>,
     pub updated_ms: i64,
 }
 

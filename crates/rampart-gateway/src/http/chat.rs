@@ -32,12 +32,15 @@ pub const ROUTING_KEY: &str = "x-rampart-routing-key";
 pub const TENANT: &str = "x-rampart-tenant";
 pub const CLASS: &str = "x-rampart-class";
 
-/// Read a request body, answering 413 past `limit` bytes.
+/// Read a request body: 413 past `server.max_body_bytes`, 408 (and the connection closed)
+/// when it is not all in within `server.body_read_timeout`.
 pub async fn read_body(
+    gw: &DataPlane,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
 ) -> Result<bytes::Bytes, ApiError> {
+    let server = &gw.config.server;
+    let limit = server.max_body_bytes;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -45,7 +48,15 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let timeout = server.connections.body_read_timeout;
+    let read = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(r) => r,
+        Err(_) => {
+            gw.metrics.connections.body_timeouts.inc();
+            return Err(ApiError::BodyTimeout(timeout));
+        }
+    };
+    read.map_err(|e| {
         let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(s) = src {
             if s.is::<http_body_util::LengthLimitError>() {
@@ -165,7 +176,7 @@ async fn admit<'a>(
         Box::new((e, h.clone()))
     };
     let server = &gw.config.server;
-    let bytes = read_body(headers, body, server.max_body_bytes)
+    let bytes = read_body(gw, headers, body)
         .await
         .map_err(|e| reject("body", e, &out_headers))?;
     let request = parse_request(bytes, server.limits).map_err(|e| {
@@ -286,10 +297,12 @@ fn respond(
             Ok(resp)
         }
         Ok(Reply::Stream(chunks)) => {
+            let cut = served.gw.cut.clone();
             let state = StreamState {
                 chunks,
                 rec: crate::record::StreamRecorder::new(served),
                 forward_usage,
+                cut,
                 done: false,
             };
             let sse = futures_util::stream::unfold(state, next_event);
@@ -312,6 +325,8 @@ struct StreamState {
         futures_util::stream::BoxStream<'static, Result<Value, crate::providers::ProviderError>>,
     rec: crate::record::StreamRecorder,
     forward_usage: bool,
+    /// The shutdown grace deadline ([`crate::plane::PlaneInner::cut`]).
+    cut: tokio_util::sync::CancellationToken,
     done: bool,
 }
 
@@ -323,7 +338,18 @@ async fn next_event(
         return None;
     }
     loop {
-        match st.chunks.next().await {
+        let next = tokio::select! {
+            c = st.chunks.next() => c,
+            _ = st.cut.cancelled() => {
+                let err = ApiError::Unavailable(
+                    "the gateway is shutting down and cut this stream at its grace deadline".into(),
+                );
+                st.rec.cut(&err);
+                st.done = true;
+                return Some((Ok(Event::default().data(err.body().to_string())), st));
+            }
+        };
+        match next {
             Some(Ok(chunk)) => {
                 st.rec.push(&chunk);
                 // The usage-only chunk was requested by rampart; pass it on only if the client asked too.

@@ -32,7 +32,7 @@ pub async fn feedback(State(gw): State<DataPlane>, headers: HeaderMap, body: Bod
 }
 
 async fn handle(gw: &DataPlane, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(headers, body, gw.config.server.max_body_bytes).await?;
+    let bytes = read_body(gw, headers, body).await?;
     let b: FeedbackBody = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(format!(
             "invalid feedback: {e}; expected {{request_id, thumbs: \"up\"|\"down\"?, outcome: \"sent_unchanged\"|\"edited\"|\"rejected\"?, final_text?}}"

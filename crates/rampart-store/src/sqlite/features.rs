@@ -22,7 +22,7 @@ use super::{bad_value, verdict_column, verdict_str};
 use crate::error::Result;
 
 /// Columns read into a [`PairFeatures`], in [`features_from_row`]'s order.
-pub(super) const FEATURE_COLUMNS: &str = "request_id, ts_ms, class, tenant, \
+pub(crate) const FEATURE_COLUMNS: &str = "request_id, ts_ms, class, tenant, \
      b_flags, b_chars, b_tokens, b_completion_tokens, b_opening, b_latency_ms, b_cost_usd, \
      c_flags, c_chars, c_tokens, c_completion_tokens, c_opening, c_latency_ms, c_cost_usd, \
      exact_match, normalized_match, similarity, embedding_similarity, equivalence, length_ratio, \
@@ -52,7 +52,7 @@ const TOOLS_MEASURED: u32 = 1 << 14;
 const TOOLS_VALID: u32 = 1 << 15;
 
 /// A side's yes/no features as one integer.
-fn side_flags(s: &SideFeatures) -> u32 {
+pub(crate) fn side_flags(s: &SideFeatures) -> u32 {
     let m = &s.markdown;
     let bit = |on: bool, b: u32| if on { b } else { 0 };
     let opt = |v: Option<bool>, measured: u32, valid: u32| match v {
@@ -75,7 +75,7 @@ fn side_flags(s: &SideFeatures) -> u32 {
         | opt(s.tool_calls_valid, TOOLS_MEASURED, TOOLS_VALID)
 }
 
-fn equivalence_str(e: Equivalence) -> &'static str {
+pub(crate) fn equivalence_str(e: Equivalence) -> &'static str {
     match e {
         Equivalence::Identical => "identical",
         Equivalence::Equivalent => "equivalent",
@@ -83,7 +83,7 @@ fn equivalence_str(e: Equivalence) -> &'static str {
     }
 }
 
-fn parse_equivalence(s: &str) -> Option<Equivalence> {
+pub(crate) fn parse_equivalence(s: &str) -> Option<Equivalence> {
     Some(match s {
         "identical" => Equivalence::Identical,
         "equivalent" => Equivalence::Equivalent,
@@ -149,16 +149,39 @@ pub(super) fn insert(tx: &Transaction<'_>, pair_id: i64, pair: &Pair) -> Result<
 }
 
 fn side_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<SideFeatures> {
-    let flags: u32 = r.get(at)?;
+    Ok(side_from_flags(
+        r.get(at)?,
+        SideNumbers {
+            chars: r.get(at + 1)?,
+            tokens: r.get(at + 2)?,
+            completion_tokens: r.get(at + 3)?,
+            latency_ms: r.get(at + 5)?,
+            cost_usd: r.get(at + 6)?,
+        },
+        r.get(at + 4)?,
+    ))
+}
+
+/// A side's stored numbers, beside its flags.
+pub(crate) struct SideNumbers {
+    pub chars: u64,
+    pub tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: f64,
+    pub cost_usd: f64,
+}
+
+/// A side's features from its flags (see [`side_flags`]), numbers and opening.
+pub(crate) fn side_from_flags(flags: u32, n: SideNumbers, opening: Option<String>) -> SideFeatures {
     let on = |b: u32| flags & b != 0;
     let opt = |measured: u32, valid: u32| on(measured).then(|| on(valid));
-    Ok(SideFeatures {
+    SideFeatures {
         ok: on(OK),
-        chars: r.get(at + 1)?,
-        tokens: r.get(at + 2)?,
-        completion_tokens: r.get(at + 3)?,
+        chars: n.chars,
+        tokens: n.tokens,
+        completion_tokens: n.completion_tokens,
         refusal: on(REFUSAL),
-        opening: r.get(at + 4)?,
+        opening,
         markdown: Markdown {
             table: on(TABLE),
             bullets: on(BULLETS),
@@ -172,10 +195,10 @@ fn side_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<SideFeatures> {
         json_valid: opt(JSON_MEASURED, JSON_VALID),
         tool_calls_valid: opt(TOOLS_MEASURED, TOOLS_VALID),
         truncated: on(TRUNCATED),
-        latency_ms: r.get(at + 5)?,
+        latency_ms: n.latency_ms,
         cached: on(CACHED),
-        cost_usd: r.get(at + 6)?,
-    })
+        cost_usd: n.cost_usd,
+    }
 }
 
 /// Reads [`FEATURE_COLUMNS`] starting at column `at`; the excerpts are left empty.

@@ -2,6 +2,8 @@
 //! batch writes (to stall or fail them).
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::Path;
 
 use rampart_core::compare::PairFeatures;

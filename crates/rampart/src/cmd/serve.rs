@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use rampart_core::config::{Config, ProviderKind, StoreKind};
 use rampart_gateway::{BuildOptions, Gateway};
-use rampart_store::SqliteStore;
+use rampart_store::{PgOptions, PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 
 use crate::EXIT_CONFIG;
@@ -21,15 +21,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Resolves on the first SIGTERM/SIGINT; exits the process on the second.
-async fn shutdown_signal() {
+/// How long a second signal waits for the event writer to store what it has queued.
+const SECOND_SIGNAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves on the first SIGTERM/SIGINT; on the second, stores what the event writer has
+/// queued (within [`SECOND_SIGNAL_FLUSH`], so a locked database cannot hold the exit) and exits.
+/// Requests still in flight then are not recorded.
+async fn shutdown_signal(writer: Option<rampart_store::Writer>) {
     wait_signal().await;
     tracing::info!(
         "shutting down: draining in-flight requests (send the signal again to exit now)"
     );
-    tokio::spawn(async {
+    tokio::spawn(async move {
         wait_signal().await;
-        tracing::warn!("second signal: exiting now");
+        tracing::warn!("second signal: storing queued events, then exiting");
+        if let Some(w) = writer
+            && tokio::time::timeout(SECOND_SIGNAL_FLUSH, w.close())
+                .await
+                .is_err()
+        {
+            tracing::error!("the event writer did not finish within 5s; queued events are lost");
+        }
         std::process::exit(130);
     });
 }
@@ -64,25 +76,45 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let store = match &config.store.kind {
-        StoreKind::Sqlite { path } => SqliteStore::open(path)
-            .with_context(|| format!("cannot open the SQLite store at {}", path.display()))?,
-        StoreKind::Postgres { .. } => {
-            return Err(anyhow!("the postgres store is not available in this build"));
-        }
-    };
+    // Opened before the server's runtime starts: opening blocks (migrations, first connection).
+    let store = open_store(&config.store.kind)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let listen = config.server.listen;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let gw = Gateway::build(config, Arc::new(store), BuildOptions::default())
-            .map_err(|e| anyhow!(e))?;
+        let gw = Gateway::build(config, store, BuildOptions::default()).map_err(|e| anyhow!(e))?;
         tracing::info!(addr = %listener.local_addr()?, "rampart listening");
-        rampart_gateway::serve(listener, gw, shutdown_signal()).await?;
+        let writer = Some(gw.writer.clone());
+        rampart_gateway::serve(listener, gw, shutdown_signal(writer)).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The configured backend, opened and migrated.
+fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match kind {
+        StoreKind::Sqlite { path } => Arc::new(
+            SqliteStore::open(path)
+                .with_context(|| format!("cannot open the SQLite store at {}", path.display()))?,
+        ),
+        StoreKind::Postgres {
+            url_env,
+            pool_size,
+            retention,
+        } => {
+            let opts = PgOptions {
+                pool_size: *pool_size,
+                retention: *retention,
+                ..PgOptions::default()
+            };
+            let store =
+                PgStore::open_env(url_env, opts).context("cannot open the PostgreSQL store")?;
+            tracing::info!(target = store.target(), "using the PostgreSQL store");
+            Arc::new(store)
+        }
     })
 }
 
@@ -120,7 +152,7 @@ pub fn mock_llm(listen: &str, config_path: Option<&Path>) -> anyhow::Result<Exit
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(addr = %listener.local_addr()?, "rampart mock-llm listening");
-        rampart_mock::serve(listener, Arc::new(sim), shutdown_signal()).await?;
+        rampart_mock::serve(listener, Arc::new(sim), shutdown_signal(None)).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -97,12 +97,6 @@ fn validate_connections(c: &mut Collector, raw: &RawServer) -> ConnectionLimits 
             raw.body_read_timeout.as_deref(),
             d.body_read_timeout,
         ),
-        idle_timeout: timeout(
-            c,
-            "idle_timeout",
-            raw.idle_timeout.as_deref(),
-            d.idle_timeout,
-        ),
         max_connections: in_range(
             c,
             "server.max_connections",
@@ -171,23 +165,21 @@ fn first_line(s: &str) -> String {
 pub(super) fn validate_store(c: &mut Collector, raw: RawStore) -> StoreConfig {
     let kind = match raw.kind.as_deref().unwrap_or("sqlite") {
         "sqlite" => {
-            if raw.url.is_some() {
-                c.push("store.url", "only for type = \"postgres\"", raw.url.clone());
+            for (key, set) in [
+                ("store.url", raw.url.is_some()),
+                ("store.url_env", raw.url_env.is_some()),
+                ("store.pool_size", raw.pool_size.is_some()),
+                ("store.retention", raw.retention.is_some()),
+            ] {
+                if set {
+                    c.push(key, "only for type = \"postgres\"", None);
+                }
             }
             StoreKind::Sqlite {
-                path: PathBuf::from(raw.path.unwrap_or_else(|| "rampart.db".into())),
+                path: PathBuf::from(raw.path.as_deref().unwrap_or("rampart.db")),
             }
         }
-        "postgres" => {
-            c.push(
-                "store.type",
-                "the postgres store is not available in this build yet; use \"sqlite\"",
-                Some("postgres".into()),
-            );
-            StoreKind::Postgres {
-                url: raw.url.unwrap_or_default(),
-            }
-        }
+        "postgres" => validate_postgres(c, &raw),
         other => {
             c.push(
                 "store.type",
@@ -211,6 +203,85 @@ pub(super) fn validate_store(c: &mut Collector, raw: RawStore) -> StoreConfig {
         ),
         redact: validate_redact(c, raw.redact),
     }
+}
+
+/// Most connections `store.pool_size` may ask for (PostgreSQL's default `max_connections` is 100,
+/// shared by every replica).
+const MAX_POOL_SIZE: u64 = 1000;
+
+/// `type = "postgres"`: the URL comes from the environment variable `url_env` names, read when
+/// the store is opened (so a config validates without it).
+fn validate_postgres(c: &mut Collector, raw: &RawStore) -> StoreKind {
+    if raw.url.is_some() {
+        // The URL carries the password: never echo it.
+        c.push(
+            "store.url",
+            "the URL never sits in the file: put it in an environment variable and name that \
+             variable in store.url_env",
+            None,
+        );
+    }
+    if raw.path.is_some() {
+        c.push("store.path", "only for type = \"sqlite\"", raw.path.clone());
+    }
+    let url_env = match raw.url_env.as_deref() {
+        None => {
+            c.push(
+                "store.url_env",
+                "required for type = \"postgres\": the name of the environment variable that \
+                 holds the connection URL (e.g. \"RAMPART_DATABASE_URL\")",
+                None,
+            );
+            String::new()
+        }
+        Some(v) if !is_env_name(v) => {
+            c.push(
+                "store.url_env",
+                "must be an environment variable name (letters, digits, `_`; not starting \
+                 with a digit)",
+                Some(v.to_string()),
+            );
+            String::new()
+        }
+        Some(v) => v.to_string(),
+    };
+    let pool_size = match raw.pool_size {
+        Some(n) if n == 0 || n > MAX_POOL_SIZE => {
+            c.push(
+                "store.pool_size",
+                format!("must be between 1 and {MAX_POOL_SIZE}"),
+                Some(n.to_string()),
+            );
+            16
+        }
+        Some(n) => usize::try_from(n).unwrap_or(16),
+        None => 16,
+    };
+    let day = Duration::from_secs(86_400);
+    let retention = c.duration("store.retention", raw.retention.as_deref(), 30 * day);
+    let retention = if retention < day {
+        c.push(
+            "store.retention",
+            "must be at least \"1d\" (events and pairs are dropped a day at a time)",
+            raw.retention.clone(),
+        );
+        30 * day
+    } else {
+        retention
+    };
+    StoreKind::Postgres {
+        url_env,
+        pool_size,
+        retention,
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 pub(super) fn validate_shadow(c: &mut Collector, raw: RawShadow) -> ShadowConfig {
