@@ -16,6 +16,7 @@
 //! `tokio::task::spawn_blocking`, never directly on an async worker.
 #![forbid(unsafe_code)]
 
+mod columns;
 pub mod error;
 pub mod postgres;
 pub mod sqlite;

@@ -38,6 +38,7 @@ use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, Rollou
 mod batch;
 mod copy;
 mod migrate;
+mod outcomes;
 pub mod partitions;
 mod queries;
 mod rows;
@@ -447,6 +448,10 @@ impl RolloutStore for PgStore {
 }
 
 impl Store for PgStore {
+    fn outcomes(&self) -> Option<&dyn crate::OutcomeStore> {
+        Some(self)
+    }
+
     /// Events and pairs of a batch in one transaction: encoded for `COPY` on the calling thread
     /// (features computed here when a pair carries none), shipped to the database by the
     /// store's runtime.

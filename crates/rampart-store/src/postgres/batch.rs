@@ -20,8 +20,8 @@ use rampart_core::record::{Pair, RequestEvent};
 use super::Shared;
 use super::copy::{self, CopyText};
 use super::partitions::day_of;
+use crate::columns::{EVENT_COLUMNS, PAIR_COLUMNS};
 use crate::error::{Result, StoreError};
-use crate::sqlite::{EVENT_COLUMNS, PAIR_COLUMNS};
 
 /// The `pair_features` columns besides `pair_id`, as staged and copied.
 pub(super) const FEATURE_STAGE_COLUMNS: &str = "rollout, stage, request_id, ts_ms, class, \

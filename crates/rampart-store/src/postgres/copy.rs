@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Pair, PairSide, RequestEvent};
 
+use crate::columns::verdict_str;
 use crate::error::Result;
 use crate::sqlite::features::{equivalence_str, side_flags};
-use crate::sqlite::verdict_str;
 
 /// One `COPY` payload under construction.
 #[derive(Debug, Default)]
@@ -118,7 +118,7 @@ impl CopyText {
     }
 }
 
-/// `ord` then [`crate::sqlite::EVENT_COLUMNS`].
+/// `ord` then [`crate::columns::EVENT_COLUMNS`].
 pub(super) fn event_row(w: &mut CopyText, ord: usize, e: &RequestEvent) {
     w.int(ord);
     w.text(&e.request_id);
@@ -163,7 +163,7 @@ fn side(w: &mut CopyText, s: &PairSide) -> Result<()> {
     Ok(())
 }
 
-/// `ord` then [`crate::sqlite::PAIR_COLUMNS`].
+/// `ord` then [`crate::columns::PAIR_COLUMNS`].
 pub(super) fn pair_row(w: &mut CopyText, ord: usize, p: &Pair) -> Result<()> {
     w.int(ord);
     w.text(&p.request_id);

@@ -12,7 +12,13 @@ use super::Shared;
 use crate::error::{Result, StoreError};
 
 /// Numbered migrations, applied in order.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        "0002_outcomes",
+        include_str!("migrations/0002_outcomes.sql"),
+    ),
+];
 
 /// The advisory lock key migrations hold (`rampmigr` in ASCII).
 const MIGRATION_LOCK: i64 = 0x7261_6d70_6d69_6772;

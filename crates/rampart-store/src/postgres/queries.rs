@@ -8,12 +8,12 @@ use rampart_core::record::{Feedback, Pair, RequestEvent};
 
 use super::partitions::day_of;
 use super::{Shared, rows};
-use crate::error::Result;
-use crate::sqlite::features::FEATURE_COLUMNS;
-use crate::sqlite::{
+use crate::columns::{
     AUDIT_COLUMNS, EVENT_COLUMN_COUNT, EVENT_COLUMNS, EVENT_FEEDBACK_COLUMNS, FEEDBACK_COLUMNS,
     PAIR_COLUMNS, edit_outcome_str, thumbs_str,
 };
+use crate::error::Result;
+use crate::sqlite::features::FEATURE_COLUMNS;
 use crate::{AuditEntry, PairFilter};
 
 fn limit_param(limit: usize) -> i64 {

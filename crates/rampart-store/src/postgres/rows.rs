@@ -1,5 +1,5 @@
 //! Decoding rows into records: the column orders are the shared column lists of
-//! [`crate::sqlite`] (the two schemas use the same names), read by position.
+//! [`crate::columns`] (the two schemas use the same names), read by position.
 
 use rampart_core::compare::PairFeatures;
 use rampart_core::compare::features::JudgeVerdicts;
@@ -11,9 +11,9 @@ use rampart_core::routing::Cohort;
 use tokio_postgres::Row;
 
 use crate::AuditEntry;
+use crate::columns::{PAIR_HEAD, PAIR_SIDE};
 use crate::error::{Result, StoreError};
 use crate::sqlite::features::{SideNumbers, parse_equivalence, side_from_flags};
-use crate::sqlite::{PAIR_HEAD, PAIR_SIDE};
 
 fn corrupt(column: &'static str, value: impl ToString) -> StoreError {
     StoreError::Corrupt {
@@ -44,7 +44,7 @@ fn verdict(r: &Row, idx: usize) -> Result<Option<Verdict>> {
     .transpose()
 }
 
-/// [`crate::sqlite::EVENT_COLUMNS`] from column 0.
+/// [`crate::columns::EVENT_COLUMNS`] from column 0.
 pub(super) fn event(r: &Row) -> Result<RequestEvent> {
     let cohort: String = r.try_get(6)?;
     let outcome: String = r.try_get(11)?;
@@ -107,7 +107,7 @@ fn judgment(r: &Row, at: usize) -> Result<Option<PairJudgment>> {
     }))
 }
 
-/// [`crate::sqlite::PAIR_COLUMNS`] starting at column `at`.
+/// [`crate::columns::PAIR_COLUMNS`] starting at column `at`.
 pub(super) fn pair(r: &Row, at: usize) -> Result<Pair> {
     let tail = at + PAIR_HEAD + 2 * PAIR_SIDE;
     Ok(Pair {
@@ -131,7 +131,7 @@ pub(super) fn pair(r: &Row, at: usize) -> Result<Pair> {
     })
 }
 
-/// [`crate::sqlite::FEEDBACK_COLUMNS`] starting at column `at`.
+/// [`crate::columns::FEEDBACK_COLUMNS`] starting at column `at`.
 pub(super) fn feedback(r: &Row, at: usize) -> Result<Feedback> {
     let thumbs: Option<String> = r.try_get(at + 2)?;
     let outcome: Option<String> = r.try_get(at + 3)?;
@@ -157,7 +157,7 @@ pub(super) fn feedback(r: &Row, at: usize) -> Result<Feedback> {
     })
 }
 
-/// [`crate::sqlite::AUDIT_COLUMNS`] from column 0.
+/// [`crate::columns::AUDIT_COLUMNS`] from column 0.
 pub(super) fn audit(r: &Row) -> Result<AuditEntry> {
     let details: String = r.try_get(7)?;
     Ok(AuditEntry {

@@ -18,7 +18,8 @@ use rampart_core::compare::{Equivalence, PairFeatures, SideFeatures, pair_featur
 use rampart_core::record::Pair;
 use rusqlite::{Row, Transaction, params};
 
-use super::{bad_value, verdict_column, verdict_str};
+use super::rows::{bad_value, pair_from_row, verdict_column};
+use crate::columns::{PAIR_COLUMNS, verdict_str};
 use crate::error::Result;
 
 /// Columns read into a [`PairFeatures`], in [`features_from_row`]'s order.
@@ -244,9 +245,9 @@ pub(super) fn backfill(tx: &Transaction<'_>) -> Result<()> {
         let page: Vec<(i64, Pair)> = {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT id, {} FROM pairs WHERE id > ?1 ORDER BY id LIMIT 1000",
-                super::PAIR_COLUMNS
+                PAIR_COLUMNS
             ))?;
-            stmt.query_map([after], |r| Ok((r.get(0)?, super::pair_from_row(r, 1)?)))?
+            stmt.query_map([after], |r| Ok((r.get(0)?, pair_from_row(r, 1)?)))?
                 .collect::<rusqlite::Result<_>>()?
         };
         let Some((last, _)) = page.last() else { break };

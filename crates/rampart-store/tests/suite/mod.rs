@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use rampart_core::compare::judge::Verdict;
+use rampart_core::outcomes::OutcomeRecord;
 use rampart_core::record::{EditOutcome, Feedback, PairJudgment, Thumbs};
-use rampart_store::{AuditEntry, PairFilter, Store};
+use rampart_core::routing::Cohort;
+use rampart_store::{AuditEntry, OutcomeMoments, PairFilter, Store};
 
 use crate::common::{event, pair};
 
@@ -34,6 +36,7 @@ macro_rules! store_suite {
             features_a_pair_carries_are_stored_as_given,
             a_batch_writes_events_and_pairs_together_and_skips_repeats_inside_it,
             text_with_every_special_character_round_trips,
+            outcomes_are_summed_per_name_and_cohort_and_repeats_skipped,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
@@ -531,4 +534,69 @@ pub fn features_a_pair_carries_are_stored_as_given(store: &dyn Store) {
             .features
             .is_none()
     );
+}
+
+fn outcome(
+    request: Option<&str>,
+    name: &str,
+    cohort: Cohort,
+    value: f64,
+    served_ms: i64,
+) -> OutcomeRecord {
+    OutcomeRecord {
+        rollout: "ro".into(),
+        name: name.into(),
+        value,
+        cohort,
+        variant: if cohort == Cohort::Canary { "v2" } else { "v1" }.into(),
+        stage: Some("canary-5".into()),
+        request_id: request.map(str::to_string),
+        key_hash: None,
+        served_ms,
+        at_ms: served_ms + 10,
+        received_ms: served_ms + 20,
+    }
+}
+
+pub fn outcomes_are_summed_per_name_and_cohort_and_repeats_skipped(store: &dyn Store) {
+    let os = store.outcomes().expect("the backend stores outcomes");
+    let batch = vec![
+        outcome(Some("r1"), "csat", Cohort::Control, 80.0, 100),
+        outcome(Some("r2"), "csat", Cohort::Control, 60.0, 200),
+        outcome(Some("r3"), "csat", Cohort::Canary, 50.0, 300),
+        outcome(None, "csat", Cohort::Canary, 40.0, 400),
+        outcome(None, "csat", Cohort::Canary, 40.0, 400),
+        outcome(Some("r1"), "refund", Cohort::Control, 1.0, 100),
+        outcome(Some("old"), "csat", Cohort::Canary, 0.0, 10),
+        // Names in byte order: upper case before lower case, whatever the collation.
+        outcome(Some("r1"), "Zeta", Cohort::Control, 2.0, 100),
+    ];
+    assert_eq!(os.insert_outcomes(&batch).unwrap(), 8);
+    // Retrying the batch adds only the key-only outcomes (they carry no request id).
+    assert_eq!(os.insert_outcomes(&batch).unwrap(), 2);
+    // A repeat inside one batch is skipped too.
+    let twice = [
+        outcome(Some("r9"), "csat", Cohort::Control, 1.0, 100),
+        outcome(Some("r9"), "csat", Cohort::Control, 1.0, 100),
+    ];
+    assert_eq!(os.insert_outcomes(&twice).unwrap(), 1);
+    assert_eq!(os.insert_outcomes(&[]).unwrap(), 0);
+    let m = os.outcome_moments("ro", 100).unwrap();
+    let moments = |name: &str, cohort, n, sum, sum_sq| OutcomeMoments {
+        name: name.into(),
+        cohort,
+        n,
+        sum,
+        sum_sq,
+    };
+    assert_eq!(
+        m,
+        vec![
+            moments("Zeta", Cohort::Control, 1, 2.0, 4.0),
+            moments("csat", Cohort::Canary, 5, 210.0, 2500.0 + 4.0 * 1600.0),
+            moments("csat", Cohort::Control, 3, 141.0, 6400.0 + 3600.0 + 1.0),
+            moments("refund", Cohort::Control, 1, 1.0, 1.0),
+        ]
+    );
+    assert!(os.outcome_moments("other", 0).unwrap().is_empty());
 }
