@@ -122,7 +122,6 @@ impl Gateway {
             clock: opts.clock.clone(),
             tasks: TaskTracker::new(),
             shutdown: shutdown.clone(),
-            cut: CancellationToken::new(),
             signals,
             telemetry,
         }));
