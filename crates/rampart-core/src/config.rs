@@ -200,6 +200,34 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// What one chat request may cost besides its size (`max_messages`, `max_json_depth`).
+    pub limits: crate::request::Limits,
+    /// Connection hygiene against slow or idle clients (slowloris).
+    pub connections: ConnectionLimits,
+}
+
+/// How long a client may take, and how many connections it may hold. A connection past a
+/// timeout is closed; one past the cap waits in the kernel's accept backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From the moment a connection waits for a request (at accept, or after the previous
+    /// response) to the end of that request's headers. An idle keep-alive connection is closed
+    /// after it too.
+    pub header_read_timeout: Duration,
+    /// To read a whole request body, once its headers are in.
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(15),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1_024,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +259,9 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     pub batch_size: usize,
     pub flush_interval: Duration,
+    /// With `capture_text` on, every match of these patterns is replaced by `[REDACTED]` in
+    /// stored text (prompts, answers, tool calls, tools, feedback).
+    pub redact: Vec<regex::Regex>,
 }
 
 impl StoreConfig {

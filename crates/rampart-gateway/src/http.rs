@@ -10,6 +10,9 @@ pub mod outcomes;
 pub mod ui;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
@@ -42,7 +45,52 @@ pub fn router(gw: Gateway) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(openai_error_shape))
         .with_state(gw)
+}
+
+/// Give every error answer OpenAI's shape, also those no handler wrote: 405s, and the
+/// extractors' plain-text rejections (a bad query string or path). Their headers (`Allow`)
+/// are kept.
+async fn openai_error_shape(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" if status == StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method not allowed on this endpoint; allowed: {allow}")
+        }
+        "" => reason.to_string(),
+        t => t.to_string(),
+    };
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
+    let body = serde_json::json!({"error": {"message": message, "type": kind, "code": code}});
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body.to_string()))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

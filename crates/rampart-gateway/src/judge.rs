@@ -185,12 +185,17 @@ async fn call(
         return Err((0.0, format!("no provider `{}`", variant.provider)));
     };
     let mut request = Map::new();
+    request.insert("model".into(), json!(variant.model));
     // Deterministic by default; the variant's own parameters override this.
     request.insert("temperature".into(), json!(0));
     request.insert(
         "messages".into(),
         json!([{"role": "user", "content": prompt}]),
     );
+    let request = match request::ChatRequest::from_value(&Value::Object(request)) {
+        Ok(r) => r,
+        Err(e) => return Err((0.0, format!("cannot build the judge's request: {e}"))),
+    };
     let body = request::for_variant(&request, variant, false);
     match tokio::time::timeout(timeout, provider.chat(&body, None, false)).await {
         Ok(Ok(Reply::Json(v, _))) => {

@@ -10,6 +10,7 @@
 //!   budgeted, positions swapped) before they are stored.
 //! - [`record`]: per-request accounting (metrics, events, pair sides) through bounded queues.
 //! - [`telemetry`]: OpenTelemetry spans of requests and shadow calls, exported over OTLP/HTTP.
+//! - [`capture`]: what user and model text may be stored (`store.capture_text`, `store.redact`).
 //! - [`signal`]: what the data plane tells the control plane about each request and pair.
 //!
 //! The control plane ([`control`]): the controller, its command handle, the shadow gate and
@@ -20,6 +21,7 @@
 //! handlers' state; [`server`] serves and drains.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod clock;
 pub mod control;
 pub mod embeddings;

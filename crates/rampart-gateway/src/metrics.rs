@@ -12,6 +12,8 @@
 //! `register`. To add a domain: a struct with `fn register(&mut Registry) -> Self`, and a field
 //! on [`Metrics`] (reached as `gw.metrics.<domain>.<metric>`).
 
+pub mod connections;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -152,6 +154,7 @@ pub struct Metrics {
     pub rollout: RolloutMetrics,
     pub judge: JudgeMetrics,
     pub embeddings: EmbeddingsMetrics,
+    pub connections: connections::ConnectionMetrics,
     pub alerts: AlertMetrics,
     pub traces: TraceMetrics,
     pub outcomes: OutcomeMetrics,
@@ -164,6 +167,7 @@ impl Metrics {
         let reg = &mut registry;
         Metrics {
             embeddings: EmbeddingsMetrics::register(reg),
+            connections: connections::ConnectionMetrics::register(reg),
             judge: JudgeMetrics::register(reg),
             alerts: AlertMetrics::register(reg),
             outcomes: OutcomeMetrics::register(reg),

@@ -68,6 +68,9 @@ pub struct PlaneInner {
     /// Background work (shadow calls) tracked for shutdown.
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
+    /// Fires at the shutdown grace deadline: open streams end with an error event and record
+    /// themselves, so no stream is cut without an event.
+    pub cut: CancellationToken,
     pub signals: SignalSender,
     /// OpenTelemetry spans (no-ops without `[telemetry] otlp_endpoint`).
     pub telemetry: crate::telemetry::Telemetry,

@@ -129,7 +129,7 @@ impl Remote {
 
     async fn chat(
         &self,
-        body: &Value,
+        body: &bytes::Bytes,
         class: Option<&str>,
         stream: bool,
     ) -> Result<Reply, ProviderError> {
@@ -144,10 +144,19 @@ impl Remote {
             retries: http.retries,
             counter: &self.retries,
         };
+        // Anthropic's translation reads the request as JSON; it is parsed once, before retries.
+        let json = match &self.api {
+            Api::Anthropic(_) => Some(serde_json::from_slice::<Value>(body).map_err(|e| {
+                ProviderError::Unsupported(format!("the request is not valid JSON: {e}"))
+            })?),
+            Api::OpenAi(_) => None,
+        };
+        let json = &json;
         retry::run(policy, Instant::now() + budget, |deadline| async move {
-            match &self.api {
-                Api::OpenAi(c) => c.chat_once(body, class, stream, deadline).await,
-                Api::Anthropic(c) => c.chat_once(body, class, stream, deadline).await,
+            match (&self.api, json) {
+                (Api::Anthropic(c), Some(v)) => c.chat_once(v, class, stream, deadline).await,
+                (Api::Anthropic(_), None) => Err(ProviderError::Invalid("no request".into())),
+                (Api::OpenAi(c), _) => c.chat_once(body, class, stream, deadline).await,
             }
         })
         .await
@@ -161,7 +170,7 @@ impl Provider {
     /// before the first byte is an `Err` here, and later ones arrive inside the stream.
     pub async fn chat(
         &self,
-        body: &Value,
+        body: &bytes::Bytes,
         class: Option<&str>,
         stream: bool,
     ) -> Result<Reply, ProviderError> {

@@ -21,7 +21,8 @@ use crate::plane::DataPlane;
 pub const CLIENT_CLOSED: u16 = 499;
 
 /// Hand a record to the writer; count it when it cannot be queued.
-pub fn enqueue(gw: &DataPlane, record: Record) {
+pub fn enqueue(gw: &DataPlane, mut record: Record) {
+    crate::capture::apply(&gw.config.store, &mut record);
     match gw.writer.try_send(record) {
         Ok(()) => {}
         Err(TrySendError::Full) => gw.metrics.event_dropped("queue_full"),
@@ -232,6 +233,20 @@ impl StreamRecorder {
         self.served.finish(
             200,
             outcome,
+            Some(&self.answer),
+            self.ttft,
+            Some(err.to_string()),
+        );
+    }
+}
+
+impl StreamRecorder {
+    /// The gateway cut the stream at its shutdown deadline: recorded as cancelled (not the
+    /// variant's fault), with what was streamed so far.
+    pub fn cut(&mut self, err: &ApiError) {
+        self.served.finish(
+            err.status().as_u16(),
+            Outcome::Cancelled,
             Some(&self.answer),
             self.ttft,
             Some(err.to_string()),

@@ -20,15 +20,16 @@ use std::time::{Duration, Instant};
 use rampart_core::compare::pair_features;
 use rampart_core::config::{RouteConfig, ShadowConfig, VariantConfig};
 use rampart_core::record::{Pair, PairSide};
-use rampart_core::request::{self, Answer};
+use rampart_core::request::{self, Answer, ChatRequest};
 use rampart_core::routing::RolloutView;
 use rampart_store::Record;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use crate::metrics::ShadowMetrics;
 use crate::plane::DataPlane;
-use crate::providers::Reply;
+use crate::providers::{Provider, Reply};
 use crate::record::{Served, enqueue, pair_side};
 
 const DAY_MS: i64 = 86_400_000;
@@ -38,7 +39,7 @@ const CACHE_MAX_ENTRIES: usize = 10_000;
 
 /// What the request path hands to the dispatcher.
 pub struct ShadowJob<'a> {
-    pub request: &'a Map<String, Value>,
+    pub request: &'a ChatRequest,
     pub route: &'a RouteConfig,
     pub candidate: &'a Arc<VariantConfig>,
     pub view: &'a RolloutView,
@@ -52,12 +53,12 @@ struct ResponseCache {
 }
 
 impl ResponseCache {
-    fn key(variant: &str, body: &Value) -> [u8; 32] {
-        // serde_json maps are ordered, so equal requests serialize identically.
+    fn key(variant: &str, body: &[u8]) -> [u8; 32] {
+        // The body as sent: requests equal byte for byte share an answer.
         let mut h = Sha256::new();
         h.update(variant.as_bytes());
         h.update([0]);
-        h.update(body.to_string().as_bytes());
+        h.update(body);
         h.finalize().into()
     }
 
@@ -179,17 +180,9 @@ impl ShadowDispatcher {
         let Some(provider) = gw.providers.get(&job.candidate.provider).cloned() else {
             return drop_for("no_provider");
         };
-
         let (tx, rx) = oneshot::channel::<PairSide>();
-        let body = request::for_variant(job.request, job.candidate, false);
-        let prompt = job
-            .request
-            .get("messages")
-            .map(Value::to_string)
-            .unwrap_or_default();
-        let prompt_hash = hex(&Sha256::digest(prompt.as_bytes()));
         let s = job.served;
-        let mut pair = Pair {
+        let pair = Pair {
             request_id: s.request_id.clone(),
             ts_ms: s.ts_ms,
             route: s.route.clone(),
@@ -198,12 +191,12 @@ impl ShadowDispatcher {
             key_hash: s.key_hash.clone(),
             tenant: s.tenant.clone(),
             class: s.class.clone(),
-            prompt: gw.config.store.capture_text.then_some(prompt),
-            prompt_hash,
+            prompt: None,
+            prompt_hash: String::new(),
             baseline: PairSide::default(),
             candidate: PairSide::default(),
-            tools: job.request.get("tools").cloned(),
-            response_format: job.request.get("response_format").cloned(),
+            tools: None,
+            response_format: None,
             embedding_similarity: None,
             judge: None,
             features: None,
@@ -218,30 +211,105 @@ impl ShadowDispatcher {
             Some(&job.view.rollout),
             Some(&job.view.stage),
         );
-        let candidate = job.candidate.clone();
-        let class = s.class.clone();
-        let gw2 = gw.clone();
-        let timeout = self.timeout;
+        let call = ShadowCall {
+            gw: gw.clone(),
+            // Shares the client's bytes; the candidate's body is written in the task.
+            request: job.request.clone(),
+            candidate: job.candidate.clone(),
+            provider,
+            metrics,
+            timeout: self.timeout,
+        };
+        gw.tasks.spawn(call.run(pair, rx, permit, span));
+        Some(tx)
+    }
+}
 
-        gw.tasks.spawn(async move {
-            let shadow_permit = permit;
-            let dispatcher = &gw2.shadow;
-            let started = Instant::now();
-            let cache_key = dispatcher
-                .cache
-                .as_ref()
-                .map(|_| ResponseCache::key(&candidate.name, &body));
-            let cached = match (&dispatcher.cache, &cache_key) {
-                (Some(c), Some(k)) => c.get(k),
-                _ => None,
-            };
-            let (answer, error, outcome) = match &cached {
-                Some(v) => (Some(Answer::from_completion(v)), None, "ok"),
-                None => match tokio::time::timeout(
-                    timeout,
-                    provider.chat(&body, class.as_deref(), false),
-                )
-                .await
+/// One shadow call, run off the request path.
+struct ShadowCall {
+    gw: DataPlane,
+    request: ChatRequest,
+    candidate: Arc<VariantConfig>,
+    provider: Provider,
+    metrics: Option<Arc<ShadowMetrics>>,
+    timeout: Duration,
+}
+
+impl ShadowCall {
+    async fn run(
+        self,
+        mut pair: Pair,
+        baseline: oneshot::Receiver<PairSide>,
+        permit: OwnedSemaphorePermit,
+        mut span: crate::telemetry::RequestSpan,
+    ) {
+        let gw = self.gw.clone();
+        let body = request::for_variant(&self.request, &self.candidate, false);
+        let prompt = self.request.raw_messages();
+        pair.prompt_hash = hex(&Sha256::digest(prompt.as_bytes()));
+        pair.prompt = gw.config.store.capture_text.then(|| prompt.to_string());
+        pair.tools = self.request.field_value("tools");
+        pair.response_format = self.request.field_value("response_format");
+        pair.candidate = self.call_candidate(&body, pair.class.as_deref()).await;
+        let side = &pair.candidate;
+        span.finish(
+            if side.error.is_some() { 502 } else { 200 },
+            side.error
+                .is_none()
+                .then_some((side.prompt_tokens, side.completion_tokens)),
+            side.finish_reason.as_deref(),
+            side.error.as_deref(),
+        );
+        pair.baseline = match tokio::time::timeout(BASELINE_WAIT, baseline).await {
+            Ok(Ok(b)) => b,
+            _ => PairSide {
+                error: Some("the baseline's answer was not recorded".into()),
+                ..PairSide::default()
+            },
+        };
+        gw.signal(crate::signal::Signal::Pair {
+            rollout: pair.rollout.clone(),
+            ts_ms: gw.clock.now_ms(),
+            baseline_error: pair.baseline.error.is_some(),
+            candidate_error: pair.candidate.error.is_some(),
+            baseline_refusal: pair.baseline.refusal,
+            candidate_refusal: pair.candidate.refusal,
+            baseline_latency_ms: pair.baseline.latency_ms,
+            candidate_latency_ms: (!pair.candidate.cached).then_some(pair.candidate.latency_ms),
+        });
+        // The guardrails have the pair; what follows only enriches the stored record.
+        pair.embedding_similarity = crate::embeddings::similarity(&gw, &pair).await;
+        drop(permit);
+        if let Some(admitted) = gw.judges.admit(&gw, &pair) {
+            // The candidate's request keeps the client's user messages as they were.
+            let question = serde_json::from_slice::<Map<String, Value>>(&body)
+                .map(|m| crate::judge::question(&m))
+                .unwrap_or_default();
+            pair.judge = Some(admitted.judge(&gw, &question, &pair).await);
+        }
+        // A few microseconds here, pair by pair, rather than a whole batch's worth at once
+        // on the writer's thread (which shares the cores with the request path).
+        pair.features = Some(Box::new(pair_features(&pair)));
+        enqueue(&gw, Record::Pair(pair));
+    }
+
+    /// The candidate's side: from the cache, or from one call bounded by `shadow.timeout`.
+    async fn call_candidate(&self, body: &bytes::Bytes, class: Option<&str>) -> PairSide {
+        let dispatcher = &self.gw.shadow;
+        let started = Instant::now();
+        let cache_key = dispatcher
+            .cache
+            .as_ref()
+            .map(|_| ResponseCache::key(&self.candidate.name, body));
+        let cached = match (&dispatcher.cache, &cache_key) {
+            (Some(c), Some(k)) => c.get(k),
+            _ => None,
+        };
+        let (answer, error, outcome) = match &cached {
+            Some(v) => (Some(Answer::from_completion(v)), None, "ok"),
+            None => {
+                match tokio::time::timeout(self.timeout, self.provider.chat(body, class, false))
+                    .await
                 {
                     Ok(Ok(Reply::Json(v, _))) => {
                         let answer = Answer::from_completion(&v);
@@ -260,74 +328,33 @@ impl ShadowDispatcher {
                     }
                     Ok(Err(e)) => (None, Some(e.describe()), "error"),
                     Err(_) => (None, Some("timeout".to_string()), "timeout"),
-                },
-            };
-            let mut side = pair_side(
-                &gw2,
-                &candidate,
-                answer.as_ref(),
-                started.elapsed(),
-                None,
-                error,
-            );
-            side.cached = cached.is_some();
-            span.finish(
-                if side.error.is_some() { 502 } else { 200 },
-                side.error
-                    .is_none()
-                    .then_some((side.prompt_tokens, side.completion_tokens)),
-                side.finish_reason.as_deref(),
-                side.error.as_deref(),
-            );
-            if !side.cached {
-                dispatcher.charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
-            }
-            if let Some(m) = &metrics {
-                match outcome {
-                    "ok" => m.ok.inc(),
-                    "timeout" => m.timeout.inc(),
-                    _ => m.error.inc(),
-                };
-                if !side.cached {
-                    m.duration.observe(side.latency_ms / 1e3);
-                    m.cost.inc_by(side.cost_usd);
                 }
             }
-            pair.candidate = side;
-            pair.baseline = match tokio::time::timeout(BASELINE_WAIT, rx).await {
-                Ok(Ok(b)) => b,
-                _ => PairSide {
-                    error: Some("the baseline's answer was not recorded".into()),
-                    ..PairSide::default()
-                },
+        };
+        let mut side = pair_side(
+            &self.gw,
+            &self.candidate,
+            answer.as_ref(),
+            started.elapsed(),
+            None,
+            error,
+        );
+        side.cached = cached.is_some();
+        if !side.cached {
+            dispatcher.charge(side.cost_usd, side.prompt_tokens + side.completion_tokens);
+        }
+        if let Some(m) = &self.metrics {
+            match outcome {
+                "ok" => m.ok.inc(),
+                "timeout" => m.timeout.inc(),
+                _ => m.error.inc(),
             };
-            gw2.signal(crate::signal::Signal::Pair {
-                rollout: pair.rollout.clone(),
-                ts_ms: gw2.clock.now_ms(),
-                baseline_error: pair.baseline.error.is_some(),
-                candidate_error: pair.candidate.error.is_some(),
-                baseline_refusal: pair.baseline.refusal,
-                candidate_refusal: pair.candidate.refusal,
-                baseline_latency_ms: pair.baseline.latency_ms,
-                candidate_latency_ms: (!pair.candidate.cached).then_some(pair.candidate.latency_ms),
-            });
-            // The guardrails have the pair; what follows only enriches the stored record.
-            pair.embedding_similarity = crate::embeddings::similarity(&gw2, &pair).await;
-            drop(shadow_permit);
-            if let Some(admitted) = gw2.judges.admit(&gw2, &pair) {
-                // The candidate's request keeps the client's user messages as they were.
-                let question = body
-                    .as_object()
-                    .map(crate::judge::question)
-                    .unwrap_or_default();
-                pair.judge = Some(admitted.judge(&gw2, &question, &pair).await);
+            if !side.cached {
+                m.duration.observe(side.latency_ms / 1e3);
+                m.cost.inc_by(side.cost_usd);
             }
-            // A few microseconds here, pair by pair, rather than a whole batch's worth at once
-            // on the writer's thread (which shares the cores with the request path).
-            pair.features = Some(Box::new(pair_features(&pair)));
-            enqueue(&gw2, Record::Pair(pair));
-        });
-        Some(tx)
+        }
+        side
     }
 }
 

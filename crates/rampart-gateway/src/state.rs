@@ -122,6 +122,7 @@ impl Gateway {
             clock: opts.clock.clone(),
             tasks: TaskTracker::new(),
             shutdown: shutdown.clone(),
+            cut: CancellationToken::new(),
             signals,
             telemetry,
         }));

@@ -195,7 +195,9 @@ async fn bad_input_gets_a_clear_openai_error() {
     )
     .await;
     assert_eq!(s, 404);
-    assert_openai_error(&b, "known routes: support");
+    assert_openai_error(&b, "unknown route `nope`");
+    // Any client could ask: the configured route names are not listed.
+    assert!(!b.to_string().contains("support"), "{b}");
 
     // The server is still healthy after all of that.
     let r = client().get(format!("{u}/healthz")).send().await.unwrap();
@@ -409,6 +411,122 @@ async fn provider_timeout_is_504_and_unreachable_is_502() {
     assert_eq!(r.status(), 502);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "upstream_unreachable");
+    // The client is not told where the provider lives; the stored event keeps the detail.
+    let port = dead_url.rsplit(':').next().unwrap().trim_end_matches("/v1");
+    assert!(
+        !b.to_string().contains(port),
+        "upstream address leaked: {b}"
+    );
+    assert!(
+        !b.to_string().contains("127.0.0.1"),
+        "upstream address leaked: {b}"
+    );
+}
+
+/// An upstream error whose message names an internal URL reaches the client without it.
+#[tokio::test]
+async fn upstream_error_messages_do_not_reveal_internal_urls() {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {
+                    "message": "model not found at http://10.1.2.3:8000/internal/v1 (see https://vllm.internal/docs)",
+                    "type": "invalid_request_error", "code": "model_not_found"}})),
+            )
+        }),
+    );
+    let url = common::spawn_app(app).await;
+    let t = TestGateway::start(&openai_config(&format!("{url}/v1"), "5s")).await;
+    let r = post(&t.url, &chat("r", "hello")).await;
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    let text = b.to_string();
+    assert!(
+        !text.contains("10.1.2.3") && !text.contains("vllm.internal"),
+        "{b}"
+    );
+    assert_eq!(b["error"]["code"], "model_not_found");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model not found at [upstream]")
+    );
+}
+
+/// One request cannot cost without bound: too many messages, or nesting too deep, is a 400
+/// naming the config key, counted, and the gateway stays healthy.
+#[tokio::test]
+async fn requests_over_the_message_and_depth_limits_get_400_naming_the_limit() {
+    let cfg = config(r#"{ name = "c0", percent = 0 }"#, "").replace(
+        "shutdown_grace = \"10s\"",
+        "shutdown_grace = \"10s\"\nmax_messages = 100\nmax_json_depth = 8",
+    );
+    assert!(
+        cfg.contains("max_messages = 100"),
+        "the harness config changed"
+    );
+    let t = TestGateway::start(&cfg).await;
+    let msgs = |n: usize| vec![json!({"role": "user", "content": "x"}); n];
+    let ok = json!({"model": "support", "messages": msgs(100)});
+    assert_eq!(post(&t.url, &ok).await.status(), 200);
+
+    let (s, b) = post_raw(
+        &t.url,
+        serde_json::to_vec(&json!({"model": "support", "messages": msgs(101)})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_openai_error(&b, "server.max_messages");
+    assert_eq!(b["error"]["code"], "request_too_complex");
+
+    let mut deep = json!("x");
+    for _ in 0..10 {
+        deep = json!([deep]);
+    }
+    let body = json!({"model": "support", "messages": [{"role": "user", "content": deep}]});
+    let (s, b) = post_raw(&t.url, serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(s, 400);
+    assert_openai_error(&b, "server.max_json_depth");
+
+    let m = metrics(&t.url).await;
+    assert_eq!(
+        metric(
+            &m,
+            "rampart_rejected_requests_total{reason=\"too_complex\"}"
+        ),
+        2.0
+    );
+}
+
+/// Errors no handler wrote (405, extractor rejections) have OpenAI's shape too.
+#[tokio::test]
+async fn method_not_allowed_and_bad_queries_have_the_openai_error_shape() {
+    let t = TestGateway::start(&config(r#"{ name = "c0", percent = 0 }"#, "")).await;
+    let r = client()
+        .get(format!("{}/v1/chat/completions", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().get("allow").is_some());
+    let b: Value = r.json().await.unwrap();
+    assert_openai_error(&b, "method not allowed");
+    assert_eq!(b["error"]["code"], "method_not_allowed");
+
+    let r = client()
+        .get(format!(
+            "{}/admin/rollouts/support-v2/pairs?limit=many",
+            t.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert_openai_error(&b, "limit");
 }
 
 /// A full event queue: while the database is locked by another process the writer cannot

@@ -15,6 +15,11 @@ pub struct RawServer {
     pub max_body_bytes: Option<u64>,
     pub shutdown_grace: Option<String>,
     pub request_timeout: Option<String>,
+    pub max_messages: Option<u64>,
+    pub max_json_depth: Option<u64>,
+    pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
+    pub max_connections: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +36,7 @@ pub struct RawStore {
     pub queue_capacity: Option<u64>,
     pub batch_size: Option<u64>,
     pub flush_interval: Option<String>,
+    pub redact: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,14 +14,17 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use std::sync::Arc;
+
+use rampart_core::config::{RouteConfig, VariantConfig};
 use rampart_core::record::Outcome;
-use rampart_core::request::{self, Answer};
-use rampart_core::routing;
-use serde_json::{Map, Value};
+use rampart_core::request::{self, Answer, ChatRequest, Limits};
+use rampart_core::routing::{self, RolloutView};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::plane::DataPlane;
-use crate::providers::Reply;
+use crate::providers::{Provider, Reply};
 use crate::record::Served;
 use crate::shadow::ShadowJob;
 
@@ -29,12 +32,15 @@ pub const ROUTING_KEY: &str = "x-rampart-routing-key";
 pub const TENANT: &str = "x-rampart-tenant";
 pub const CLASS: &str = "x-rampart-class";
 
-/// Read a request body, answering 413 past `limit` bytes.
+/// Read a request body: 413 past `server.max_body_bytes`, 408 (and the connection closed)
+/// when it is not all in within `server.body_read_timeout`.
 pub async fn read_body(
+    gw: &DataPlane,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
 ) -> Result<bytes::Bytes, ApiError> {
+    let server = &gw.config.server;
+    let limit = server.max_body_bytes;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -42,7 +48,15 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let timeout = server.connections.body_read_timeout;
+    let read = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(r) => r,
+        Err(_) => {
+            gw.metrics.connections.body_timeouts.inc();
+            return Err(ApiError::BodyTimeout(timeout));
+        }
+    };
+    read.map_err(|e| {
         let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(s) = src {
             if s.is::<http_body_util::LengthLimitError>() {
@@ -54,59 +68,15 @@ pub async fn read_body(
     })
 }
 
-/// Parse and check a chat-completions body.
-pub fn parse_request(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-    let Value::Object(map) = v else {
-        return Err(ApiError::BadRequest(
-            "request body must be a JSON object".into(),
-        ));
-    };
-    match map.get("model") {
-        Some(Value::String(s)) if !s.is_empty() => {}
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "`model` must be a non-empty string naming a route (got {other})"
-            )));
+/// Parse and check a chat-completions body against the configured limits.
+pub fn parse_request(bytes: bytes::Bytes, limits: Limits) -> Result<ChatRequest, ApiError> {
+    ChatRequest::parse(bytes, limits).map_err(|e| {
+        if e.is_limit() {
+            ApiError::TooComplex(e.to_string())
+        } else {
+            ApiError::BadRequest(e.to_string())
         }
-        None => {
-            return Err(ApiError::BadRequest(
-                "missing required field `model`".into(),
-            ));
-        }
-    }
-    match map.get("messages") {
-        Some(Value::Array(msgs)) if !msgs.is_empty() => {
-            for (i, m) in msgs.iter().enumerate() {
-                if !m.get("role").is_some_and(Value::is_string) {
-                    return Err(ApiError::BadRequest(format!(
-                        "`messages[{i}]` must be an object with a string `role`"
-                    )));
-                }
-            }
-        }
-        Some(Value::Array(_)) => {
-            return Err(ApiError::BadRequest("`messages` must not be empty".into()));
-        }
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "`messages` must be an array of message objects".into(),
-            ));
-        }
-        None => {
-            return Err(ApiError::BadRequest(
-                "missing required field `messages`".into(),
-            ));
-        }
-    }
-    if let Some(s) = map.get("stream")
-        && !s.is_boolean()
-        && !s.is_null()
-    {
-        return Err(ApiError::BadRequest("`stream` must be a boolean".into()));
-    }
-    Ok(map)
+    })
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -132,7 +102,8 @@ pub async fn chat_completions(
 ) -> Response {
     match handle(gw.clone(), headers, body).await {
         Ok(r) => r,
-        Err((e, extra)) => {
+        Err(failure) => {
+            let (e, extra) = *failure;
             let mut resp = e.into_response();
             resp.headers_mut().extend(extra);
             resp
@@ -140,7 +111,21 @@ pub async fn chat_completions(
     }
 }
 
-type Failure = (ApiError, HeaderMap);
+type Failure = Box<(ApiError, HeaderMap)>;
+
+/// A request admitted to the data plane: parsed, its route resolved, its variant chosen.
+struct Admitted<'a> {
+    request: ChatRequest,
+    route: &'a RouteConfig,
+    routing_key: Option<String>,
+    tenant: Option<String>,
+    class: Option<String>,
+    view: Option<Arc<RolloutView>>,
+    assignment: routing::Assignment,
+    variant: Arc<VariantConfig>,
+    provider: Provider,
+    out_headers: HeaderMap,
+}
 
 async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
     let started = Instant::now();
@@ -148,62 +133,111 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
     let request_id = format!("req_{}", uuid::Uuid::now_v7().simple());
     let mut out_headers = HeaderMap::new();
     set_header(&mut out_headers, "x-rampart-request-id", &request_id);
-    let reject = |gw: &DataPlane, reason: &'static str, e: ApiError, h: &HeaderMap| {
+    let a = admit(&gw, &headers, body, out_headers).await?;
+    let stream = a.request.stream;
+    let provider_body = request::for_variant(&a.request, &a.variant, stream);
+    let mut span = gw.telemetry.request(&headers, &a.route.name);
+    span.assigned(
+        &request_id,
+        &a.variant,
+        a.assignment.cohort.as_str(),
+        a.view.as_ref().map(|v| v.rollout.as_str()),
+        a.view.as_ref().map(|v| v.stage.as_str()),
+    );
+    let mut served = Served {
+        gw: gw.clone(),
+        request_id,
+        ts_ms,
+        started,
+        route: a.route.name.clone(),
+        rollout: a.view.as_ref().map(|v| v.rollout.clone()),
+        stage: a.view.as_ref().map(|v| v.stage.clone()),
+        variant: a.variant.clone(),
+        cohort: a.assignment.cohort,
+        key_hash: a.routing_key.as_deref().map(routing::key_hash),
+        tenant: a.tenant.clone(),
+        class: a.class.clone(),
+        streamed: stream,
+        baseline_tx: None,
+        done: false,
+        span,
+    };
+    // Mirror to the candidate before waiting on the baseline, so both run concurrently.
+    start_shadow(&gw, &a, &mut served);
+    let reply = a
+        .provider
+        .chat(&provider_body, a.class.as_deref(), stream)
+        .await;
+    drop(provider_body);
+    // A canary user whose candidate failed before the first byte may get the baseline's answer.
+    let fallback = match &a.view {
+        Some(v) if a.assignment.candidate => Some(super::fallback::Failed {
+            route: a.route,
+            view: v,
+            request: &a.request,
+            class: a.class.as_deref(),
+            stream,
+        }),
+        _ => None,
+    };
+    let forward_usage = a.request.stream_usage;
+    respond(&gw, reply, served, forward_usage, a.out_headers, fallback).await
+}
+
+/// Read, parse and check the request, resolve its route and choose its variant. Each refusal
+/// is counted in `rampart_rejected_requests_total{reason}`.
+async fn admit<'a>(
+    gw: &'a DataPlane,
+    headers: &HeaderMap,
+    body: Body,
+    mut out_headers: HeaderMap,
+) -> Result<Admitted<'a>, Failure> {
+    let reject = |reason: &'static str, e: ApiError, h: &HeaderMap| {
         gw.metrics.rejected(reason);
-        (e, h.clone())
+        Box::new((e, h.clone()))
     };
-
-    let bytes = read_body(&headers, body, gw.config.server.max_body_bytes)
+    let server = &gw.config.server;
+    let bytes = read_body(gw, headers, body)
         .await
-        .map_err(|e| reject(&gw, "body", e, &out_headers))?;
-    let req = parse_request(&bytes).map_err(|e| reject(&gw, "invalid", e, &out_headers))?;
-    let route_name = req.get("model").and_then(Value::as_str).unwrap_or_default();
-    let Some(route) = gw.config.routes.get(route_name) else {
-        let known: Vec<&str> = gw.config.routes.keys().map(String::as_str).collect();
-        return Err(reject(
-            &gw,
-            "unknown_route",
-            ApiError::NotFound(format!(
-                "unknown route `{route_name}`; known routes: {}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )),
-            &out_headers,
+        .map_err(|e| reject("body", e, &out_headers))?;
+    let request = parse_request(bytes, server.limits).map_err(|e| {
+        let reason = if matches!(e, ApiError::TooComplex(_)) {
+            "too_complex"
+        } else {
+            "invalid"
+        };
+        reject(reason, e, &out_headers)
+    })?;
+    let Some(route) = gw.config.routes.get(&request.model) else {
+        // Route names are not listed: any client could read them.
+        let e = ApiError::NotFound(format!(
+            "unknown route `{}`: `model` must name a route configured on this gateway",
+            truncate(&request.model, 80)
         ));
+        return Err(reject("unknown_route", e, &out_headers));
     };
-    let key_header =
-        header_str(&headers, ROUTING_KEY).map_err(|e| reject(&gw, "invalid", e, &out_headers))?;
-    let routing_key = key_header.or_else(|| {
-        req.get("user")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    });
-    let tenant =
-        header_str(&headers, TENANT).map_err(|e| reject(&gw, "invalid", e, &out_headers))?;
-    let class = header_str(&headers, CLASS).map_err(|e| reject(&gw, "invalid", e, &out_headers))?;
-    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-
+    let header = |name| {
+        header_str(headers, name)
+            .map(|v| v.map(str::to_string))
+            .map_err(|e| reject("invalid", e, &out_headers))
+    };
+    let routing_key = header(ROUTING_KEY)?.or_else(|| request.user.clone());
+    let tenant = header(TENANT)?;
+    let class = header(CLASS)?;
     let snapshot = gw.snapshot.load();
-    let view = snapshot.by_route.get(route_name);
-    let assignment = routing::assign(view.map(|v| v.as_ref()), routing_key, tenant);
-    let variant_name = match view {
+    let view = snapshot.by_route.get(&request.model).cloned();
+    let assignment = routing::assign(view.as_deref(), routing_key.as_deref(), tenant.as_deref());
+    let variant_name = match &view {
         Some(v) if assignment.candidate => v.candidate.as_str(),
         _ => route.baseline.as_str(),
     };
-    let Some(variant) = route.variants.get(variant_name) else {
-        return Err((
-            ApiError::Internal(format!("variant `{variant_name}` is not configured")),
-            out_headers,
-        ));
+    let Some(variant) = route.variants.get(variant_name).cloned() else {
+        let e = ApiError::Internal(format!("variant `{variant_name}` is not configured"));
+        return Err(Box::new((e, out_headers)));
     };
-    let Some(provider) = gw.providers.get(&variant.provider) else {
-        return Err((
-            ApiError::Internal(format!("provider `{}` is not configured", variant.provider)),
-            out_headers,
-        ));
+    let Some(provider) = gw.providers.get(&variant.provider).cloned() else {
+        let e = ApiError::Internal(format!("provider `{}` is not configured", variant.provider));
+        return Err(Box::new((e, out_headers)));
     };
     set_header(&mut out_headers, "x-rampart-variant", &variant.name);
     set_header(
@@ -211,56 +245,54 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
         "x-rampart-cohort",
         assignment.cohort.as_str(),
     );
-    if let Some(v) = view {
+    if let Some(v) = &view {
         set_header(&mut out_headers, "x-rampart-stage", &v.stage);
     }
-
-    let provider_body = request::for_variant(&req, variant, stream);
-    let mut span = gw.telemetry.request(&headers, &route.name);
-    span.assigned(
-        &request_id,
+    Ok(Admitted {
+        request,
+        route,
+        routing_key,
+        tenant,
+        class,
+        view,
+        assignment,
         variant,
-        assignment.cohort.as_str(),
-        view.map(|v| v.rollout.as_str()),
-        view.map(|v| v.stage.as_str()),
-    );
-    let mut served = Served {
-        gw: gw.clone(),
-        request_id,
-        ts_ms,
-        started,
-        route: route.name.clone(),
-        rollout: view.map(|v| v.rollout.clone()),
-        stage: view.map(|v| v.stage.clone()),
-        variant: variant.clone(),
-        cohort: assignment.cohort,
-        key_hash: routing_key.map(routing::key_hash),
-        tenant: tenant.map(str::to_string),
-        class: class.map(str::to_string),
-        streamed: stream,
-        baseline_tx: None,
-        done: false,
-        span,
-    };
+        provider,
+        out_headers,
+    })
+}
 
-    // Mirror to the candidate before waiting on the baseline, so both run concurrently.
-    if assignment.shadow
-        && let Some(v) = view
-        && let Some(cand) = route.variants.get(&v.candidate)
-    {
-        served.baseline_tx = gw.shadow.dispatch(
-            &gw,
-            ShadowJob {
-                request: &req,
-                route,
-                candidate: cand,
-                view: v,
-                served: &served,
-            },
-        );
+/// Hand a shadowed request to the dispatcher; it shares the request's bytes, never copies them.
+fn start_shadow(gw: &DataPlane, a: &Admitted, served: &mut Served) {
+    if !a.assignment.shadow {
+        return;
     }
+    let Some(v) = &a.view else { return };
+    let Some(cand) = a.route.variants.get(&v.candidate) else {
+        return;
+    };
+    served.baseline_tx = gw.shadow.dispatch(
+        gw,
+        ShadowJob {
+            request: &a.request,
+            route: a.route,
+            candidate: cand,
+            view: v,
+            served,
+        },
+    );
+}
 
-    let reply = provider.chat(&provider_body, class, stream).await;
+/// Answer the client from what the provider said, and record the request (at once for JSON and
+/// errors, when the stream ends for SSE).
+async fn respond(
+    gw: &DataPlane,
+    reply: Result<Reply, crate::providers::ProviderError>,
+    mut served: Served,
+    forward_usage: bool,
+    out_headers: HeaderMap,
+    fallback: Option<super::fallback::Failed<'_>>,
+) -> Result<Response, Failure> {
     match reply {
         Err(e) => {
             let err = ApiError::from(e);
@@ -269,30 +301,15 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
             } else {
                 Outcome::Error
             };
-            served.finish(
-                err.status().as_u16(),
-                outcome,
-                None,
-                None,
-                Some(err.to_string()),
-            );
-            if assignment.candidate
-                && let Some(v) = view
+            let status = err.status().as_u16();
+            served.finish(status, outcome, None, None, Some(err.to_string()));
+            if let Some(failed) = fallback
+                && let Some(resp) =
+                    super::fallback::baseline_answer(gw, failed, out_headers.clone()).await
             {
-                let failed = super::fallback::Failed {
-                    route,
-                    view: v,
-                    request: &req,
-                    class,
-                    stream,
-                };
-                if let Some(resp) =
-                    super::fallback::baseline_answer(&gw, failed, out_headers.clone()).await
-                {
-                    return Ok(resp);
-                }
+                return Ok(resp);
             }
-            Err((err, out_headers))
+            Err(Box::new((err, out_headers)))
         }
         Ok(Reply::Json(v, raw)) => {
             let answer = Answer::from_completion(&v);
@@ -309,10 +326,12 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
             Ok(resp)
         }
         Ok(Reply::Stream(chunks)) => {
+            let cut = served.gw.cut.clone();
             let state = StreamState {
                 chunks,
                 rec: crate::record::StreamRecorder::new(served),
-                forward_usage: request::client_wants_stream_usage(&req),
+                forward_usage,
+                cut,
                 done: false,
             };
             let sse = futures_util::stream::unfold(state, next_event);
@@ -323,11 +342,20 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
     }
 }
 
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s.get(..i).unwrap_or(s),
+        None => s,
+    }
+}
+
 struct StreamState {
     chunks:
         futures_util::stream::BoxStream<'static, Result<Value, crate::providers::ProviderError>>,
     rec: crate::record::StreamRecorder,
     forward_usage: bool,
+    /// The shutdown grace deadline ([`crate::plane::PlaneInner::cut`]).
+    cut: tokio_util::sync::CancellationToken,
     done: bool,
 }
 
@@ -339,7 +367,18 @@ async fn next_event(
         return None;
     }
     loop {
-        match st.chunks.next().await {
+        let next = tokio::select! {
+            c = st.chunks.next() => c,
+            _ = st.cut.cancelled() => {
+                let err = ApiError::Unavailable(
+                    "the gateway is shutting down and cut this stream at its grace deadline".into(),
+                );
+                st.rec.cut(&err);
+                st.done = true;
+                return Some((Ok(Event::default().data(err.body().to_string())), st));
+            }
+        };
+        match next {
             Some(Ok(chunk)) => {
                 st.rec.push(&chunk);
                 // The usage-only chunk was requested by rampart; pass it on only if the client asked too.

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use rampart_core::config::RouteConfig;
-use rampart_core::request;
+use rampart_core::request::{self, ChatRequest};
 use rampart_core::routing::RolloutView;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::plane::DataPlane;
@@ -28,7 +28,7 @@ pub const HEADER: &str = "x-rampart-fallback";
 pub struct Failed<'a> {
     pub route: &'a RouteConfig,
     pub view: &'a RolloutView,
-    pub request: &'a Map<String, Value>,
+    pub request: &'a ChatRequest,
     pub class: Option<&'a str>,
     pub stream: bool,
 }
@@ -64,7 +64,7 @@ pub async fn baseline_answer(
             .into_response(),
         Reply::Json(v, _) => axum::Json(v).into_response(),
         Reply::Stream(chunks) => {
-            let forward_usage = request::client_wants_stream_usage(f.request);
+            let forward_usage = f.request.stream_usage;
             Sse::new(relay(chunks, forward_usage)).into_response()
         }
     };

@@ -32,7 +32,7 @@ pub async fn feedback(State(gw): State<DataPlane>, headers: HeaderMap, body: Bod
 }
 
 async fn handle(gw: &DataPlane, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(headers, body, gw.config.server.max_body_bytes).await?;
+    let bytes = read_body(gw, headers, body).await?;
     let b: FeedbackBody = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(format!(
             "invalid feedback: {e}; expected {{request_id, thumbs: \"up\"|\"down\"?, outcome: \"sent_unchanged\"|\"edited\"|\"rejected\"?, final_text?}}"
@@ -48,13 +48,14 @@ async fn handle(gw: &DataPlane, headers: &HeaderMap, body: Body) -> Result<Respo
             "feedback needs at least one of `thumbs`, `outcome`, `final_text`".into(),
         ));
     }
-    let fb = Feedback {
+    let mut fb = Feedback {
         request_id: b.request_id.clone(),
         ts_ms: gw.clock.now_ms(),
         thumbs: b.thumbs,
         outcome: b.outcome,
         final_text: b.final_text,
     };
+    crate::capture::feedback(&gw.config.store, &mut fb);
     let found = gw
         .writer
         .feedback(fb)

@@ -103,7 +103,7 @@ fn items_of(bytes: &[u8]) -> Result<(Vec<Value>, bool), ApiError> {
 }
 
 async fn handle(gw: &DataPlane, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(headers, body, gw.config.server.max_body_bytes).await?;
+    let bytes = read_body(gw, headers, body).await?;
     let (items, batch) = items_of(&bytes)?;
     let now = gw.clock.now_ms();
     let mut refused = Vec::new();

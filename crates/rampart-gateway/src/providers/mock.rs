@@ -17,10 +17,13 @@ fn from_sim(e: SimError) -> ProviderError {
 
 pub async fn chat(
     sim: &Simulator,
-    body: &Value,
+    body: &bytes::Bytes,
     class: Option<&str>,
     stream: bool,
 ) -> Result<Reply, ProviderError> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| ProviderError::Invalid(e.to_string()))?;
+    let body = &body;
     if stream {
         let chunks = sim.stream(body, class).await.map_err(from_sim)?;
         Ok(Reply::Stream(chunks.map(Ok).boxed()))

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use eventsource_stream::Event;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -69,7 +70,7 @@ impl OpenAiClient {
     }
 
     /// The URL of `op` (`chat/completions` or `embeddings`) for the body's `model`.
-    fn url(&self, op: &str, body: &Value) -> String {
+    fn url(&self, op: &str, body: &[u8]) -> String {
         match &self.urls {
             Urls::Fixed { chat, embeddings } => {
                 if op == "embeddings" {
@@ -82,18 +83,23 @@ impl OpenAiClient {
                 endpoint,
                 api_version,
             } => {
-                let deployment = body.get("model").and_then(Value::as_str).unwrap_or("");
+                let deployment = model_of(body).unwrap_or_default();
                 format!(
                     "{endpoint}/openai/deployments/{}/{op}?api-version={}",
-                    encode_segment(deployment),
+                    encode_segment(&deployment),
                     encode_segment(api_version)
                 )
             }
         }
     }
 
-    fn request(&self, url: &str, body: &Value, class: Option<&str>) -> reqwest::RequestBuilder {
-        let mut req = self.client.post(url).json(body);
+    /// A POST of `body` (JSON bytes, shared with the caller rather than copied).
+    fn request(&self, url: &str, body: &Bytes, class: Option<&str>) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(key) => req = req.bearer_auth(key),
@@ -108,7 +114,10 @@ impl OpenAiClient {
     /// One embeddings call (`POST {base_url}/embeddings`).
     pub async fn embeddings(&self, body: &Value) -> Result<Value, ProviderError> {
         let deadline = Instant::now() + self.http.timeout;
-        let req = self.request(&self.url("embeddings", body), body, None);
+        let bytes = Bytes::from(
+            serde_json::to_vec(body).map_err(|e| ProviderError::Invalid(e.to_string()))?,
+        );
+        let req = self.request(&self.url("embeddings", &bytes), &bytes, None);
         let resp = transport::send(req, deadline, self.http.timeout).await?;
         Ok(transport::read_json(resp, deadline, self.http.timeout)
             .await?
@@ -119,7 +128,7 @@ impl OpenAiClient {
     /// (within `deadline`); later chunks each must come within the idle timeout.
     pub async fn chat_once(
         &self,
-        body: &Value,
+        body: &Bytes,
         class: Option<&str>,
         stream: bool,
         deadline: Instant,
@@ -141,6 +150,15 @@ impl OpenAiClient {
             transport::first_item(chunks, deadline, timeout).await?,
         ))
     }
+}
+
+/// The `model` of a JSON body, read without building the body's tree.
+fn model_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ModelOnly {
+        model: Option<String>,
+    }
+    serde_json::from_slice::<ModelOnly>(body).ok()?.model
 }
 
 /// Percent-encodes one URL path segment or query value (RFC 3986 unreserved kept).

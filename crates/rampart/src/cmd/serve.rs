@@ -21,15 +21,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Resolves on the first SIGTERM/SIGINT; exits the process on the second.
-async fn shutdown_signal() {
+/// How long a second signal waits for the event writer to store what it has queued.
+const SECOND_SIGNAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves on the first SIGTERM/SIGINT; on the second, stores what the event writer has
+/// queued (within [`SECOND_SIGNAL_FLUSH`], so a locked database cannot hold the exit) and exits.
+/// Requests still in flight then are not recorded.
+async fn shutdown_signal(writer: Option<rampart_store::Writer>) {
     wait_signal().await;
     tracing::info!(
         "shutting down: draining in-flight requests (send the signal again to exit now)"
     );
-    tokio::spawn(async {
+    tokio::spawn(async move {
         wait_signal().await;
-        tracing::warn!("second signal: exiting now");
+        tracing::warn!("second signal: storing queued events, then exiting");
+        if let Some(w) = writer
+            && tokio::time::timeout(SECOND_SIGNAL_FLUSH, w.close())
+                .await
+                .is_err()
+        {
+            tracing::error!("the event writer did not finish within 5s; queued events are lost");
+        }
         std::process::exit(130);
     });
 }
@@ -74,7 +86,8 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let gw = Gateway::build(config, store, BuildOptions::default()).map_err(|e| anyhow!(e))?;
         tracing::info!(addr = %listener.local_addr()?, "rampart listening");
-        rampart_gateway::serve(listener, gw, shutdown_signal()).await?;
+        let writer = Some(gw.writer.clone());
+        rampart_gateway::serve(listener, gw, shutdown_signal(writer)).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -141,7 +154,7 @@ pub fn mock_llm(listen: &str, config_path: Option<&Path>) -> anyhow::Result<Exit
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(addr = %listener.local_addr()?, "rampart mock-llm listening");
-        rampart_mock::serve(listener, Arc::new(sim), shutdown_signal()).await?;
+        rampart_mock::serve(listener, Arc::new(sim), shutdown_signal(None)).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

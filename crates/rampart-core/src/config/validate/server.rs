@@ -7,8 +7,10 @@ use std::time::Duration;
 use super::Collector;
 use crate::config::raw::*;
 use crate::config::*;
+use crate::request::Limits;
 
 pub(super) fn validate_server(c: &mut Collector, raw: RawServer) -> ServerConfig {
+    let connections = validate_connections(c, &raw);
     let listen_raw = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let listen = match listen_raw.parse::<SocketAddr>() {
         Ok(a) => a,
@@ -41,6 +43,22 @@ pub(super) fn validate_server(c: &mut Collector, raw: RawServer) -> ServerConfig
             Duration::ZERO,
         );
     }
+    let limits = Limits {
+        max_messages: in_range(
+            c,
+            "server.max_messages",
+            raw.max_messages,
+            Limits::DEFAULT_MAX_MESSAGES,
+            1..=1_000_000,
+        ),
+        max_depth: in_range(
+            c,
+            "server.max_json_depth",
+            raw.max_json_depth,
+            Limits::DEFAULT_MAX_DEPTH,
+            2..=Limits::MAX_DEPTH_CEILING,
+        ),
+    };
     ServerConfig {
         listen,
         admin_token_env: raw.admin_token_env.filter(|s| !s.is_empty()),
@@ -50,7 +68,98 @@ pub(super) fn validate_server(c: &mut Collector, raw: RawServer) -> ServerConfig
             raw.shutdown_grace.as_deref(),
             Duration::from_secs(30),
         ),
+        limits,
+        connections,
     }
+}
+
+fn validate_connections(c: &mut Collector, raw: &RawServer) -> ConnectionLimits {
+    let d = ConnectionLimits::default();
+    let timeout = |c: &mut Collector, key: &str, v: Option<&str>, default: Duration| {
+        let path = format!("server.{key}");
+        let got = c.duration(&path, v, default);
+        if got < Duration::from_millis(100) || got > Duration::from_secs(3_600) {
+            c.push(path, "must be between 100ms and 1h", v.map(str::to_string));
+            return default;
+        }
+        got
+    };
+    ConnectionLimits {
+        header_read_timeout: timeout(
+            c,
+            "header_read_timeout",
+            raw.header_read_timeout.as_deref(),
+            d.header_read_timeout,
+        ),
+        body_read_timeout: timeout(
+            c,
+            "body_read_timeout",
+            raw.body_read_timeout.as_deref(),
+            d.body_read_timeout,
+        ),
+        max_connections: in_range(
+            c,
+            "server.max_connections",
+            raw.max_connections,
+            d.max_connections,
+            1..=1_000_000,
+        ),
+    }
+}
+
+/// A whole number within `range`, or the default (with the error collected).
+fn in_range(
+    c: &mut Collector,
+    path: &str,
+    v: Option<u64>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> usize {
+    match v {
+        None => default,
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                c.push(
+                    path,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                    Some(n.to_string()),
+                );
+                default
+            }
+        },
+    }
+}
+
+/// Redaction patterns, each compiled (and its error reported with its index).
+fn validate_redact(c: &mut Collector, raw: Option<Vec<String>>) -> Vec<regex::Regex> {
+    let mut out = Vec::new();
+    for (i, pattern) in raw.unwrap_or_default().into_iter().enumerate() {
+        let built = regex::RegexBuilder::new(&pattern)
+            .size_limit(1 << 20)
+            .build();
+        match built {
+            Ok(r) if pattern.is_empty() || r.is_match("") => c.push(
+                format!("store.redact[{i}]"),
+                "must not match the empty string",
+                Some(pattern),
+            ),
+            Ok(r) => out.push(r),
+            Err(e) => c.push(
+                format!("store.redact[{i}]"),
+                format!(
+                    "is not a valid regular expression: {}",
+                    first_line(&e.to_string())
+                ),
+                Some(pattern),
+            ),
+        }
+    }
+    out
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().last().unwrap_or_default().trim().to_string()
 }
 
 pub(super) fn validate_store(c: &mut Collector, raw: RawStore) -> StoreConfig {
@@ -100,6 +209,7 @@ pub(super) fn validate_store(c: &mut Collector, raw: RawStore) -> StoreConfig {
             raw.flush_interval.as_deref(),
             StoreConfig::DEFAULT_FLUSH_INTERVAL,
         ),
+        redact: validate_redact(c, raw.redact),
     }
 }
 

@@ -1,0 +1,119 @@
+//! Reading answers back: a whole `chat.completion`, or its stream chunk by chunk.
+
+use serde_json::{Value, json};
+
+/// What rampart reads from an answer, streamed or not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answer {
+    pub text: String,
+    pub refusal_field: Option<String>,
+    pub finish_reason: Option<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub tool_calls: Option<Value>,
+    /// Whether the answer carried a `usage` object.
+    pub has_usage: bool,
+}
+
+impl Answer {
+    /// Read a `chat.completion` body.
+    pub fn from_completion(v: &Value) -> Answer {
+        let mut a = Answer::default();
+        if let Some(choice) = v.pointer("/choices/0") {
+            let msg = choice.get("message");
+            a.text = msg
+                .and_then(|m| m.get("content"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            a.refusal_field = msg
+                .and_then(|m| m.get("refusal"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            a.tool_calls = msg
+                .and_then(|m| m.get("tool_calls"))
+                .filter(|t| !t.is_null())
+                .cloned();
+            a.finish_reason = choice
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        a.read_usage(v);
+        a
+    }
+
+    fn read_usage(&mut self, v: &Value) {
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            self.has_usage = true;
+            self.prompt_tokens = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
+            self.completion_tokens = u
+                .get("completion_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+        }
+    }
+
+    /// Fold one `chat.completion.chunk` into the answer. Returns whether it carried content
+    /// (text, refusal or a tool call), which marks the first token.
+    pub fn push_chunk(&mut self, chunk: &Value) -> bool {
+        let mut content = false;
+        if let Some(choice) = chunk.pointer("/choices/0") {
+            if let Some(delta) = choice.get("delta") {
+                if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                    if !t.is_empty() {
+                        content = true;
+                    }
+                    self.text.push_str(t);
+                }
+                if let Some(r) = delta.get("refusal").and_then(Value::as_str) {
+                    content = true;
+                    self.refusal_field
+                        .get_or_insert_with(String::new)
+                        .push_str(r);
+                }
+                if let Some(Value::Array(calls)) = delta.get("tool_calls") {
+                    content = true;
+                    self.merge_tool_calls(calls);
+                }
+            }
+            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.finish_reason = Some(f.to_string());
+            }
+        }
+        self.read_usage(chunk);
+        content
+    }
+
+    /// Streamed tool calls arrive as fragments keyed by `index`; join their arguments.
+    fn merge_tool_calls(&mut self, fragments: &[Value]) {
+        let calls = self
+            .tool_calls
+            .get_or_insert_with(|| Value::Array(Vec::new()));
+        let Value::Array(calls) = calls else { return };
+        for frag in fragments {
+            let idx = frag.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            while calls.len() <= idx {
+                calls.push(json!({"type": "function", "function": {"name": "", "arguments": ""}}));
+            }
+            let call = &mut calls[idx];
+            if let Some(id) = frag.get("id") {
+                call["id"] = id.clone();
+            }
+            if let Some(name) = frag.pointer("/function/name").and_then(Value::as_str) {
+                let cur = call["function"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                call["function"]["name"] = Value::String(cur + name);
+            }
+            if let Some(args) = frag.pointer("/function/arguments").and_then(Value::as_str) {
+                let cur = call["function"]["arguments"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                call["function"]["arguments"] = Value::String(cur + args);
+            }
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Parsing a client's chat-completions body once, into a compact view over its bytes.
+//!
+//! The body is never turned into a JSON tree. [`ChatRequest`] keeps the client's bytes (a
+//! reference-counted [`Bytes`], shared by the variant call, the shadow call and the pair record
+//! without copying) and the byte range of each top-level field and of each message; the few
+//! fields rampart reads (`model`, `stream`, `user`, `stream_options.include_usage`, each
+//! message's `role`) are read out as small values. What one request may cost is bounded by
+//! [`Limits`]: the number of messages and the nesting depth, both checked before anything is
+//! allocated per message.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// What one request may cost. The body size is bounded before parsing (`server.max_body_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most entries `messages` may have (`server.max_messages`).
+    pub max_messages: usize,
+    /// Deepest nesting of arrays and objects anywhere in the body (`server.max_json_depth`).
+    pub max_depth: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_MESSAGES: usize = 2_048;
+    pub const DEFAULT_MAX_DEPTH: usize = 64;
+    /// serde_json refuses deeper documents itself; a configured depth may not exceed it.
+    pub const MAX_DEPTH_CEILING: usize = 127;
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_messages: Limits::DEFAULT_MAX_MESSAGES,
+            max_depth: Limits::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// Why a body was refused. Each message names the field, and a bound names its config key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request body is not valid JSON: {0}")]
+    Json(String),
+    #[error("request body must be a JSON object")]
+    NotObject,
+    #[error("{0}")]
+    Field(String),
+    #[error(
+        "`messages` has {got} entries; this gateway accepts at most {limit} per request (server.max_messages)"
+    )]
+    TooManyMessages { got: usize, limit: usize },
+    #[error(
+        "request body nests arrays and objects deeper than {limit} levels (server.max_json_depth)"
+    )]
+    TooDeep { limit: usize },
+}
+
+impl RequestError {
+    /// Whether the request was refused for a configured bound rather than for its shape.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            RequestError::TooManyMessages { .. } | RequestError::TooDeep { .. }
+        )
+    }
+}
+
+/// One message: its role, and where its JSON object sits in the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: String,
+    pub span: Range<usize>,
+}
+
+/// A checked chat-completions request: the client's bytes plus where each part sits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    bytes: Bytes,
+    /// Top-level fields other than `messages`, by key (sorted, a repeated key's last value wins).
+    fields: BTreeMap<String, Range<usize>>,
+    messages_span: Range<usize>,
+    messages: Vec<Message>,
+    pub model: String,
+    pub stream: bool,
+    /// The `user` field when it is a non-empty string.
+    pub user: Option<String>,
+    /// Whether the client itself asked for usage in its stream.
+    pub stream_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct RoleOnly<'a> {
+    #[serde(borrow)]
+    role: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IncludeUsage {
+    include_usage: Option<bool>,
+}
+
+fn field(msg: &str) -> RequestError {
+    RequestError::Field(msg.to_string())
+}
+
+/// The byte offset of `part` (borrowed from `whole`) in `whole`.
+fn span_in(whole: &[u8], part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// Refuse nesting deeper than `max` without building anything: one pass over the bytes that
+/// counts open arrays and objects outside strings.
+pub fn check_depth(bytes: &[u8], max: usize) -> Result<(), RequestError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Err(RequestError::TooDeep { limit: max });
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl ChatRequest {
+    /// Parse and check a body: a JSON object with a non-empty string `model`, a non-empty
+    /// array `messages` of objects with a string `role`, and a boolean (or null) `stream`.
+    pub fn parse(bytes: Bytes, limits: Limits) -> Result<ChatRequest, RequestError> {
+        check_depth(&bytes, limits.max_depth.min(Limits::MAX_DEPTH_CEILING))?;
+        let top: BTreeMap<Cow<'_, str>, &RawValue> = match serde_json::from_slice(&bytes) {
+            Ok(t) => t,
+            Err(e) if e.is_data() => {
+                // Valid JSON that is not an object, or not JSON at all.
+                return Err(
+                    match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                        Ok(_) => RequestError::NotObject,
+                        Err(e) => RequestError::Json(e.to_string()),
+                    },
+                );
+            }
+            Err(e) => return Err(RequestError::Json(e.to_string())),
+        };
+        let model = match top
+            .get("model")
+            .map(|r| serde_json::from_str::<String>(r.get()))
+        {
+            Some(Ok(s)) if !s.is_empty() => s,
+            Some(_) => {
+                let got = top.get("model").map(|r| r.get()).unwrap_or_default();
+                return Err(RequestError::Field(format!(
+                    "`model` must be a non-empty string naming a route (got {})",
+                    truncate(got, 80)
+                )));
+            }
+            None => return Err(field("missing required field `model`")),
+        };
+        let Some(raw_messages) = top.get("messages") else {
+            return Err(field("missing required field `messages`"));
+        };
+        let messages = read_messages(&bytes, raw_messages, limits)?;
+        let stream = match top.get("stream").map(|r| r.get()) {
+            None | Some("null") | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(field("`stream` must be a boolean")),
+        };
+        let user = top
+            .get("user")
+            .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+            .filter(|s| !s.is_empty());
+        let stream_usage = top
+            .get("stream_options")
+            .and_then(|r| serde_json::from_str::<IncludeUsage>(r.get()).ok())
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let messages_span = span_in(&bytes, raw_messages.get());
+        let fields = top
+            .iter()
+            .filter(|(k, _)| k.as_ref() != "messages")
+            .map(|(k, v)| (k.to_string(), span_in(&bytes, v.get())))
+            .collect();
+        Ok(ChatRequest {
+            fields,
+            messages_span,
+            messages,
+            model,
+            stream,
+            user,
+            stream_usage,
+            bytes,
+        })
+    }
+
+    /// A request built by rampart itself (the judge's), checked like a client's.
+    pub fn from_value(value: &serde_json::Value) -> Result<ChatRequest, RequestError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| RequestError::Json(e.to_string()))?;
+        ChatRequest::parse(Bytes::from(bytes), Limits::default())
+    }
+
+    /// The body as the client sent it.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    fn text(&self, span: &Range<usize>) -> &str {
+        // Spans come from `&str`s serde_json borrowed out of these bytes, so they are UTF-8.
+        self.bytes
+            .get(span.clone())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("null")
+    }
+
+    /// The raw JSON of a top-level field other than `messages`.
+    pub fn raw_field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(|s| self.text(s))
+    }
+
+    /// Every top-level field other than `messages`, raw, by key.
+    pub fn raw_fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, s)| (k.as_str(), self.text(s)))
+    }
+
+    /// The `messages` array as the client sent it.
+    pub fn raw_messages(&self) -> &str {
+        self.text(&self.messages_span)
+    }
+
+    /// Each message's role and raw JSON object.
+    pub fn messages(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.messages
+            .iter()
+            .map(|m| (m.role.as_str(), self.text(&m.span)))
+    }
+
+    /// A top-level field parsed as JSON (small fields such as `tools`; off the request path).
+    pub fn field_value(&self, key: &str) -> Option<serde_json::Value> {
+        self.raw_field(key)
+            .and_then(|raw| serde_json::from_str(raw).ok())
+    }
+}
+
+fn read_messages(
+    bytes: &[u8],
+    raw: &RawValue,
+    limits: Limits,
+) -> Result<Vec<Message>, RequestError> {
+    let not_array = || field("`messages` must be an array of message objects");
+    if !raw.get().starts_with('[') {
+        return Err(not_array());
+    }
+    // Count before collecting anything per message.
+    let got = serde_json::from_str::<CountOnly>(raw.get())
+        .map_err(|_| not_array())?
+        .0;
+    if got == 0 {
+        return Err(field("`messages` must not be empty"));
+    }
+    if got > limits.max_messages {
+        return Err(RequestError::TooManyMessages {
+            got,
+            limit: limits.max_messages,
+        });
+    }
+    let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| not_array())?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let bad = || {
+            RequestError::Field(format!(
+                "`messages[{i}]` must be an object with a string `role`"
+            ))
+        };
+        if !item.get().starts_with('{') {
+            return Err(bad());
+        }
+        let head: RoleOnly<'_> = serde_json::from_str(item.get()).map_err(|_| bad())?;
+        let role = head
+            .role
+            .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+            .ok_or_else(bad)?;
+        out.push(Message {
+            role,
+            span: span_in(bytes, item.get()),
+        });
+    }
+    Ok(out)
+}
+
+/// The length of a JSON array, counted without keeping its elements.
+struct CountOnly(usize);
+
+impl<'de> Deserialize<'de> for CountOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CountOnly, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CountOnly;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CountOnly, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(CountOnly(n))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
