@@ -115,8 +115,10 @@ def test_non_loopback_clients_are_refused_without_a_token(gateway):
 
 def test_with_a_token_the_page_asks_for_it_once_and_keeps_it_for_the_session(token_gateway, page):
     base = f"http://{own_ip()}:{token_gateway.port}"
-    status, body, _ = http("GET", base + "/ui/")
+    status, body, headers = http("GET", base + "/ui/")
     assert status == 401 and "admin token" in body and "support-v2" not in body
+    # The sign-in form is a page for the browser, not an API error wrapped around one.
+    assert headers["content-type"].startswith("text/html") and body.lstrip().startswith("<!doctype html>")
     assert http("GET", base + "/ui/api/rollouts")[0] == 401
     assert http("GET", base + "/ui/api/rollouts", headers={"authorization": "Bearer wrong"})[0] == 401
     status, body, _ = http("GET", base + "/ui/api/rollouts",

@@ -51,15 +51,17 @@ pub fn router(gw: Gateway) -> Router {
 
 /// Give every error answer OpenAI's shape, also those no handler wrote: 405s, and the
 /// extractors' plain-text rejections (a bad query string or path). Their headers (`Allow`)
-/// are kept.
+/// are kept; HTML pages are left alone.
 async fn openai_error_shape(resp: Response) -> Response {
     let status = resp.status();
-    let is_json = resp
+    // Only bodies that are empty or plain text are reshaped: JSON already is, and a page
+    // meant for a browser (the dashboard's sign-in form, served with its 401) stays a page.
+    let plain = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
