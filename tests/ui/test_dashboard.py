@@ -141,3 +141,29 @@ def test_with_a_token_the_page_asks_for_it_once_and_keeps_it_for_the_session(tok
     status, _, _ = http("POST", base + "/ui/api/rollouts/support-v2/pause", {"reason": "csrf"},
                         {"cookie": f"rampart_ui={cookies['rampart_ui']}"})
     assert status == 401
+
+
+def test_rollout_page_shows_outcomes_per_cohort_once_there_are_any(gateway, page):
+    page.goto(gateway.url + "/ui/#/r/support-v2")
+    expect(page.locator("#gates tr[data-gate]").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#outcomes-section")).to_be_hidden()
+    # Key-only outcomes: attributed by the sticky bucket at the current 20 % canary.
+    items = [{"routing_key": f"user-{i}", "rollout": "support-v2", "name": "csat", "value": 60 + i % 40}
+             for i in range(300)]
+    status, body, _ = http("POST", gateway.url + "/v1/outcomes", items)
+    assert status == 200, body
+    rows = page.locator('#outcomes-table tr[data-outcome="csat"]')
+    expect(rows.first).to_be_visible(timeout=30_000)
+    cohorts = rows.evaluate_all("rs => rs.map(r => r.dataset.cohort)")
+    assert set(cohorts) == {"control", "canary"}
+    # The page shows what the status API says: n per cohort adds up to what was posted.
+    status, body, _ = http("GET", gateway.url + "/admin/rollouts/support-v2")
+    summary = json.loads(body)["status"]["outcomes"][0]
+    assert summary["name"] == "csat"
+    assert sum(c["n"] for c in summary["cohorts"]) == 300
+    for c in summary["cohorts"]:
+        cell = page.locator(f'#outcomes-table tr[data-cohort="{c["cohort"]}"] td').nth(2)
+        expect(cell).to_have_text(str(c["n"]))
+        assert c["ci_low"] < c["mean"] < c["ci_high"]
+    assert summary["difference"] is not None
+    assert page.errors == []

@@ -35,6 +35,8 @@ pub use aggregate::{Accumulator, CompareConfig};
 pub use cohort::{CohortAccumulator, CohortReport};
 pub use features::{Equivalence, PairFeatures, SideFeatures, pair_features};
 pub use judge::{JudgeBudget, JudgeTally, Verdict, judge_prompt, parse_verdict};
-pub use render_html::{GuardrailPoint, render_html, render_html_with};
+pub use render_html::{
+    GuardrailPoint, outcomes_section, render_html, render_html_page, render_html_with,
+};
 pub use render_text::render_text;
 pub use report::{ComparisonReport, ShadowGateInput, shadow_gate_input};

@@ -10,6 +10,13 @@
 //! deterministic. (Tenant caps are not applied to key-only items: the tenant is not known.)
 //!
 //! Pure: the caller looks up the event or the rollout's state and passes the time.
+//!
+//! [`summary`]: what users read of the stored outcomes (per name and cohort: n, mean,
+//! interval), shared by status, report and dashboard.
+
+pub mod summary;
+
+pub use summary::{OutcomeMoments, OutcomeSummary, summarize};
 
 use serde::{Deserialize, Serialize};
 

@@ -19,9 +19,11 @@ use rampart_core::compare::features::excerpt;
 use rampart_core::compare::{
     Accumulator, CohortAccumulator, CohortReport, CompareConfig, ComparisonReport, GuardrailPoint,
 };
+use rampart_core::config::SlowSignalConfig;
+use rampart_core::outcomes::{OutcomeSummary, summarize};
 use rampart_core::record::{Outcome, RequestEvent};
 use rampart_core::routing::Cohort;
-use rampart_store::{EventStore, FeedbackStore, PairFilter, PairStore, StoreError};
+use rampart_store::{EventStore, FeedbackStore, PairFilter, PairStore, Store, StoreError};
 use serde::Serialize;
 
 /// Request events read for the canary-cohort view and the guardrail series.
@@ -138,7 +140,8 @@ pub fn guardrail_series(events: &[RequestEvent]) -> Vec<GuardrailPoint> {
 
 /// The admin API's JSON report: every field of [`ComparisonReport`] at the top level (stable
 /// names, see `rampart_core::compare::report`), plus `rollout`, `cohorts` (the canary-cohort
-/// view, `null` without request events) and `cohort_events_limit`.
+/// view, `null` without request events), `cohort_events_limit` and `outcomes` (business
+/// outcomes per name and cohort over the whole rollout, `[]` without any).
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutReport {
     pub rollout: String,
@@ -146,6 +149,7 @@ pub struct RolloutReport {
     pub report: ComparisonReport,
     pub cohorts: Option<CohortReport>,
     pub cohort_events_limit: usize,
+    pub outcomes: Vec<OutcomeSummary>,
     #[serde(skip)]
     pub guardrails: Vec<GuardrailPoint>,
 }
@@ -164,8 +168,52 @@ pub fn rollout_report<S: PairStore + EventStore + FeedbackStore + ?Sized>(
         report,
         cohorts,
         cohort_events_limit: COHORT_EVENT_LIMIT,
+        outcomes: Vec::new(),
         guardrails,
     })
+}
+
+/// A rollout's business outcomes over its whole life, per name and cohort (empty when the
+/// store keeps no outcomes). `signals` are the rollout's slow signals (their level and tuning
+/// apply to their names).
+pub fn outcome_summaries(
+    store: &dyn Store,
+    rollout: &str,
+    signals: &[SlowSignalConfig],
+) -> Result<Vec<OutcomeSummary>, StoreError> {
+    match store.outcomes() {
+        Some(o) => Ok(summarize(&o.outcome_moments(rollout, 0)?, signals)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The outcomes as text lines (appended to the text report; nothing without outcomes).
+pub fn outcomes_text(summaries: &[OutcomeSummary], width: usize) -> String {
+    if summaries.is_empty() {
+        return String::new();
+    }
+    let mut lines = vec![String::new(), "Outcomes (business signals)".to_string()];
+    lines.extend(
+        rampart_core::outcomes::summary::render_lines(summaries)
+            .into_iter()
+            .map(|l| format!("  {l}")),
+    );
+    fit_lines(lines, width)
+}
+
+fn fit_lines(lines: Vec<String>, width: usize) -> String {
+    let width = width.max(20);
+    let mut out = String::new();
+    for l in lines {
+        if l.chars().count() > width {
+            out.extend(l.chars().take(width - 1));
+            out.push('…');
+        } else {
+            out.push_str(&l);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The canary-cohort view as text lines (appended to the text report), each at most `width`
@@ -211,16 +259,5 @@ pub fn cohort_text(cohorts: Option<&CohortReport>, width: usize) -> String {
             c.flags.join(", ")
         }
     ));
-    let width = width.max(20);
-    let mut out = String::new();
-    for l in lines {
-        if l.chars().count() > width {
-            out.extend(l.chars().take(width - 1));
-            out.push('…');
-        } else {
-            out.push_str(&l);
-        }
-        out.push('\n');
-    }
-    out
+    fit_lines(lines, width)
 }

@@ -240,6 +240,55 @@ async fn late_outcomes_pin_the_canary_and_a_restart_stays_pinned() {
     );
     assert_eq!(counted, 160.0, "{m}");
 
+    // Outcomes per cohort where users look: the status (since the slow-signal epoch, with the
+    // gate's own interval of the difference) and the report (JSON, text, HTML).
+    let s = status(&c, &t.url).await;
+    let o = &s["status"]["outcomes"][0];
+    assert_eq!(
+        (&o["name"], &o["slow_signal"]),
+        (&json!("csat"), &json!(true)),
+        "{o:#}"
+    );
+    let cohorts = o["cohorts"].as_array().unwrap();
+    assert_eq!(cohorts[0]["cohort"], "control");
+    assert_eq!(cohorts[1]["cohort"], "canary");
+    assert_eq!(cohorts[1]["n"].as_u64().unwrap() as usize, canary);
+    assert_eq!(cohorts[0]["n"].as_u64().unwrap() as usize, 160 - canary);
+    for c in cohorts {
+        let (lo, mean, hi) = (&c["ci_low"], &c["mean"], &c["ci_high"]);
+        assert!(
+            lo.as_f64() < mean.as_f64() && mean.as_f64() < hi.as_f64(),
+            "{c}"
+        );
+    }
+    assert_eq!(
+        o["difference"]["ci_high"], ev["upper"],
+        "the gate's interval"
+    );
+    assert_eq!(o["difference"]["ci_low"], ev["lower"]);
+    let report = |format: &'static str| {
+        let (c, url) = (c.clone(), t.url.clone());
+        async move {
+            c.get(format!(
+                "{url}/admin/rollouts/support-v2/report?format={format}"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+        }
+    };
+    let json_report: Value = serde_json::from_str(&report("json").await).unwrap();
+    assert_eq!(json_report["outcomes"][0]["cohorts"], o["cohorts"]);
+    let text = report("text").await;
+    assert!(
+        text.contains("Outcomes (business signals)") && text.contains("csat             canary"),
+        "{text}"
+    );
+    assert!(report("html").await.contains("<section id=\"outcomes\">"));
+
     // A restart on the same database stays pinned, and only a human resumes it.
     let (_, dir) = t.shutdown().await;
     let clock2 = Arc::new(ManualClock::new(decided + H));

@@ -16,6 +16,11 @@
 //! ([`crate::sequential::ConfidenceSequence::tuned_for`] at `I = 1/(s_t²/tune_n + s_c²/tune_n)`),
 //! i.e. on the standardised scale ρ depends on `tune_n` only, never on the outcomes' values.
 //! A smaller `tune_n` reacts faster to large effects; a larger one is tighter late.
+//!
+//! One arm. [`mean_interval`] is the same construction for a single mean `μ` (status pages
+//! and reports show each cohort's outcomes with it): `V = s²/n`, `I = 1/V`, ρ tuned at
+//! `I = tune_n/s²`, so `[m − r, m + r]` covers `μ` at every look with probability ≥ 1 − α
+//! (asymptotically, with the plug-in variance).
 
 use crate::sequential::{ConfidenceSequence, MeanSummary};
 use crate::{Result, StatsError};
@@ -102,6 +107,39 @@ pub fn mean_difference_interval(
     })
 }
 
+/// An anytime-valid interval for one mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeanInterval {
+    /// The sample mean `m`.
+    pub mean: f64,
+    /// `m − r`.
+    pub lower: f64,
+    /// `m + r`.
+    pub upper: f64,
+}
+
+/// The anytime-valid interval of one arm's mean `μ` at level `1 − alpha` (module docs: the
+/// normal-mixture radius at `V = s²/n`, ρ tuned for `tune_n` observations).
+///
+/// Errors: fewer than two observations, a variance of 0, `alpha ∉ (0, 1)`, `tune_n = 0`.
+pub fn mean_interval(arm: &Moments, alpha: f64, tune_n: u64) -> Result<MeanInterval> {
+    if tune_n == 0 {
+        return Err(StatsError::InvalidInput("tune_n must be > 0"));
+    }
+    let s = arm.summary()?;
+    let var = s.variance / s.n as f64;
+    if !(var > 0.0 && var.is_finite()) {
+        return Err(StatsError::NotComputable("the arm is constant"));
+    }
+    let cs = ConfidenceSequence::tuned_for(alpha, tune_n as f64 / s.variance)?;
+    let r = cs.radius(var)?;
+    Ok(MeanInterval {
+        mean: s.mean,
+        lower: s.mean - r,
+        upper: s.mean + r,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -154,6 +192,22 @@ mod tests {
         let var: f64 = 4.0 / 3.0 + 4.0 / 3.0;
         let cs = ConfidenceSequence::tuned_for(0.1, 1.0 / var).unwrap();
         assert!((i.estimate - i.lower - cs.radius(var).unwrap()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_arm_interval_is_the_confidence_sequence_radius_around_the_mean() {
+        // m = 2, s² = 4, V = s²/3; r = √((I+ρ) ln((I+ρ)/(ρα²)))/I with ρ tuned at 1/V.
+        let arm = moments(&[0.0, 2.0, 4.0]);
+        let i = mean_interval(&arm, 0.1, 3).unwrap();
+        let var: f64 = 4.0 / 3.0;
+        let cs = ConfidenceSequence::tuned_for(0.1, 1.0 / var).unwrap();
+        assert!((i.mean - 2.0).abs() < 1e-12);
+        assert!((i.mean - i.lower - cs.radius(var).unwrap()).abs() < 1e-12);
+        assert!((i.upper - i.mean - cs.radius(var).unwrap()).abs() < 1e-12);
+        // Wider than the fixed-n 90 % interval (the price of looking at every n).
+        assert!(i.upper - i.mean > 1.645 * var.sqrt());
+        assert!(mean_interval(&moments(&[1.0, 1.0]), 0.05, 10).is_err());
+        assert!(mean_interval(&moments(&[1.0]), 0.05, 10).is_err());
     }
 
     #[test]

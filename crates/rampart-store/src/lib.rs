@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use rampart_core::compare::PairFeatures;
 use rampart_core::outcomes::OutcomeRecord;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
-use rampart_core::routing::Cohort;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Result, StoreError};
@@ -157,15 +156,9 @@ pub trait OutcomeStore: Send + Sync {
     fn outcome_moments(&self, rollout: &str, since_ms: i64) -> Result<Vec<OutcomeMoments>>;
 }
 
-/// Count, sum and sum of squares of one outcome name in one cohort.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OutcomeMoments {
-    pub name: String,
-    pub cohort: Cohort,
-    pub n: u64,
-    pub sum: f64,
-    pub sum_sq: f64,
-}
+/// Count, sum and sum of squares of one outcome name in one cohort (defined in core, where
+/// [`rampart_core::outcomes::summarize`] reads it).
+pub use rampart_core::outcomes::OutcomeMoments;
 
 /// Everything a backend provides.
 pub trait Store: EventStore + FeedbackStore + PairStore + RolloutStore {

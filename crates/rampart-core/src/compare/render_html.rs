@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::report::{ComparisonReport, OpeningShare};
+use crate::outcomes::OutcomeSummary;
 
 /// One guardrail observation: `(ts_ms, metric name, value)`.
 pub type GuardrailPoint = (i64, String, f64);
@@ -179,12 +180,62 @@ pub fn render_html(report: &ComparisonReport) -> String {
 /// Renders the report as one self-contained HTML page; `guardrails` are the series plotted in
 /// the `guardrails` section (`(ts_ms, name, value)`, any order).
 pub fn render_html_with(report: &ComparisonReport, guardrails: &[GuardrailPoint]) -> String {
+    render_html_page(report, guardrails, "", "")
+}
+
+/// The section `outcomes`: per outcome name and cohort, n, mean and interval, and the
+/// canary − control difference (empty string when there are none).
+pub fn outcomes_section(summaries: &[OutcomeSummary]) -> String {
+    if summaries.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from(
+        "<section id=\"outcomes\"><h2>Outcomes</h2><table><tr><th>name</th><th>cohort</th>\
+         <th>n</th><th>mean [interval]</th><th>canary − control [interval]</th></tr>",
+    );
+    for s in summaries {
+        let diff = s.difference.map_or_else(
+            || "–".to_string(),
+            |d| format!("{:.2} [{:.2}, {:.2}]", d.estimate, d.ci_low, d.ci_high),
+        );
+        for (i, c) in s.cohorts.iter().enumerate() {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2} [{}, {}]</td><td>{}</td></tr>",
+                escape(&s.name),
+                c.cohort.as_str(),
+                c.n,
+                c.mean,
+                num(c.ci_low, 2),
+                num(c.ci_high, 2),
+                if i == 0 { diff.as_str() } else { "" }
+            );
+        }
+    }
+    let level = summaries.first().map_or(0.95, |s| 1.0 - s.alpha);
+    let _ = writeln!(
+        h,
+        "</table><p>Intervals are anytime-valid at {:.0}% (the slow gates' test).</p></section>",
+        level * 100.0
+    );
+    h
+}
+
+/// [`render_html_with`] with extra sections: `before` right after the title (a run summary),
+/// `after` before the most different pairs (e.g. [`outcomes_section`]). Both are HTML the
+/// caller has escaped.
+pub fn render_html_page(
+    report: &ComparisonReport,
+    guardrails: &[GuardrailPoint],
+    before: &str,
+    after: &str,
+) -> String {
     let m = &report.metrics;
     let mut h = String::new();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rampart comparison report</title>\
-         <style>{CSS}</style></head><body>\n<h1>rampart comparison report</h1>\n"
+         <style>{CSS}</style></head><body>\n<h1>rampart comparison report</h1>\n{before}"
     );
     // Summary.
     let flags = if report.flags.is_empty() {
@@ -337,6 +388,7 @@ pub fn render_html_with(report: &ComparisonReport, guardrails: &[GuardrailPoint]
         h.push_str(&series_svg(guardrails));
     }
     h.push_str("</section>\n");
+    h.push_str(after);
     // Pairs.
     h.push_str("<section id=\"pairs\"><h2>Most different pairs</h2>");
     for d in &report.most_different {

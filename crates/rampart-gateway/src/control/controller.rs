@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::config::{Config, RolloutConfig};
+use rampart_core::outcomes::OutcomeSummary;
 use rampart_core::rollout::step::{Evaluation, evaluate};
 use rampart_core::rollout::{Action, Command, RolloutState, SlowSignalReport, apply, step};
 use rampart_core::routing::RolloutView;
@@ -110,7 +111,8 @@ impl Runtime {
         }
     }
 
-    fn status(&self, now_ms: i64) -> RolloutStatus {
+    /// The status to publish; `outcomes` are the latest outcome summaries read for it.
+    fn status(&self, now_ms: i64, outcomes: Vec<OutcomeSummary>) -> RolloutStatus {
         let view = self.state.view(&self.cfg);
         let w = &self.window;
         RolloutStatus {
@@ -125,6 +127,7 @@ impl Runtime {
             stage_canary: w.stage_canary,
             stage_pairs: (w.stage_pairs.pairs > 0).then_some(w.stage_pairs),
             slow_signals: self.slow_reports.clone(),
+            outcomes,
             updated_ms: now_ms,
         }
     }
@@ -370,7 +373,7 @@ impl Controller {
         let (state, actions) = apply(&rt.cfg, &rt.state, command, now)?;
         rt.enter(state);
         let rt = &self.rollouts[rollout];
-        let status = rt.status(now);
+        let status = rt.status(now, self.outcomes_of(rollout));
         self.execute(rollout, actions);
         Ok(status)
     }
@@ -449,7 +452,7 @@ impl Controller {
         rt.caps.insert(cap.tenant.clone(), cap.max_percent);
         let rt = &self.rollouts[&cap.rollout];
         self.set_view(rt);
-        let status = rt.status(now);
+        let status = rt.status(now, self.outcomes_of(&cap.rollout));
         self.persister.queue(Write::Audit(AuditEntry {
             rollout: cap.rollout.clone(),
             ts_ms: now,
@@ -591,12 +594,21 @@ impl Controller {
         }
     }
 
+    /// The latest outcome summaries read for a rollout.
+    fn outcomes_of(&self, rollout: &str) -> Vec<OutcomeSummary> {
+        self.slow_inputs
+            .load()
+            .get(rollout)
+            .map(|i| i.summaries.clone())
+            .unwrap_or_default()
+    }
+
     fn publish_status(&self) {
         let now = self.ctx.clock.now_ms();
         let map = self
             .rollouts
             .iter()
-            .map(|(k, rt)| (k.clone(), Arc::new(rt.status(now))))
+            .map(|(k, rt)| (k.clone(), Arc::new(rt.status(now, self.outcomes_of(k)))))
             .collect();
         self.ctx.status.store(Arc::new(map));
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use rampart_core::outcomes::OutcomeSummary;
 use rampart_core::rollout::step::Evaluation;
 use rampart_core::rollout::{
     CohortCounts, Command, CommandError, PairedCounts, RolloutState, SlowSignalReport,
@@ -31,6 +32,10 @@ pub struct RolloutStatus {
     /// The slow signals' evidence at the last check (empty without `[[slow_signals]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slow_signals: Vec<SlowSignalReport>,
+    /// Business outcomes per name and cohort since the slow-signal epoch (n, mean, interval;
+    /// [`rampart_core::outcomes::summarize`]); empty when none were posted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<OutcomeSummary>,
     pub updated_ms: i64,
 }
 

@@ -1,7 +1,9 @@
-//! The slow gates' evidence: per rollout with `[[slow_signals]]`, the moments of its business
-//! outcomes per name and cohort since the slow-signal epoch, read from the store off the loop.
+//! The slow gates' evidence: per rollout, the moments of its business outcomes per name and
+//! cohort since the slow-signal epoch, read from the store off the loop, and their summaries
+//! ([`rampart_core::outcomes::summarize`]) for the status pages.
 //!
-//! A background task (tracked, stops on shutdown) re-reads them every [`period`] on a blocking
+//! A background task (tracked, stops on shutdown; only when the store keeps outcomes)
+//! re-reads them every [`period`] on a blocking
 //! thread (and waits at least [`SLOW_FACTOR`] times a slow pass before the next) and publishes
 //! them through an [`ArcSwap`]; the controller only loads that snapshot and hands it to the
 //! pure [`rampart_core::rollout::step_slow`]. Invariant: an input is used only for the epoch it
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use rampart_core::config::{Config, RolloutConfig};
+use rampart_core::outcomes::{OutcomeSummary, summarize};
 use rampart_core::rollout::slow_signals::SlowSignalState;
 use rampart_core::rollout::{OutcomeObservations, RolloutState, SlowStep, step_slow};
 use rampart_core::routing::Cohort;
@@ -29,20 +32,30 @@ pub const SLOW_FACTOR: u32 = 4;
 pub struct SlowInput {
     pub since_ms: i64,
     pub obs: OutcomeObservations,
+    /// Per name × cohort, for `rampart status` and the dashboard.
+    pub summaries: Vec<OutcomeSummary>,
 }
 
 /// Latest input per rollout.
 pub type SlowInputs = Arc<ArcSwap<BTreeMap<String, Arc<SlowInput>>>>;
 
+/// Longest pause between two reads (also the period without slow signals).
+pub const MAX_PERIOD: Duration = Duration::from_secs(10);
+
 /// How often outcomes are re-read: a tenth of the shortest slow `check_interval`, between
-/// 0.5 s and 10 s.
+/// 0.5 s and [`MAX_PERIOD`]; [`MAX_PERIOD`] when no rollout has slow signals (the summaries
+/// still show on status pages); `None` without rollouts.
 pub fn period(config: &Config) -> Option<Duration> {
-    config
+    if config.rollouts.is_empty() {
+        return None;
+    }
+    let fastest = config
         .rollouts
         .values()
         .flat_map(|r| r.slow_signals.iter().map(|s| s.check_interval / 10))
         .min()
-        .map(|d| d.clamp(Duration::from_millis(500), Duration::from_secs(10)))
+        .unwrap_or(MAX_PERIOD);
+    Some(fastest.clamp(Duration::from_millis(500), MAX_PERIOD))
 }
 
 /// The slow gates' step for this tick: `None` when the rollout has no slow signals or no
@@ -70,7 +83,8 @@ pub struct Source {
     pub shutdown: CancellationToken,
 }
 
-fn read(store: &dyn Store, rollout: &str, since_ms: i64) -> Option<OutcomeObservations> {
+fn read(store: &dyn Store, cfg: &RolloutConfig, since_ms: i64) -> Option<SlowInput> {
+    let rollout = &cfg.name;
     let rows = match store.outcomes()?.outcome_moments(rollout, since_ms) {
         Ok(rows) => rows,
         Err(e) => {
@@ -78,6 +92,7 @@ fn read(store: &dyn Store, rollout: &str, since_ms: i64) -> Option<OutcomeObserv
             return None;
         }
     };
+    let summaries = summarize(&rows, &cfg.slow_signals);
     let mut obs = OutcomeObservations::new();
     for r in rows {
         let entry = obs.entry(r.name).or_default();
@@ -90,7 +105,11 @@ fn read(store: &dyn Store, rollout: &str, since_ms: i64) -> Option<OutcomeObserv
         m.sum = r.sum;
         m.sum_sq = r.sum_sq;
     }
-    Some(obs)
+    Some(SlowInput {
+        since_ms,
+        obs,
+        summaries,
+    })
 }
 
 /// Re-read outcomes until shutdown.
@@ -108,16 +127,11 @@ pub async fn run(src: Source, inputs: SlowInputs, period: Duration) {
             let Some(cfg) = src.config.rollouts.get(name) else {
                 continue;
             };
-            if cfg.slow_signals.is_empty() {
-                continue;
-            }
             let since_ms = SlowSignalState::epoch_ms(&status.state);
-            let (store, rollout) = (src.store.clone(), name.clone());
-            match tokio::task::spawn_blocking(move || read(store.as_ref(), &rollout, since_ms))
-                .await
-            {
-                Ok(Some(obs)) => {
-                    next.insert(name.clone(), Arc::new(SlowInput { since_ms, obs }));
+            let (store, cfg) = (src.store.clone(), cfg.clone());
+            match tokio::task::spawn_blocking(move || read(store.as_ref(), &cfg, since_ms)).await {
+                Ok(Some(input)) => {
+                    next.insert(name.clone(), Arc::new(input));
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!(rollout = %name, error = %e, "outcome read failed"),

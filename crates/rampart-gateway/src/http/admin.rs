@@ -286,7 +286,7 @@ pub async fn report(
     Path(name): Path<String>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    use rampart_core::compare::{render_html_with, render_text};
+    use rampart_core::compare::{outcomes_section, render_html_page, render_text};
     if !gw.config.rollouts.contains_key(&name) {
         return Err(unknown_rollout(&gw, &name));
     }
@@ -297,10 +297,20 @@ pub async fn report(
         )));
     }
     let store = gw.store.clone();
-    let r = tokio::task::spawn_blocking(move || crate::report::rollout_report(&*store, &name))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Unavailable(format!("cannot read the rollout's pairs: {e}")))?;
+    let signals = gw
+        .config
+        .rollouts
+        .get(&name)
+        .map(|r| r.slow_signals.clone())
+        .unwrap_or_default();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut r = crate::report::rollout_report(&*store, &name)?;
+        r.outcomes = crate::report::outcome_summaries(&*store, &name, &signals)?;
+        Ok::<_, rampart_store::StoreError>(r)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Unavailable(format!("cannot read the rollout's pairs: {e}")))?;
     let typed = |ct: &'static str, body: String| {
         ([(axum::http::header::CONTENT_TYPE, ct)], body).into_response()
     };
@@ -309,11 +319,12 @@ pub async fn report(
             let width = q.width.unwrap_or(120).max(20);
             let mut text = render_text(&r.report, width);
             text.push_str(&crate::report::cohort_text(r.cohorts.as_ref(), width));
+            text.push_str(&crate::report::outcomes_text(&r.outcomes, width));
             typed("text/plain; charset=utf-8", text)
         }
         "html" => typed(
             "text/html; charset=utf-8",
-            render_html_with(&r.report, &r.guardrails),
+            render_html_page(&r.report, &r.guardrails, "", &outcomes_section(&r.outcomes)),
         ),
         _ => axum::Json(r).into_response(),
     })

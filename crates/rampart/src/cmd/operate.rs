@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 use rampart_core::config::Config;
+use rampart_core::outcomes::OutcomeSummary;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,6 +46,7 @@ struct StatusDoc {
     stage_canary: CountsDoc,
     stage_pairs: Option<PairsDoc>,
     evaluation: Option<EvaluationDoc>,
+    outcomes: Vec<OutcomeSummary>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +153,12 @@ pub fn render_status(r: &Value) -> String {
         out.push_str("  gates:\n");
         for g in gs {
             out.push_str(&render_gate(g));
+        }
+    }
+    if !st.outcomes.is_empty() {
+        out.push_str("  outcomes (since the slow-signal epoch):\n");
+        for line in rampart_core::outcomes::summary::render_lines(&st.outcomes) {
+            out.push_str(&format!("    {line}\n"));
         }
     }
     out

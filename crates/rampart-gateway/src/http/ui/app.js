@@ -106,6 +106,7 @@ function rolloutSkeleton(name) {
     <h2>Guardrails</h2><div class="legend"><span><i style="background:var(--canary)"></i>canary</span><span><i style="background:var(--control)"></i>control</span><span><i style="background:var(--warn)"></i>anytime-valid bound</span><span><i style="background:var(--bad)"></i>threshold</span></div>
     <div id="charts" class="cards"></div>
     <h2>Traffic this stage</h2><div id="traffic"></div>
+    <section id="outcomes-section" hidden><h2>Outcomes</h2><div id="outcomes"></div></section>
     <h2>Comparison report</h2><div id="report"><p class="muted">Loading…</p></div>
     <h2>Audit log</h2><div id="audit"></div>`;
   for (const b of view.querySelectorAll('button[data-action]')) {
@@ -194,6 +195,21 @@ function renderTraffic(r) {
     <p>Sample-ratio check: ${srm ? `${srm.passed ? 'ok' : '<b class="bad">mismatch</b>'} (p = ${num(srm.value, 4)})` : '<span class="muted">not evaluated yet</span>'}</p>${pairs}`;
 }
 
+// ---------------------------------------------------------------- outcomes
+// Business outcomes per name and cohort (n, mean, anytime-valid interval) since the slow-signal
+// epoch, from the published status; the section shows only when there are any.
+function renderOutcomes(r) {
+  const list = (r.status && r.status.outcomes) || [];
+  const iv = (lo, hi) => (lo == null ? '' : ` [${num(lo, 2)}, ${num(hi, 2)}]`);
+  const rows = list.flatMap((o) => o.cohorts.map((c, i) => `<tr data-outcome="${esc(o.name)}" data-cohort="${esc(c.cohort)}">
+    <td>${i ? '' : esc(o.name) + (o.slow_signal ? ' <span class="muted">slow gate</span>' : '')}</td><td>${esc(c.cohort)}</td>
+    <td class="num">${c.n}</td><td class="num">${num(c.mean, 2)}${iv(c.ci_low, c.ci_high)}</td>
+    <td class="num">${i ? '' : o.difference ? num(o.difference.estimate, 2) + iv(o.difference.ci_low, o.difference.ci_high) : '—'}</td></tr>`)).join('');
+  return [list.length > 0, `<table id="outcomes-table"><thead><tr><th>outcome</th><th>cohort</th><th class="num">n</th>
+    <th class="num">mean [interval]</th><th class="num">canary − control</th></tr></thead><tbody>${rows}</tbody></table>
+    <p class="muted">Intervals are anytime-valid (the slow gates' test), at ${list.length ? pct(1 - list[0].alpha, 0) : ''}.</p>`];
+}
+
 function renderReport(rep) {
   if (!rep) return '<p class="muted">Loading…</p>';
   if (!rep.pairs) return '<p class="muted">No shadow pairs yet.</p>';
@@ -243,6 +259,9 @@ async function renderRollout(name) {
   document.getElementById('gates-box').innerHTML = renderGates(r);
   document.getElementById('charts').innerHTML = renderCharts(hist.points);
   document.getElementById('traffic').innerHTML = renderTraffic(r);
+  const [hasOutcomes, outcomes] = renderOutcomes(r);
+  document.getElementById('outcomes-section').hidden = !hasOutcomes;
+  if (hasOutcomes) document.getElementById('outcomes').innerHTML = outcomes;
   document.getElementById('audit').innerHTML = renderAudit(audit.events);
   if (Date.now() - reportAt > REPORT_MS) {
     reportAt = Date.now();
