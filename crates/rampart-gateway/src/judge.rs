@@ -78,6 +78,31 @@ impl Judges {
     /// Whether `pair` is judged now: sampled, both sides answered with text, a permit free and
     /// budget left. Every sampled pair that is not admitted is counted by reason.
     pub fn admit(&self, gw: &DataPlane, pair: &Pair) -> Option<Admitted> {
+        let judge = self.eligible(gw, pair)?;
+        let Ok(permit) = judge.permits.clone().try_acquire_owned() else {
+            judge.count(gw, "skipped_max_in_flight");
+            return None;
+        };
+        Some(Admitted {
+            judge: judge.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// As [`Judges::admit`], but waits for a free permit instead of skipping the pair (offline
+    /// replay, where nobody is waiting on the pair and every judged pair counts).
+    pub async fn admit_waiting(&self, gw: &DataPlane, pair: &Pair) -> Option<Admitted> {
+        let judge = self.eligible(gw, pair)?;
+        let permit = judge.permits.clone().acquire_owned().await.ok()?;
+        Some(Admitted {
+            judge: judge.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// The pair's judge when the pair is sampled, has both answers and today's budget is not
+    /// spent (each refusal counted by reason).
+    fn eligible(&self, gw: &DataPlane, pair: &Pair) -> Option<&Arc<RolloutJudge>> {
         let judge = self.by_rollout.get(&pair.rollout)?;
         let salt = format!("judge:{}", pair.rollout);
         if !under_percent(
@@ -102,13 +127,7 @@ impl Judges {
         if !admitted {
             return skip("skipped_budget");
         }
-        let Ok(permit) = judge.permits.clone().try_acquire_owned() else {
-            return skip("skipped_max_in_flight");
-        };
-        Some(Admitted {
-            judge: judge.clone(),
-            _permit: permit,
-        })
+        Some(judge)
     }
 }
 

@@ -17,7 +17,8 @@
 //! alerts. It alone publishes the routing snapshot the data plane reads.
 //!
 //! Shared: [`metrics`] (every exported metric), [`report`] (the comparison report over stored
-//! pairs and events), [`clock`]. [`state`] assembles both planes at start-up and is the HTTP
+//! pairs and events), [`clock`]. [`replay`]: offline replay (`rampart replay`) on a data plane
+//! without a listener or controller. [`state`] assembles both planes at start-up and is the HTTP
 //! handlers' state; [`server`] serves and drains.
 #![forbid(unsafe_code)]
 
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod plane;
 pub mod providers;
 pub mod record;
+pub mod replay;
 pub mod report;
 pub mod server;
 pub mod shadow;

@@ -5,6 +5,7 @@ mod demo;
 mod operate;
 pub mod outcomes;
 mod pairs;
+pub mod replay;
 mod report;
 mod serve;
 

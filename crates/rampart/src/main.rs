@@ -101,6 +101,10 @@ enum Command {
         #[command(subcommand)]
         action: OutcomesCommand,
     },
+    /// Replay a dataset (or captured prompts) through both variants of a rollout, offline;
+    /// exit 0 when the rollout's shadow gates pass, 1 when they fail, 2 when nothing could be
+    /// replayed, 3 when the run failed part-way, 130 when interrupted.
+    Replay(cmd::replay::ReplayCli),
     /// Stage sizing: samples per cohort and expected duration per stage.
     Plan {
         #[arg(long, short)]
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { config, strict } => return cmd::check_config(&config, strict),
         Command::Serve { config } => cmd::serve(&config),
+        Command::Replay(args) => return cmd::replay::main(args),
         Command::MockLlm { listen, config } => cmd::mock_llm(&listen, config.as_deref()),
         Command::Pairs {
             rollout,

@@ -35,7 +35,7 @@ use rampart_stats::power::{Sides, sample_size_simple};
 use rampart_stats::srm::srm_chisquare;
 use serde::Serialize;
 
-use super::observations::{CohortCounts, Observations};
+use super::observations::{CohortCounts, Observations, PairedCounts, ShadowGateInput};
 use crate::config::{GatesConfig, RolloutConfig, StageConfig};
 
 /// Lowest control rate the power calculation assumes.
@@ -162,6 +162,29 @@ pub fn evaluate_gates(
         reports,
         all_passed,
         srm_failed,
+        conflict,
+    }
+}
+
+/// The gates of shadow stage `stage` that need neither a clock nor a live window (offline
+/// replay, [`crate::replay`]): `min_pairs` over `paired` and the comparison engine's gates over
+/// `input`, exactly as [`evaluate_gates`] computes them on a shadow stage.
+pub fn evidence_gates(
+    stage: &StageConfig,
+    paired: PairedCounts,
+    input: ShadowGateInput,
+) -> GateOutcome {
+    let obs = Observations {
+        paired_stage: Some(paired),
+        shadow_gate: Some(input),
+        ..Observations::default()
+    };
+    let mut reports = vec![min_pairs(stage, &obs, 0.0)];
+    let conflict = shadow_engine(stage, &obs, &mut reports);
+    GateOutcome {
+        all_passed: reports.iter().all(|g| g.passed),
+        reports,
+        srm_failed: None,
         conflict,
     }
 }

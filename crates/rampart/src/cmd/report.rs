@@ -28,7 +28,7 @@ impl ReportFormat {
 }
 
 /// Terminal width from `COLUMNS`, 120 when unset or unreadable.
-fn terminal_width() -> usize {
+pub(crate) fn terminal_width() -> usize {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.trim().parse::<usize>().ok())

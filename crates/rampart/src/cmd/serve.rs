@@ -94,7 +94,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// The configured backend, opened and migrated.
-fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match kind {
         StoreKind::Sqlite { path } => Arc::new(
             SqliteStore::open(path)
