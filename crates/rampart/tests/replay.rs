@@ -504,3 +504,70 @@ fn ctrl_c_keeps_what_was_done() {
     assert_eq!(stages.len(), 1);
     assert_eq!(stages[0].1, done, "every answered pair is stored, no more");
 }
+
+/// The run's budget (`shadow.max_tokens_per_day`, both variants counted): once spent, no new
+/// line starts; the report covers what was answered and says why it stopped.
+#[test]
+fn the_shadow_budget_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_llm(dir.path(), 5);
+    let cfg = config(
+        dir.path(),
+        &mock,
+        "base",
+        "[shadow]\nmax_tokens_per_day = 2000\n",
+    );
+    let data = dataset(dir.path());
+    let out_json = dir.path().join("budget.json");
+    let out = Command::new(BIN)
+        .args(["replay", "--rollout", "support-v2", "--config"])
+        .arg(&cfg)
+        .args([
+            "--dataset",
+            data.to_str().unwrap(),
+            "--concurrency",
+            "1",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(&out_json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Too few pairs for min_pairs: the gates fail.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("STOPPED by the budget (budget_tokens"),
+        "{stderr}"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+    let run = &doc["replay"]["run"];
+    assert_eq!(run["budget_stop"], "budget_tokens");
+    let (done, tokens) = (
+        run["completed"].as_u64().unwrap(),
+        run["tokens"].as_u64().unwrap(),
+    );
+    assert!(done > 1 && done < 150, "{run}");
+    // One line at a time: it stopped at the first line that reached the cap.
+    let store = SqliteStore::open(&dir.path().join("rampart.db")).unwrap();
+    let mut per_pair = Vec::new();
+    store
+        .for_each_pair("support-v2", &mut |p| {
+            let t = |s: &PairSide| s.prompt_tokens + s.completion_tokens;
+            per_pair.push(t(&p.baseline) + t(&p.candidate));
+        })
+        .unwrap();
+    assert_eq!(per_pair.len() as u64, done);
+    assert_eq!(per_pair.iter().sum::<u64>(), tokens);
+    assert!(tokens >= 2000, "{run}");
+    assert!(tokens - per_pair.last().unwrap() < 2000, "{per_pair:?}");
+    assert_eq!(doc["pairs"], done);
+    let gate = doc["replay"]["gates"]["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "min_pairs")
+        .unwrap();
+    assert_eq!(gate["passed"], false);
+}

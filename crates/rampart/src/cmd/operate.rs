@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::anyhow;
 use rampart_core::config::Config;
 use rampart_core::outcomes::OutcomeSummary;
+#[cfg(test)]
+use rampart_core::routing::Cohort;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -324,5 +326,39 @@ fn humanize(secs: u64) -> String {
         s if s >= 3600 => format!("{:.1}h", s as f64 / 3600.0),
         s if s >= 60 => format!("{:.1}m", s as f64 / 60.0),
         s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a test")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_text_lists_outcomes_per_cohort_when_there_are_any() {
+        let rows = [(Cohort::Control, 70.0), (Cohort::Canary, 66.0)].map(|(cohort, m)| {
+            rampart_core::outcomes::OutcomeMoments {
+                name: "csat".into(),
+                cohort,
+                n: 4,
+                sum: 4.0 * m,
+                sum_sq: (m - 1.0).powi(2) * 2.0 + (m + 1.0).powi(2) * 2.0,
+            }
+        });
+        let outcomes = rampart_core::outcomes::summarize(&rows, &[]);
+        let doc = json!({"name": "r", "status": {"phase": "stage", "outcomes": outcomes}});
+        let text = render_status(&doc);
+        assert!(
+            text.contains("outcomes (since the slow-signal epoch):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("csat             control  n 4       mean 70.00 ["),
+            "{text}"
+        );
+        assert!(text.contains("canary − control -4.00 ["), "{text}");
+        let without = render_status(&json!({"name": "r", "status": {"phase": "stage"}}));
+        assert!(!without.contains("outcomes"), "{without}");
+        assert!(serde_json::to_value(&outcomes).unwrap()[0]["cohorts"][1]["n"] == 4);
     }
 }
