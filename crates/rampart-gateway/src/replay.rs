@@ -134,7 +134,7 @@ pub struct RunSummary {
     pub paired: PairedCounts,
 }
 
-/// Progress after each completed line: `(completed, items)`.
+/// Called after each completed line with the run so far (for a progress bar).
 pub type OnProgress<'a> = &'a (dyn Fn(&RunSummary) + Send + Sync);
 
 /// Replays every item (module docs); returns how far it got.

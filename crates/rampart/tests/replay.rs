@@ -147,13 +147,17 @@ refusal_rate = 1.0
 /// A gateway config whose rollout `support-v2` has candidate model `candidate`, both variants
 /// on the `openai` provider pointed at the mock.
 fn config(dir: &Path, mock: &Mock, candidate: &str, extra: &str) -> PathBuf {
+    let store = format!("[store]\npath = \"{}\"", dir.join("rampart.db").display());
+    config_on(dir, mock, candidate, &store, extra)
+}
+
+fn config_on(dir: &Path, mock: &Mock, candidate: &str, store: &str, extra: &str) -> PathBuf {
     write(
         dir,
         &format!("rampart-{candidate}.toml"),
         &format!(
             r#"
-[store]
-path = "{db}"
+{store}
 [providers.llm]
 type = "openai"
 base_url = "{url}/v1"
@@ -174,7 +178,6 @@ stages = [
 ]
 {extra}
 "#,
-            db = dir.join("rampart.db").display(),
             url = mock.url,
         ),
     )
@@ -570,4 +573,58 @@ fn the_shadow_budget_stops_the_run() {
         .find(|g| g["name"] == "min_pairs")
         .unwrap();
     assert_eq!(gate["passed"], false);
+}
+
+/// The same run on PostgreSQL (`store.type = "postgres"`): every pair lands in the database as
+/// the offline stage. Skips only when neither `RAMPART_TEST_PG_URL` nor `CI` is set and no
+/// server answers at the default URL.
+#[test]
+fn replay_stores_its_pairs_in_postgres() {
+    use rampart_store::postgres::scratch::ScratchDatabase;
+    use rampart_store::{PgOptions, PgStore};
+    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "false");
+    let admin = std::env::var("RAMPART_TEST_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db = match ScratchDatabase::create(&admin, "rampart_replay") {
+        Ok(db) => db,
+        Err(e) if set("CI") || set("RAMPART_TEST_PG_URL") => panic!("PostgreSQL is required: {e}"),
+        Err(e) => return eprintln!("skipping: no PostgreSQL ({e})"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_llm(dir.path(), 5);
+    let store = "[store]\ntype = \"postgres\"\nurl_env = \"RAMPART_TEST_REPLAY_DB\"";
+    let cfg = config_on(dir.path(), &mock, "refuser", store, "");
+    let data = dataset(dir.path());
+    let out = Command::new(BIN)
+        .args(["replay", "--rollout", "support-v2", "--config"])
+        .arg(&cfg)
+        .args(["--dataset", data.to_str().unwrap()])
+        .env("RAMPART_TEST_REPLAY_DB", db.url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("classes: 1 of 6 flagged"), "{stdout}");
+    let opts = PgOptions {
+        pool_size: 1,
+        maintenance_interval: None,
+        ..PgOptions::default()
+    };
+    let pg = PgStore::connect(db.url(), opts).unwrap();
+    let mut stages = std::collections::BTreeMap::<String, u64>::new();
+    pg.for_each_pair("support-v2", &mut |p| {
+        *stages.entry(p.stage).or_default() += 1
+    })
+    .unwrap();
+    let stages: Vec<_> = stages.into_iter().collect();
+    assert_eq!(stages.len(), 1, "{stages:?}");
+    assert!(stages[0].0.starts_with("offline-"));
+    assert_eq!(stages[0].1, (CLASSES.len() * PER_CLASS) as u64);
 }

@@ -10,7 +10,8 @@
 //!   line that is not a valid request (every bad line is listed), no captured prompt to replay,
 //!   or a store that cannot be opened;
 //! - 3: the run failed part-way (the store refused the pairs);
-//! - 130: interrupted (Ctrl-C): the pairs answered so far are stored and the report covers them.
+//! - 130: interrupted (Ctrl-C): the pairs answered so far are stored and the report covers them
+//!   (a second Ctrl-C quits at once).
 
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
@@ -261,11 +262,19 @@ async fn run(
     store: Arc<dyn Store>,
     items: Vec<(usize, ReplayItem)>,
 ) -> anyhow::Result<ExitCode> {
+    // The first Ctrl-C stops the run (what was answered is stored and reported); a second one
+    // exits at once.
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             on_signal.cancel();
+            eprintln!(
+                "\ninterrupted: storing the pairs answered so far (Ctrl-C again to quit now)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
         }
     });
     let plane = engine::offline_plane(config.clone(), store.clone(), stop.clone())?;
