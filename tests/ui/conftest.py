@@ -22,6 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 CLASSES = ["cards", "transfers", "top_up"]
+TENANTS = ["acme", "globex"]
 
 CONFIG = """
 [server]
@@ -138,8 +139,9 @@ class Gateway:
         i = 0
         while not self.stop.is_set():
             i += 1
-            body = {"model": "support", "messages": [{"role": "user", "content": f"question {i % 50} about my card"}]}
-            headers = {"x-rampart-routing-key": f"user-{i % 400}", "x-rampart-class": CLASSES[i % len(CLASSES)]}
+            body = {"model": "support", "messages": [{"role": "user", "content": f"question {i % 500} about my card"}]}
+            headers = {"x-rampart-routing-key": f"user-{i % 400}", "x-rampart-class": CLASSES[i % len(CLASSES)],
+                       "x-rampart-tenant": TENANTS[(i // 3) % len(TENANTS)]}
             try:
                 http("POST", self.url + "/v1/chat/completions", body, headers)
                 self.sent += 1

@@ -53,8 +53,23 @@ def test_rollout_page_shows_stage_gates_and_a_guardrail_chart(gateway, page):
     expect(chart).to_be_visible(timeout=30_000)
     wait_until(lambda: chart.locator("circle.canary").count() >= (12 if SHOTS else 3), what="chart points")
     assert chart.locator("circle.control").count() >= 3
+    # The threshold, and the anytime-valid bound once the guardrail has evidence.
+    expect(chart.locator("line.threshold")).to_have_count(1)
+    expect(chart.locator("path.bound")).to_have_count(1, timeout=30_000)
+    # Every gate with its evidence: samples seen and needed, ETA.
+    heads = page.locator("#gates thead th").all_inner_texts()
+    assert {"samples seen", "samples needed", "ETA"} <= set(heads), heads
+    # Traffic per cohort with the sample-ratio check.
     expect(page.locator("#traffic-table")).to_be_visible()
+    assert page.locator("#traffic-table tbody tr").all_inner_texts()[0].startswith("control")
+    expect(page.locator("#traffic")).to_contain_text("Sample-ratio check")
+    # The comparison report's sections, and per class.
     expect(page.locator("#report .card").first).to_be_visible(timeout=30_000)
+    titles = page.locator("#report .card h3").all_inner_texts()
+    for section in ["Equivalence", "Length", "Refusals", "Openings", "Judge win rate",
+                    "Cost per request", "Latency p95"]:
+        assert section in titles, (section, titles)
+    expect(page.locator("#classes tbody tr")).to_have_count(3)
     shot(page, "ui-rollout.png")
     assert page.errors == []
 
@@ -75,6 +90,53 @@ def test_pairs_page_filters_by_class(gateway, page):
     assert page.errors == []
 
 
+def column(rows, key):
+    return rows.evaluate_all(f"rs => rs.map(r => r.dataset.{key})")
+
+
+def test_pairs_page_filters_by_tenant_and_by_flag_and_pages(gateway, page):
+    page.goto(gateway.url + "/ui/#/r/support-v2/pairs")
+    rows = page.locator("#pairs tbody tr")
+    expect(rows.first).to_be_visible(timeout=30_000)
+    wait_until(lambda: set(column(rows, "tenant")) == {"acme", "globex"}, what="pairs of both tenants")
+    page.select_option("#tenant", "globex")
+    wait_until(lambda: rows.count() > 0 and set(column(rows, "tenant")) == {"globex"},
+               what="only globex pairs")
+
+    # The candidate refuses some answers: with the refusal flag, every pair shown has it and a
+    # side marked as refusing; the tenant filter still holds.
+    page.select_option("#flag", "refusal")
+    wait_until(lambda: rows.count() > 0 and all("refusal" in f.split() for f in column(rows, "flags"))
+               and set(column(rows, "tenant")) == {"globex"}, what="only refused globex pairs")
+    for i in range(rows.count()):
+        expect(rows.nth(i).locator("td.text .pill")).to_contain_text(["refusal"])
+    # The answers are in two registers, so most pairs have low similarity.
+    page.select_option("#flag", "low_similarity")
+    wait_until(lambda: rows.count() > 0 and all("low_similarity" in f.split() for f in column(rows, "flags")),
+               what="only low-similarity pairs")
+    # The same filters through the admin API: the page shows what the API answers.
+    status, body, _ = http("GET", gateway.url + "/admin/rollouts/support-v2/pairs?tenant=globex&flag=low_similarity&limit=5")
+    assert status == 200
+    got = json.loads(body)
+    assert got["pairs"] and all(p["tenant"] == "globex" and "low_similarity" in p["flags"] for p in got["pairs"])
+    assert http("GET", gateway.url + "/admin/rollouts/support-v2/pairs?flag=nope")[0] == 400
+
+    # Paged: Older shows the next 20 (older, none repeated), Newer goes back.
+    page.select_option("#flag", "")
+    page.select_option("#tenant", "")
+    wait_until(lambda: rows.count() == 20 and page.locator("#older").is_enabled(), what="a full first page")
+    expect(page.locator("#newer")).to_be_disabled()
+    first = [int(t) for t in column(rows, "ts")]
+    page.click("#older")
+    expect(page.locator("#pairs-count")).to_contain_text("21–40")
+    second = [int(t) for t in column(rows, "ts")]
+    assert len(second) == 20 and max(second) <= min(first)
+    assert second == sorted(second, reverse=True)
+    page.click("#newer")
+    expect(page.locator("#pairs-count")).to_contain_text("1–20")
+    assert page.errors == []
+
+
 def test_pause_with_a_reason_changes_the_state_in_the_admin_api_and_the_page(gateway, page):
     page.goto(gateway.url + "/ui/#/r/support-v2")
     expect(page.locator("#state")).to_have_text("running")
@@ -91,6 +153,8 @@ def test_pause_with_a_reason_changes_the_state_in_the_admin_api_and_the_page(gat
     assert status == 200
     assert json.loads(body)["status"]["phase"] == "paused"
     expect(page.locator("#audit-log")).to_contain_text("dashboard test: checking the pause path")
+    # The stage timeline lists the decision with its reason.
+    expect(page.locator("#timeline")).to_contain_text("dashboard test: checking the pause path")
     # Resume from the page too, so the session's other tests see a running rollout.
     page.click('button[data-action="resume"]')
     page.fill("#confirm-reason", "dashboard test done")
@@ -103,8 +167,11 @@ def test_non_loopback_clients_are_refused_without_a_token(gateway):
     base = f"http://{own_ip()}:{gateway.port}"
     # The data plane answers on that address, so the refusals below are the access rule's.
     assert http("GET", base + "/healthz")[0] == 200
-    for path in ["/ui/", "/ui/app.js", "/ui/api/rollouts", "/ui/api/rollouts/support-v2",
-                 "/ui/api/rollouts/support-v2/history", "/ui/api/rollouts/support-v2/pairs"]:
+    # The page, its assets and every data call it makes.
+    for path in ["/ui/", "/ui/app.js", "/ui/app.css", "/ui/api/rollouts", "/ui/api/rollouts/support-v2",
+                 "/ui/api/rollouts/support-v2/history", "/ui/api/rollouts/support-v2/events?limit=50",
+                 "/ui/api/rollouts/support-v2/report", "/ui/api/rollouts/support-v2/pairs?limit=20",
+                 "/ui/api/rollouts/support-v2/pairs?limit=20&tenant=acme&flag=refusal"]:
         status, body, _ = http("GET", base + path)
         assert status == 401, (path, status)
         assert "support-v2" not in body

@@ -5,8 +5,11 @@
 //!    (batches of 10,000; nine classes, three tenants, short answers).
 //! 2. Starts the real gateway over that store on 127.0.0.1:0 and lets the controller publish a
 //!    status and the history sampler record a few checks.
-//! 3. Times every call the dashboard's pages make, over HTTP, as the page makes them: `--runs`
-//!    (default 7) of each, printing the median and the slowest. Target: each under 200 ms.
+//! 3. Times every call the dashboard's pages make, over HTTP, as the page makes them: the first
+//!    call of each right after the gateway starts (with its status: the comparison report
+//!    answers `202` until its first computation is done), then `--runs` (default 7) of each,
+//!    printing the median and the slowest, and when the report was ready. Target: each call
+//!    under 200 ms.
 //!
 //! `--db PATH` keeps the database (reused when it already holds the rows). Build in release.
 
@@ -137,9 +140,14 @@ fn pair(i: u64, n: u64, start: i64) -> Pair {
             "[{{\"role\":\"user\",\"content\":\"question {i} about {class}\"}}]"
         )),
         prompt_hash: format!("{x:016x}"),
+        // Every 13th baseline answers in bullets (a format change against the candidate).
         baseline: side(
             "v1",
-            format!("Sure! Here is how {class} works for you, step {}.", x % 7),
+            if x.is_multiple_of(13) {
+                format!("- {class}\n- step {}", x % 7)
+            } else {
+                format!("Sure! Here is how {class} works for you, step {}.", x % 7)
+            },
             false,
         ),
         candidate: side(
@@ -156,6 +164,56 @@ fn pair(i: u64, n: u64, start: i64) -> Pair {
         judge: None,
         features: None,
     }
+}
+
+/// Every data call the pages make, as they make them (first pages of 20 pairs).
+fn calls() -> Vec<(&'static str, String)> {
+    let r = format!("/ui/api/rollouts/{ROLLOUT}");
+    vec![
+        ("rollouts page", "/ui/api/rollouts".to_string()),
+        ("rollout status", r.clone()),
+        ("guardrail history", format!("{r}/history")),
+        ("audit log (50)", format!("{r}/events?limit=50")),
+        ("comparison report", format!("{r}/report")),
+        ("pairs (20)", format!("{r}/pairs?limit=20")),
+        (
+            "pairs by class (20)",
+            format!("{r}/pairs?limit=20&class=fees"),
+        ),
+        (
+            "pairs by tenant (20)",
+            format!("{r}/pairs?limit=20&tenant=globex"),
+        ),
+        (
+            "pairs, refusal (20)",
+            format!("{r}/pairs?limit=20&flag=refusal"),
+        ),
+        (
+            "pairs, format change (20)",
+            format!("{r}/pairs?limit=20&flag=format_change"),
+        ),
+        (
+            "pairs, low similarity (20)",
+            format!("{r}/pairs?limit=20&flag=low_similarity"),
+        ),
+        (
+            "pairs, class+tenant+flag (20)",
+            format!("{r}/pairs?limit=20&class=fees&tenant=acme&flag=refusal"),
+        ),
+        // Worst cases: nothing matches, so the walk covers every pair the index holds.
+        (
+            "pairs, refusal, no match",
+            format!("{r}/pairs?limit=20&tenant=nobody&flag=refusal"),
+        ),
+        (
+            "pairs, low similarity, no match",
+            format!("{r}/pairs?limit=20&tenant=nobody&flag=low_similarity"),
+        ),
+        (
+            "pairs, class, no match",
+            format!("{r}/pairs?limit=20&class=fees&tenant=nobody"),
+        ),
+    ]
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -212,6 +270,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     fill(&store, events, pairs)?;
 
     let config = Config::from_toml_str(&config(&db))?;
+    let started = Instant::now();
     let gw = Gateway::build(
         config,
         store.clone() as Arc<dyn Store>,
@@ -224,68 +283,77 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let _ = rx.await;
     }));
     let client = reqwest::Client::new();
+    let get = |path: String| {
+        let client = client.clone();
+        let url = format!("{url}{path}");
+        async move {
+            let t = Instant::now();
+            let r = client.get(url).send().await?;
+            let status = r.status();
+            let body = r.bytes().await?;
+            Ok::<_, Box<dyn Error>>((t.elapsed().as_secs_f64() * 1000.0, status, body))
+        }
+    };
+    let calls = calls();
+    // The first call of each right after the start, before anything is warm in the gateway.
+    let mut first = Vec::new();
+    for (_, path) in &calls {
+        let (ms, status, _) = get(path.clone()).await?;
+        first.push((ms, status));
+    }
+    // Until the comparison report is computed (the page shows "computing" until then).
+    let report_path = format!("/ui/api/rollouts/{ROLLOUT}/report");
+    let ready_ms = loop {
+        let (_, status, _) = get(report_path.clone()).await?;
+        if status == reqwest::StatusCode::OK {
+            break started.elapsed().as_secs_f64() * 1000.0;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     // A few checks for the history ring.
     tokio::time::sleep(Duration::from_secs(3)).await;
-
-    let calls = [
-        ("rollouts page", "/ui/api/rollouts".to_string()),
-        ("rollout status", format!("/ui/api/rollouts/{ROLLOUT}")),
-        (
-            "guardrail history",
-            format!("/ui/api/rollouts/{ROLLOUT}/history"),
-        ),
-        (
-            "audit log (50)",
-            format!("/ui/api/rollouts/{ROLLOUT}/events?limit=50"),
-        ),
-        (
-            "pairs (20)",
-            format!("/ui/api/rollouts/{ROLLOUT}/pairs?limit=20"),
-        ),
-        (
-            "pairs by class (20)",
-            format!("/ui/api/rollouts/{ROLLOUT}/pairs?limit=20&class=fees"),
-        ),
-        (
-            "pairs, show more (320)",
-            format!("/ui/api/rollouts/{ROLLOUT}/pairs?limit=320"),
-        ),
-        (
-            "comparison report",
-            format!("/ui/api/rollouts/{ROLLOUT}/report"),
-        ),
-    ];
+    // A second page of the pairs: the cursor the first page gives.
+    let (_, _, page) = get(format!("/ui/api/rollouts/{ROLLOUT}/pairs?limit=20")).await?;
+    let next = serde_json::from_slice::<serde_json::Value>(&page)?["next"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let page2 = format!("/ui/api/rollouts/{ROLLOUT}/pairs?limit=20&before={next}");
     println!(
         "{events} events, {pairs} pairs; {runs} runs per call (cores: {})",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
-        "{:<26} {:>10} {:>10} {:>10}",
-        "call", "first ms", "median ms", "max ms"
+        "{:<34} {:>16} {:>10} {:>10}",
+        "call", "first ms (status)", "median ms", "max ms"
     );
-    for (name, path) in calls {
+    let rows = calls
+        .into_iter()
+        .zip(first.into_iter().map(Some))
+        .chain([(("pairs, second page (20)", page2), None)]);
+    for ((name, path), first) in rows {
         let mut ms = Vec::with_capacity(runs);
         let mut bytes = 0;
         for _ in 0..runs {
-            let t = Instant::now();
-            let r = client.get(format!("{url}{path}")).send().await?;
-            let status = r.status();
-            let body = r.bytes().await?;
-            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let (t, status, body) = get(path.clone()).await?;
             if !status.is_success() {
                 return Err(format!("{path}: {status}").into());
             }
+            ms.push(t);
             bytes = body.len();
         }
-        let first = ms[0];
         ms.sort_by(f64::total_cmp);
+        let first = first.map_or("—".to_string(), |(t, s): (f64, reqwest::StatusCode)| {
+            format!("{t:.1} ({})", s.as_u16())
+        });
         println!(
-            "{name:<26} {first:>10.1} {:>10.1} {:>10.1}   ({} KB)",
+            "{name:<34} {first:>16} {:>10.1} {:>10.1}   ({} KB)",
             ms[ms.len() / 2],
             ms[ms.len() - 1],
             bytes / 1000
         );
     }
+    println!("comparison report computed {ready_ms:.0} ms after the gateway started");
     let _ = stop.send(());
     server.await??;
     Ok(())

@@ -23,6 +23,8 @@ pub(crate) const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage,
 /// Columns before the first side in [`PAIR_COLUMNS`], and columns per side.
 pub(crate) const PAIR_HEAD: usize = 10;
 pub(crate) const PAIR_SIDE: usize = 14;
+/// Columns in [`PAIR_COLUMNS`].
+pub(crate) const PAIR_COLUMN_COUNT: usize = PAIR_HEAD + 2 * PAIR_SIDE + 8;
 
 pub(crate) const FEEDBACK_COLUMNS: &str = "request_id, ts_ms, thumbs, outcome, final_text";
 /// [`EVENT_COLUMNS`] of `e` then [`FEEDBACK_COLUMNS`] of `f`, for the events–feedback join.
@@ -57,5 +59,16 @@ pub(crate) fn verdict_str(v: Verdict) -> &'static str {
         Verdict::A => "a",
         Verdict::B => "b",
         Verdict::Tie => "tie",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pair_column_count_is_the_lists_length() {
+        assert_eq!(
+            super::PAIR_COLUMNS.split(',').count(),
+            super::PAIR_COLUMN_COUNT
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`writer`]: [`Writer`], the bounded batch writer between the request path and the store. The
 //!   request path only ever calls [`Writer::try_send`], which never blocks: when the queue is full
 //!   the record is refused and the caller counts the drop.
+//! - [`pair_query`]: a filtered, keyset-paged page of a rollout's pairs ([`PairQuery`],
+//!   [`PairPage`]), what the dashboard's pairs page shows.
 //! - [`error`]: the error type, [`StoreError`], and which failures are worth retrying.
 //!
 //! All store methods are blocking; call them from a dedicated thread (the writer's) or from
@@ -18,6 +20,7 @@
 
 mod columns;
 pub mod error;
+pub mod pair_query;
 pub mod postgres;
 pub mod sqlite;
 pub mod writer;
@@ -30,6 +33,7 @@ use rampart_core::record::{Feedback, Pair, RequestEvent};
 use serde::{Deserialize, Serialize};
 
 pub use error::{Result, StoreError};
+pub use pair_query::{FlaggedPair, PairCursor, PairFlag, PairPage, PairQuery};
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use writer::{Record, TrySendError, Writer, WriterConfig, WriterStats};
@@ -69,14 +73,27 @@ pub trait FeedbackStore: Send + Sync {
 pub trait PairStore: Send + Sync {
     /// Insert pairs. A pair whose (`rollout`, `request_id`) is already stored is skipped.
     fn insert_pairs(&self, pairs: &[Pair]) -> Result<()>;
-    /// Newest first. Filters: optional class, optional since_ms.
+    /// Newest first. Filters: optional class, optional since_ms. (The first page of
+    /// [`PairStore::pairs_page`], without the flags.)
     fn recent_pairs(
         &self,
         rollout: &str,
         limit: usize,
         class: Option<&str>,
         since_ms: Option<i64>,
-    ) -> Result<Vec<Pair>>;
+    ) -> Result<Vec<Pair>> {
+        let q = PairQuery {
+            class: class.map(str::to_string),
+            since_ms,
+            ..PairQuery::default()
+        };
+        let page = self.pairs_page(rollout, &q, limit)?;
+        Ok(page.pairs.into_iter().map(|p| p.pair).collect())
+    }
+    /// The newest `limit` pairs that `query` keeps (after its cursor, when it has one), each
+    /// with its flags, and where the next page starts. A bounded read whatever the number of
+    /// pairs: each filter has an index (see [`pair_query`]).
+    fn pairs_page(&self, rollout: &str, query: &PairQuery, limit: usize) -> Result<PairPage>;
     fn count_pairs(&self, rollout: &str) -> Result<u64>;
     /// Visit every pair of a rollout in id (insertion) order without loading all in memory.
     fn for_each_pair(&self, rollout: &str, f: &mut dyn FnMut(Pair)) -> Result<()>;

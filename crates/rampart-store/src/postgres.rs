@@ -33,7 +33,10 @@ use rampart_core::record::{Feedback, Pair, RequestEvent};
 use tokio_postgres::NoTls;
 
 use crate::error::{Result, StoreError};
-use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, Store};
+use crate::{
+    AuditEntry, EventStore, FeedbackStore, PairFilter, PairPage, PairQuery, PairStore,
+    RolloutStore, Store,
+};
 
 mod batch;
 mod copy;
@@ -326,17 +329,11 @@ impl PairStore for PgStore {
         self.write_batch(&[], pairs)
     }
 
-    fn recent_pairs(
-        &self,
-        rollout: &str,
-        limit: usize,
-        class: Option<&str>,
-        since_ms: Option<i64>,
-    ) -> Result<Vec<Pair>> {
-        let (rollout, class) = (rollout.to_string(), class.map(str::to_string));
-        self.block(|s| async move {
-            queries::recent_pairs(&s, &rollout, limit, class.as_deref(), since_ms).await
-        })
+    fn pairs_page(&self, rollout: &str, query: &PairQuery, limit: usize) -> Result<PairPage> {
+        let (rollout, query) = (rollout.to_string(), query.clone());
+        let rows =
+            self.block(|s| async move { queries::pairs_page(&s, &rollout, &query, limit).await })?;
+        Ok(PairPage::from_rows(rows, limit))
     }
 
     fn count_pairs(&self, rollout: &str) -> Result<u64> {

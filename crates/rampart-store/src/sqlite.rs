@@ -18,13 +18,19 @@ use std::time::Duration;
 use features::FEATURE_COLUMNS;
 use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
-use rows::{audit_from_row, event_from_row, feedback_from_row, pair_from_row};
+use rows::{
+    audit_from_row, event_from_row, feedback_from_row, flagged_pair_from_row, pair_from_row,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use write::{insert_events_tx, insert_pairs_tx};
 
 use crate::columns::*;
 use crate::error::{Result, StoreError};
-use crate::{AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, RolloutStore, Store};
+use crate::pair_query::{Param, page_sql};
+use crate::{
+    AuditEntry, EventStore, FeedbackStore, PairFilter, PairPage, PairQuery, PairStore,
+    RolloutStore, Store,
+};
 
 pub(crate) mod features;
 mod outcomes;
@@ -54,6 +60,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
     (
         "0004_outcomes",
         include_str!("sqlite/migrations/0004_outcomes.sql"),
+        None,
+    ),
+    (
+        "0005_pair_filters",
+        include_str!("sqlite/migrations/0005_pair_filters.sql"),
         None,
     ),
 ];
@@ -295,40 +306,18 @@ impl PairStore for SqliteStore {
         Ok(())
     }
 
-    fn recent_pairs(
-        &self,
-        rollout: &str,
-        limit: usize,
-        class: Option<&str>,
-        since_ms: Option<i64>,
-    ) -> Result<Vec<Pair>> {
-        self.read(|c| {
-            // Two fixed statements (rather than optional-parameter tricks) so each uses its index.
-            let since = since_ms.unwrap_or(i64::MIN);
-            let limit = limit_param(limit);
-            let rows = match class {
-                Some(class) => {
-                    let mut stmt = c.prepare_cached(&format!(
-                        "SELECT {PAIR_COLUMNS} FROM pairs \
-                         WHERE rollout = ?1 AND class = ?2 AND ts_ms >= ?3 \
-                         ORDER BY ts_ms DESC, id DESC LIMIT ?4"
-                    ))?;
-                    stmt.query_map(params![rollout, class, since, limit], |r| {
-                        pair_from_row(r, 0)
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-                }
-                None => {
-                    let mut stmt = c.prepare_cached(&format!(
-                        "SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND ts_ms >= ?2 \
-                         ORDER BY ts_ms DESC, id DESC LIMIT ?3"
-                    ))?;
-                    stmt.query_map(params![rollout, since, limit], |r| pair_from_row(r, 0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?
-                }
-            };
-            Ok(rows)
-        })
+    fn pairs_page(&self, rollout: &str, query: &PairQuery, limit: usize) -> Result<PairPage> {
+        let q = page_sql(rollout, query, limit, |n| format!("?{n}"), false);
+        let rows = self.read(|c| {
+            let mut stmt = c.prepare_cached(&q.sql)?;
+            let params = q.params.iter().map(|p| match p {
+                Param::Int(i) => rusqlite::types::Value::Integer(*i),
+                Param::Text(t) => rusqlite::types::Value::Text((*t).to_string()),
+            });
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), flagged_pair_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        Ok(PairPage::from_rows(rows, limit))
     }
 
     fn count_pairs(&self, rollout: &str) -> Result<u64> {
@@ -542,20 +531,55 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// The pages of pairs the dashboard asks for: each filter alone and all at once, first
+    /// pages and later ones.
+    fn page_queries() -> Vec<String> {
+        let cursor = Some(crate::PairCursor { ts_ms: 5, id: 9 });
+        let mut queries = vec![
+            PairQuery::default(),
+            PairQuery {
+                class: Some("c".into()),
+                ..PairQuery::default()
+            },
+            PairQuery {
+                tenant: Some("t".into()),
+                before: cursor,
+                ..PairQuery::default()
+            },
+            PairQuery {
+                class: Some("c".into()),
+                tenant: Some("t".into()),
+                since_ms: Some(1),
+                before: cursor,
+                ..PairQuery::default()
+            },
+        ];
+        for flag in crate::PairFlag::ALL {
+            queries.push(PairQuery {
+                flag: Some(flag),
+                ..PairQuery::default()
+            });
+            queries.push(PairQuery {
+                flag: Some(flag),
+                class: Some("c".into()),
+                tenant: Some("t".into()),
+                since_ms: Some(1),
+                before: cursor,
+            });
+        }
+        queries
+            .iter()
+            .map(|q| page_sql("ro", q, 20, |n| format!("?{n}"), false).sql)
+            .collect()
+    }
+
     /// The read queries, with the statement text the store runs.
     fn read_queries() -> Vec<String> {
-        vec![
+        let mut queries = page_queries();
+        queries.extend([
             format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE rollout = ?1 AND ts_ms >= ?2 \
                  ORDER BY ts_ms, id LIMIT ?3"
-            ),
-            format!(
-                "SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND class = ?2 AND ts_ms >= ?3 \
-                 ORDER BY ts_ms DESC, id DESC LIMIT ?4"
-            ),
-            format!(
-                "SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND ts_ms >= ?2 \
-                 ORDER BY ts_ms DESC, id DESC LIMIT ?3"
             ),
             format!(
                 "SELECT id, {PAIR_COLUMNS} FROM pairs WHERE rollout = ?1 AND id > ?2 \
@@ -582,7 +606,8 @@ mod tests {
             format!(
                 "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE rollout = ?1 ORDER BY id DESC LIMIT ?2"
             ),
-        ]
+        ]);
+        queries
     }
 
     #[test]
@@ -599,11 +624,17 @@ mod tests {
                 .collect::<rusqlite::Result<_>>()
                 .unwrap();
             let plan = plan.join(" | ");
+            if sql.contains("pair_features f JOIN") {
+                // A page with a flag walks that flag's partial index.
+                assert!(
+                    plan.contains("USING INDEX pair_features_"),
+                    "{sql}\n plan: {plan}"
+                );
+            }
             assert!(!plan.contains("TEMP B-TREE"), "{sql}\n sorts: {plan}");
+            // Tables are named or aliased (`p`, `f`, `e`); every step must be a search.
             assert!(
-                !plan.contains("SCAN pairs")
-                    && !plan.contains("SCAN events")
-                    && !plan.contains("SCAN pair_features"),
+                !plan.split(" | ").any(|step| step.starts_with("SCAN ")),
                 "{sql}\n scans: {plan}"
             );
         }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rampart_store::{PairCursor, PairFlag, PairQuery};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -118,10 +119,18 @@ pub fn unknown_rollout(gw: &Gateway, name: &str) -> ApiError {
 pub struct PairsQuery {
     limit: Option<usize>,
     class: Option<String>,
+    tenant: Option<String>,
+    /// `refusal`, `format_change` or `low_similarity` (see [`rampart_store::PairFlag`]).
+    flag: Option<String>,
     /// Unix milliseconds, or a duration ago such as `15m`.
     since: Option<String>,
+    /// The previous page's `next`: this page holds the pairs older than it.
+    before: Option<String>,
 }
 
+/// `GET /admin/rollouts/{name}/pairs?limit=&class=&tenant=&flag=&since=&before=`: the newest
+/// pairs the filters keep, each with its flags, and `next` (the `before` of the next, older
+/// page; `null` on the last one). Each page is a bounded read of the store's indexes.
 pub async fn pairs(
     State(gw): State<Gateway>,
     Path(name): Path<String>,
@@ -142,14 +151,28 @@ pub async fn pairs(
             }
         }),
     };
+    let bad =
+        |field: &str, e: &dyn std::fmt::Display| ApiError::BadRequest(format!("`{field}`: {e}"));
+    let empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let query = PairQuery {
+        class: empty(q.class),
+        tenant: empty(q.tenant),
+        flag: empty(q.flag)
+            .map(|f| f.parse::<PairFlag>())
+            .transpose()
+            .map_err(|e| bad("flag", &e))?,
+        since_ms: since,
+        before: empty(q.before)
+            .map(|c| c.parse::<PairCursor>())
+            .transpose()
+            .map_err(|e| bad("before", &e))?,
+    };
     let store = gw.store.clone();
-    let pairs = tokio::task::spawn_blocking(move || {
-        store.recent_pairs(&name, limit, q.class.as_deref(), since)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Unavailable(format!("cannot read pairs: {e}")))?;
-    Ok(axum::Json(json!({ "pairs": pairs })).into_response())
+    let page = tokio::task::spawn_blocking(move || store.pairs_page(&name, &query, limit))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(format!("cannot read pairs: {e}")))?;
+    Ok(axum::Json(page).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,9 +4,11 @@
 //! step, no CDN, it works offline. It polls its data calls under `/ui/api/` every 2 s; each
 //! reads in-memory aggregates (the controller's published status, the guardrail history ring)
 //! or a bounded page of the store (pairs, audit log), never every row. The comparison report
-//! aggregates every stored pair's features and the rollout's first request events, so the page's
-//! call answers from a per-rollout cache recomputed in the background at most every 30 s (the
-//! first call after start computes it).
+//! aggregates every stored pair's features, so the page's call never computes it: it answers
+//! from a per-rollout cache that a background task fills when the gateway starts and refreshes
+//! while the page asks for it, at most as often as [`REPORT_MIN_AGE`] allows; until the first one is ready the call answers
+//! `202 {"pending": true}` at once and the page asks again at its next poll. (The page shows the
+//! pair sections only; the canary-cohort view over request events is the admin API's report.)
 //!
 //! Access follows the admin API's rule. Without an admin token configured, only loopback
 //! clients are served. With one, every page and data call needs it: as `Authorization: Bearer`,
@@ -123,13 +125,22 @@ struct Ui {
     reports: Arc<Mutex<HashMap<String, CachedReport>>>,
 }
 
-/// How old a cached comparison report may get before a call triggers a recompute.
-const REPORT_TTL: Duration = Duration::from_secs(30);
+/// How old a cached comparison report may get before a call triggers a recompute: at least
+/// [`REPORT_MIN_AGE`], and [`REPORT_COST_FACTOR`] times what the last computation took, so
+/// recomputing costs at most 1/20 of a core while a page watches (a report over 100,000 pairs
+/// takes about 0.2 s: every 5 s; over a million, about 1.5 s: every 30 s).
+const REPORT_MIN_AGE: Duration = Duration::from_secs(5);
+const REPORT_COST_FACTOR: u32 = 20;
 
-/// A rollout's last computed report (JSON) and whether a recompute is under way.
+/// A rollout's last computed report (JSON), when, and whether a recompute is under way.
+#[derive(Default)]
 struct CachedReport {
-    at: std::time::Instant,
-    body: axum::body::Bytes,
+    at: Option<std::time::Instant>,
+    body: Option<axum::body::Bytes>,
+    /// How long the last computation took.
+    took: Duration,
+    /// Why the last computation failed, while there is no report to show instead.
+    error: Option<String>,
     refreshing: bool,
 }
 
@@ -142,6 +153,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(gw: Gateway) -> Router<S> {
         history,
         reports: Arc::default(),
     };
+    tokio::spawn(warm_reports(ui.clone()));
     let guarded = Router::new()
         .route("/ui/", get(|| async { page(INDEX_HTML) }))
         .route(
@@ -347,27 +359,58 @@ async fn pairs(
     admin::pairs(State(ui.gw), path, q).await
 }
 
-/// The comparison report as JSON, from a per-rollout cache: the first call computes it; later
-/// calls answer with the cached one at once and, when it is older than [`REPORT_TTL`], start
-/// one recompute in the background. `x-rampart-report-age-ms` says how old the answer is.
+/// Computes every rollout's report once at start, one after the other, so the page finds them
+/// ready.
+async fn warm_reports(ui: Ui) {
+    let names: Vec<String> = ui.gw.config.rollouts.keys().cloned().collect();
+    for name in names {
+        if ui.gw.shutdown.is_cancelled() {
+            return;
+        }
+        if claim_refresh(&ui, &name) {
+            refresh_report(&ui, &name).await;
+        }
+    }
+}
+
+/// Marks `name`'s report as being recomputed when it is missing or stale (see
+/// [`REPORT_MIN_AGE`]) and nobody recomputes it yet; true when the caller should recompute it.
+fn claim_refresh(ui: &Ui, name: &str) -> bool {
+    let Ok(mut m) = ui.reports.lock() else {
+        return false;
+    };
+    let e = m.entry(name.to_string()).or_default();
+    let max_age = REPORT_MIN_AGE.max(e.took * REPORT_COST_FACTOR);
+    let stale = e.at.is_none_or(|at| at.elapsed() > max_age);
+    let claim = stale && !e.refreshing;
+    if claim {
+        e.refreshing = true;
+    }
+    claim
+}
+
+/// The comparison report's pair sections as JSON, from the per-rollout cache; never computed
+/// on the call. When the cached one is stale (see [`REPORT_MIN_AGE`]) a recompute starts in
+/// the background; `x-rampart-report-age-ms` says how old the answer is. Before the first one is
+/// ready: `202 {"rollout": …, "pending": true}`.
 async fn report(State(ui): State<Ui>, Path(name): Path<String>) -> Result<Response, ApiError> {
     if !ui.gw.config.rollouts.contains_key(&name) {
         return Err(admin::unknown_rollout(&ui.gw, &name));
     }
-    let cached = ui.reports.lock().ok().and_then(|mut m| {
-        let e = m.get_mut(&name)?;
-        if e.at.elapsed() > REPORT_TTL && !e.refreshing {
-            e.refreshing = true;
-            let (ui, name) = (ui.clone(), name.clone());
-            tokio::spawn(async move {
-                let _ = compute_report(&ui, &name).await;
-            });
-        }
-        Some((e.body.clone(), e.at.elapsed()))
+    if claim_refresh(&ui, &name) {
+        let (ui, name) = (ui.clone(), name.clone());
+        tokio::spawn(async move { refresh_report(&ui, &name).await });
+    }
+    let cached = ui.reports.lock().ok().and_then(|m| {
+        m.get(&name)
+            .map(|e| (e.body.clone(), e.at.map(|at| at.elapsed()), e.error.clone()))
     });
-    let (body, age) = match cached {
-        Some(c) => c,
-        None => (compute_report(&ui, &name).await?, Duration::ZERO),
+    let Some((Some(body), Some(age), _)) = cached else {
+        if let Some((_, _, Some(error))) = cached {
+            return Err(ApiError::Unavailable(error));
+        }
+        let pending = json!({ "rollout": name, "pending": true });
+        return Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response());
     };
     let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(v) = HeaderValue::from_str(&age.as_millis().to_string()) {
@@ -376,36 +419,44 @@ async fn report(State(ui): State<Ui>, Path(name): Path<String>) -> Result<Respon
     Ok(resp)
 }
 
-async fn compute_report(ui: &Ui, name: &str) -> Result<axum::body::Bytes, ApiError> {
-    let q = Query::<admin::ReportQuery>::try_from_uri(&axum::http::Uri::from_static("/"))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let result = admin::report(State(ui.gw.clone()), Path(name.to_string()), q).await;
-    let body = match result {
-        Ok(resp) => axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string())),
-        Err(e) => Err(e),
+/// Computes `name`'s report (the pair sections: every stored pair's features, on a blocking
+/// thread) into the cache.
+async fn refresh_report(ui: &Ui, name: &str) {
+    let store = ui.gw.store.clone();
+    let rollout = name.to_string();
+    let started = std::time::Instant::now();
+    let computed = tokio::task::spawn_blocking(move || {
+        let report = crate::report::compare_pairs(
+            &*store,
+            &rollout,
+            &rampart_store::PairFilter::default(),
+            rampart_core::compare::CompareConfig::default(),
+        )
+        .map_err(|e| format!("cannot read the rollout's pairs: {e}"))?;
+        let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        v["rollout"] = json!(rollout);
+        serde_json::to_vec(&v).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let Ok(mut m) = ui.reports.lock() else {
+        return;
     };
-    if let Ok(mut m) = ui.reports.lock() {
-        match &body {
-            Ok(b) => {
-                m.insert(
-                    name.to_string(),
-                    CachedReport {
-                        at: std::time::Instant::now(),
-                        body: b.clone(),
-                        refreshing: false,
-                    },
-                );
-            }
-            Err(_) => {
-                if let Some(e) = m.get_mut(name) {
-                    e.refreshing = false;
-                }
-            }
+    let e = m.entry(name.to_string()).or_default();
+    e.refreshing = false;
+    e.took = started.elapsed();
+    match computed {
+        Ok(body) => {
+            e.body = Some(body.into());
+            e.at = Some(std::time::Instant::now());
+            e.error = None;
+        }
+        Err(error) => {
+            tracing::warn!(rollout = name, %error, "dashboard: comparison report failed");
+            e.error = Some(error);
         }
     }
-    body
 }
 
 async fn action(

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_outcomes",
         include_str!("migrations/0002_outcomes.sql"),
     ),
+    (
+        "0003_pair_filters",
+        include_str!("migrations/0003_pair_filters.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold (`rampmigr` in ASCII).

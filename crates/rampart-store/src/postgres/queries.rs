@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
+use tokio_postgres::types::ToSql;
 
 use super::partitions::day_of;
 use super::{Shared, rows};
@@ -13,8 +14,9 @@ use crate::columns::{
     PAIR_COLUMNS, edit_outcome_str, thumbs_str,
 };
 use crate::error::Result;
+use crate::pair_query::{Param, page_sql};
 use crate::sqlite::features::FEATURE_COLUMNS;
-use crate::{AuditEntry, PairFilter};
+use crate::{AuditEntry, FlaggedPair, PairFilter, PairQuery};
 
 fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
@@ -136,39 +138,29 @@ pub(super) async fn feedback_with_events(
         .collect()
 }
 
-pub(super) async fn recent_pairs(
+/// A page of pairs ([`crate::pair_query`]), as `(id, pair)` rows newest first.
+pub(super) async fn pairs_page(
     s: &Shared,
     rollout: &str,
+    query: &PairQuery,
     limit: usize,
-    class: Option<&str>,
-    since_ms: Option<i64>,
-) -> Result<Vec<Pair>> {
+) -> Result<Vec<(i64, FlaggedPair)>> {
+    let q = page_sql(rollout, query, limit, |n| format!("${n}"), true);
     let c = s.client().await?;
-    let since = since_ms.unwrap_or(i64::MIN);
-    let limit = limit_param(limit);
-    // Two fixed statements (rather than optional-parameter tricks) so each uses its index.
-    let found = match class {
-        Some(class) => {
-            let stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {PAIR_COLUMNS} FROM pairs \
-                     WHERE rollout = $1 AND class = $2 AND ts_ms >= $3 \
-                     ORDER BY ts_ms DESC, id DESC LIMIT $4"
-                ))
-                .await?;
-            c.query(&stmt, &[&rollout, &class, &since, &limit]).await?
-        }
-        None => {
-            let stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {PAIR_COLUMNS} FROM pairs WHERE rollout = $1 AND ts_ms >= $2 \
-                     ORDER BY ts_ms DESC, id DESC LIMIT $3"
-                ))
-                .await?;
-            c.query(&stmt, &[&rollout, &since, &limit]).await?
-        }
-    };
-    found.iter().map(|r| rows::pair(r, 0)).collect()
+    let stmt = c.prepare_cached(&q.sql).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = q
+        .params
+        .iter()
+        .map(|p| match p {
+            Param::Int(i) => i as &(dyn ToSql + Sync),
+            Param::Text(t) => t as &(dyn ToSql + Sync),
+        })
+        .collect();
+    c.query(&stmt, &params)
+        .await?
+        .iter()
+        .map(rows::flagged_pair)
+        .collect()
 }
 
 pub(super) async fn count_pairs(s: &Shared, rollout: &str) -> Result<u64> {

@@ -10,10 +10,10 @@ use rampart_core::record::{
 use rampart_core::routing::Cohort;
 use tokio_postgres::Row;
 
-use crate::AuditEntry;
-use crate::columns::{PAIR_HEAD, PAIR_SIDE};
+use crate::columns::{PAIR_COLUMN_COUNT, PAIR_HEAD, PAIR_SIDE};
 use crate::error::{Result, StoreError};
 use crate::sqlite::features::{SideNumbers, parse_equivalence, side_from_flags};
+use crate::{AuditEntry, FlaggedPair, PairFlag};
 
 fn corrupt(column: &'static str, value: impl ToString) -> StoreError {
     StoreError::Corrupt {
@@ -129,6 +129,23 @@ pub(super) fn pair(r: &Row, at: usize) -> Result<Pair> {
         judge: judgment(r, tail + 3)?,
         features: None,
     })
+}
+
+/// A row of [`crate::pair_query::page_sql`]: the pair's id, the pair, its flags.
+pub(super) fn flagged_pair(r: &Row) -> Result<(i64, FlaggedPair)> {
+    let mut flags = Vec::new();
+    for (i, flag) in PairFlag::ALL.into_iter().enumerate() {
+        if r.try_get::<_, i32>(1 + PAIR_COLUMN_COUNT + i)? != 0 {
+            flags.push(flag);
+        }
+    }
+    Ok((
+        r.try_get(0)?,
+        FlaggedPair {
+            pair: pair(r, 1)?,
+            flags,
+        },
+    ))
 }
 
 /// [`crate::columns::FEEDBACK_COLUMNS`] starting at column `at`.

@@ -35,6 +35,8 @@ const HEAD_COLUMNS: usize = 4;
 // Bits of a side's flags.
 const OK: u32 = 1;
 const REFUSAL: u32 = 1 << 1;
+pub(crate) const OK_BIT: u32 = OK;
+pub(crate) const REFUSAL_BIT: u32 = REFUSAL;
 const TRUNCATED: u32 = 1 << 2;
 const CACHED: u32 = 1 << 3;
 const TABLE: u32 = 1 << 4;
@@ -51,6 +53,21 @@ const JSON_VALID: u32 = 1 << 13;
 /// `tool_calls_valid` is `Some`, and its value.
 const TOOLS_MEASURED: u32 = 1 << 14;
 const TOOLS_VALID: u32 = 1 << 15;
+/// The bits of the format features the report tracks
+/// ([`rampart_core::compare::aggregate::FORMAT_FEATURES`]): where two sides' flags differ in
+/// one of these, the pair changed format (see [`crate::PairFlag::FormatChange`]).
+pub(crate) const FORMAT_BITS: u32 = TABLE
+    | BULLETS
+    | NUMBERED
+    | CODE
+    | CITATION_NUMERIC
+    | CITATION_AUTHOR_YEAR
+    | CITATION_URL
+    | JSON_MEASURED
+    | JSON_VALID
+    | TOOLS_MEASURED
+    | TOOLS_VALID
+    | TRUNCATED;
 
 /// A side's yes/no features as one integer.
 pub(crate) fn side_flags(s: &SideFeatures) -> u32 {

@@ -8,9 +8,9 @@ use rampart_core::routing::Cohort;
 use rusqlite::Row;
 use rusqlite::types::Type;
 
-use crate::AuditEntry;
-use crate::columns::{PAIR_HEAD, PAIR_SIDE};
+use crate::columns::{PAIR_COLUMN_COUNT, PAIR_HEAD, PAIR_SIDE};
 use crate::error::StoreError;
+use crate::{AuditEntry, FlaggedPair, PairFlag};
 
 /// A decoding failure inside a row-mapping closure (which must return `rusqlite::Error`).
 pub(super) fn bad_value(idx: usize, column: &'static str, value: String) -> rusqlite::Error {
@@ -129,6 +129,23 @@ pub(super) fn pair_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Pair> {
         judge: judgment_from_row(r, tail + 3)?,
         features: None,
     })
+}
+
+/// A row of [`crate::pair_query::page_sql`]: the pair's id, the pair, its flags.
+pub(super) fn flagged_pair_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, FlaggedPair)> {
+    let mut flags = Vec::new();
+    for (i, flag) in PairFlag::ALL.into_iter().enumerate() {
+        if r.get::<_, i64>(1 + PAIR_COLUMN_COUNT + i)? != 0 {
+            flags.push(flag);
+        }
+    }
+    Ok((
+        r.get(0)?,
+        FlaggedPair {
+            pair: pair_from_row(r, 1)?,
+            flags,
+        },
+    ))
 }
 
 /// Reads [`FEEDBACK_COLUMNS`] starting at column `at`.

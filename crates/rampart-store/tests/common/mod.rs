@@ -10,8 +10,8 @@ use rampart_core::compare::PairFeatures;
 use rampart_core::record::{Feedback, Outcome, Pair, PairSide, RequestEvent};
 use rampart_core::routing::Cohort;
 use rampart_store::{
-    AuditEntry, EventStore, FeedbackStore, PairFilter, PairStore, Result, RolloutStore,
-    SqliteStore, Store,
+    AuditEntry, EventStore, FeedbackStore, PairFilter, PairPage, PairQuery, PairStore, Result,
+    RolloutStore, SqliteStore, Store,
 };
 
 pub fn event(id: &str, rollout: &str, ts_ms: i64) -> RequestEvent {
@@ -165,6 +165,9 @@ impl PairStore for Hooked {
         since_ms: Option<i64>,
     ) -> Result<Vec<Pair>> {
         self.inner.recent_pairs(rollout, limit, class, since_ms)
+    }
+    fn pairs_page(&self, rollout: &str, query: &PairQuery, limit: usize) -> Result<PairPage> {
+        self.inner.pairs_page(rollout, query, limit)
     }
     fn count_pairs(&self, rollout: &str) -> Result<u64> {
         self.inner.count_pairs(rollout)

@@ -5,9 +5,9 @@
 
 use rampart_core::compare::judge::Verdict;
 use rampart_core::outcomes::OutcomeRecord;
-use rampart_core::record::{EditOutcome, Feedback, PairJudgment, Thumbs};
+use rampart_core::record::{EditOutcome, Feedback, Pair, PairJudgment, Thumbs};
 use rampart_core::routing::Cohort;
-use rampart_store::{AuditEntry, OutcomeMoments, PairFilter, Store};
+use rampart_store::{AuditEntry, OutcomeMoments, PairFilter, PairFlag, PairQuery, Store};
 
 use crate::common::{event, pair};
 
@@ -28,6 +28,7 @@ macro_rules! store_suite {
             feedback_needs_a_known_request,
             pairs_round_trip_every_field,
             recent_pairs_newest_first_with_filters,
+            pairs_page_filters_by_class_tenant_and_flag_and_pages_by_cursor,
             for_each_pair_and_its_features_visit_all_in_id_order_across_pages,
             rollout_state_upserts,
             audit_log_keeps_the_latest_entries_oldest_first,
@@ -300,6 +301,145 @@ pub fn recent_pairs_newest_first_with_filters(store: &dyn Store) {
             .is_empty()
     );
     assert_eq!(store.recent_pairs("ro", 100, None, None).unwrap().len(), 20);
+}
+
+/// Pairs whose flags are known by construction: both sides answer, and the candidate either
+/// says the same (no flag), refuses with the same words (`refusal` only: the texts still
+/// match), says the same without the baseline's bullets (`format_change` only), or says
+/// something else (`low_similarity` only).
+fn kind_pair(id: &str, rollout: &str, ts_ms: i64, class: &str, tenant: &str, kind: usize) -> Pair {
+    let mut p = pair(id, rollout, ts_ms, Some(class));
+    p.tenant = Some(tenant.into());
+    p.tools = None;
+    p.embedding_similarity = None;
+    let same = "Your refund is on its way and should arrive within five days.";
+    p.baseline.text = Some(same.into());
+    p.candidate = p.baseline.clone();
+    p.candidate.variant = "v2".into();
+    match kind {
+        0 => {}
+        1 => p.candidate.refusal = true,
+        2 => {
+            p.baseline.text = Some("- your refund\n- is on its way".into());
+            p.candidate.text = Some("your refund is on its way".into());
+        }
+        _ => {
+            p.candidate.text =
+                Some("Please contact the exchange desk about today's currency rates.".into())
+        }
+    }
+    p
+}
+
+/// (request id, ts_ms, class, tenant, kind) of a [`kind_pair`].
+type Spec = (String, i64, &'static str, &'static str, usize);
+
+const KIND_FLAGS: [&[PairFlag]; 4] = [
+    &[],
+    &[PairFlag::Refusal],
+    &[PairFlag::FormatChange],
+    &[PairFlag::LowSimilarity],
+];
+
+pub fn pairs_page_filters_by_class_tenant_and_flag_and_pages_by_cursor(store: &dyn Store) {
+    let classes = ["refunds", "billing"];
+    let tenants = ["acme", "globex", "initech"];
+    // Two pairs per timestamp, so the cursor has ties to break; another rollout's pairs
+    // interleaved.
+    let spec: Vec<Spec> = (0..48)
+        .map(|i: usize| {
+            let kind = (i * 7 / 3) % 4;
+            (
+                format!("p{i:02}"),
+                (i / 2) as i64 * 10,
+                classes[i % 2],
+                tenants[i % 3],
+                kind,
+            )
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for (id, ts, class, tenant, kind) in &spec {
+        pairs.push(kind_pair(id, "ro", *ts, class, tenant, *kind));
+        pairs.push(kind_pair(id, "other", *ts, class, tenant, (*kind + 1) % 4));
+    }
+    store.insert_pairs(&pairs).unwrap();
+
+    // Expected: those `keep` keeps, newest first (later inserted first on a tie).
+    let expect = |keep: &dyn Fn(&Spec) -> bool| -> Vec<String> {
+        spec.iter()
+            .rev()
+            .filter(|s| keep(s))
+            .map(|s| s.0.clone())
+            .collect()
+    };
+    // Every page of `q` with `limit`, following the cursor.
+    let walk = |q: &PairQuery, limit: usize| -> Vec<String> {
+        let mut q = q.clone();
+        let mut seen = Vec::new();
+        loop {
+            let page = store.pairs_page("ro", &q, limit).unwrap();
+            assert!(page.pairs.len() <= limit);
+            for p in &page.pairs {
+                let s = spec.iter().find(|s| s.0 == p.pair.request_id).unwrap();
+                assert_eq!(p.pair.rollout, "ro");
+                assert_eq!(p.flags, KIND_FLAGS[s.4], "{}", s.0);
+                seen.push(p.pair.request_id.clone());
+            }
+            match page.next {
+                Some(next) => {
+                    assert_eq!(page.pairs.len(), limit);
+                    q.before = Some(next);
+                }
+                None => return seen,
+            }
+        }
+    };
+    let all = PairQuery::default();
+    assert_eq!(walk(&all, 5), expect(&|_| true));
+    assert_eq!(walk(&all, 48), expect(&|_| true));
+    for tenant in tenants {
+        let q = PairQuery {
+            tenant: Some(tenant.into()),
+            ..PairQuery::default()
+        };
+        assert_eq!(walk(&q, 3), expect(&|s| s.3 == tenant), "{tenant}");
+    }
+    for (kind, flags) in KIND_FLAGS.iter().enumerate().skip(1) {
+        let flag = flags[0];
+        let q = PairQuery {
+            flag: Some(flag),
+            ..PairQuery::default()
+        };
+        let want = expect(&|s| s.4 == kind);
+        assert!(!want.is_empty());
+        assert_eq!(walk(&q, 4), want, "{flag:?}");
+        // Every filter at once, and a time bound.
+        let q = PairQuery {
+            flag: Some(flag),
+            class: Some("billing".into()),
+            tenant: Some("globex".into()),
+            since_ms: Some(60),
+            before: None,
+        };
+        let want = expect(&|s| s.4 == kind && s.2 == "billing" && s.3 == "globex" && s.1 >= 60);
+        assert_eq!(walk(&q, 2), want, "{flag:?} with every filter");
+    }
+    let q = PairQuery {
+        class: Some("refunds".into()),
+        tenant: Some("initech".into()),
+        ..PairQuery::default()
+    };
+    assert_eq!(
+        walk(&q, 2),
+        expect(&|s| s.2 == "refunds" && s.3 == "initech")
+    );
+    let none = PairQuery {
+        tenant: Some("nobody".into()),
+        ..PairQuery::default()
+    };
+    let page = store.pairs_page("ro", &none, 10).unwrap();
+    assert!(page.pairs.is_empty() && page.next.is_none());
 }
 
 pub fn for_each_pair_and_its_features_visit_all_in_id_order_across_pages(store: &dyn Store) {

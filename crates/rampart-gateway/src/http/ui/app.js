@@ -1,10 +1,11 @@
 // rampart's dashboard: plain JavaScript, no build step, no dependencies.
 // Pages (hash routes): #/ rollouts, #/r/NAME one rollout, #/r/NAME/pairs its shadow pairs.
-// Every view polls its data calls under /ui/api/ every 2 s; the comparison report every 30 s.
+// Every view polls its data calls under /ui/api/ every 2 s; the comparison report (a cache the
+// gateway refreshes in the background) every 5 s, every 2 s while it computes its first one.
 'use strict';
 
 const POLL_MS = 2000;
-const REPORT_MS = 30000;
+const REPORT_MS = 5000;
 const view = document.getElementById('view');
 const crumbs = document.getElementById('crumbs');
 const live = document.getElementById('live');
@@ -13,7 +14,11 @@ let route = null;       // {page, name}
 let timer = null;
 let reportAt = 0;
 let report = null;
-const pairFilter = { cls: '', limit: 20 };
+const PAGE = 20;
+// The pairs page's filters, and its place: `pages` holds the cursor of each page shown so far
+// (null for the newest), so Older follows the server's `next` and Newer steps back.
+const pairFilter = { cls: '', tenant: '', flag: '', pages: [null] };
+const FLAGS = { refusal: 'refusal', format_change: 'format change', low_similarity: 'low similarity' };
 
 function esc(v) {
   return String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -266,9 +271,11 @@ async function renderRollout(name) {
   if (Date.now() - reportAt > REPORT_MS) {
     reportAt = Date.now();
     api(`rollouts/${enc(name)}/report`).then((rep) => {
-      report = rep;
+      // Not computed yet (the gateway just started): ask again at the next poll.
+      if (rep.pending) reportAt = 0;
+      else report = rep;
       const el = document.getElementById('report');
-      if (el) el.innerHTML = renderReport(rep);
+      if (el) el.innerHTML = rep.pending ? '<p class="muted">Computing the report…</p>' : renderReport(rep);
     }).catch((e) => { const el = document.getElementById('report'); if (el) el.textContent = 'Report unavailable: ' + e.message; });
   }
 }
@@ -313,37 +320,68 @@ function side(s) {
   return `${tags ? `<span class="pill">${esc(tags)}</span> ` : ''}${esc(text)}`;
 }
 
-async function renderPairs(name) {
-  if (!document.getElementById('pairs-box')) {
-    crumbs.innerHTML = `<a href="#/">Rollouts</a><a href="#/r/${enc(name)}">${esc(name)}</a><span>Pairs</span>`;
-    view.innerHTML = `<h1>Shadow pairs: ${esc(name)}</h1>
-      <div class="filters"><label>class <select id="class"><option value="">all</option></select></label>
-      <span class="muted" id="pairs-count"></span><button id="more">Show more</button></div><div id="pairs-box"></div>`;
-    document.getElementById('class').addEventListener('change', (e) => { pairFilter.cls = e.target.value; pairFilter.limit = 20; refresh(); });
-    document.getElementById('more').addEventListener('click', () => { pairFilter.limit = Math.min(pairFilter.limit * 2, 1000); refresh(); });
-    if (!report) api(`rollouts/${enc(name)}/report`).then((rep) => { report = rep; addClasses((rep.classes || []).map((c) => c.class)); }).catch(() => {});
-    else addClasses((report.classes || []).map((c) => c.class));
+function pairsSkeleton(name) {
+  crumbs.innerHTML = `<a href="#/">Rollouts</a><a href="#/r/${enc(name)}">${esc(name)}</a><span>Pairs</span>`;
+  const flagOptions = Object.entries(FLAGS).map(([v, label]) => `<option value="${v}">${label}</option>`).join('');
+  view.innerHTML = `<h1>Shadow pairs: ${esc(name)}</h1>
+    <div class="filters"><label>class <select id="class"><option value="">all</option></select></label>
+    <label>tenant <select id="tenant"><option value="">all</option></select></label>
+    <label>flag <select id="flag"><option value="">any</option>${flagOptions}</select></label>
+    <span class="muted" id="pairs-count"></span>
+    <button id="newer">← Newer</button><button id="older">Older →</button></div><div id="pairs-box"></div>`;
+  for (const [id, key] of [['class', 'cls'], ['tenant', 'tenant'], ['flag', 'flag']]) {
+    document.getElementById(id).addEventListener('change', (e) => {
+      pairFilter[key] = e.target.value;
+      pairFilter.pages = [null];
+      refresh();
+    });
   }
-  const q = `limit=${pairFilter.limit}` + (pairFilter.cls ? `&class=${enc(pairFilter.cls)}` : '');
+  document.getElementById('newer').addEventListener('click', () => {
+    if (pairFilter.pages.length > 1) { pairFilter.pages.pop(); refresh(); }
+  });
+  document.getElementById('older').addEventListener('click', (e) => {
+    if (e.target.dataset.next) { pairFilter.pages.push(e.target.dataset.next); refresh(); }
+  });
+  const groups = (rep) => {
+    addOptions('class', (rep.classes || []).map((c) => c.class), pairFilter.cls);
+    addOptions('tenant', (rep.tenants || []).map((t) => t.tenant), pairFilter.tenant);
+  };
+  if (!report) api(`rollouts/${enc(name)}/report`).then((rep) => { if (!rep.pending) { report = rep; groups(rep); } }).catch(() => {});
+  else groups(report);
+}
+
+async function renderPairs(name) {
+  if (!document.getElementById('pairs-box')) pairsSkeleton(name);
+  const f = pairFilter;
+  const before = f.pages[f.pages.length - 1];
+  const q = `limit=${PAGE}` + (f.cls ? `&class=${enc(f.cls)}` : '') + (f.tenant ? `&tenant=${enc(f.tenant)}` : '') +
+    (f.flag ? `&flag=${enc(f.flag)}` : '') + (before ? `&before=${enc(before)}` : '');
   const d = await api(`rollouts/${enc(name)}/pairs?${q}`);
-  if (!route || route.name !== name) return;
-  addClasses(d.pairs.map((p) => p.class));
-  document.getElementById('pairs-count').textContent = `newest ${d.pairs.length}`;
+  if (!route || route.name !== name || f.pages[f.pages.length - 1] !== before) return;
+  addOptions('class', d.pairs.map((p) => p.class), f.cls);
+  addOptions('tenant', d.pairs.map((p) => p.tenant), f.tenant);
+  const first = (f.pages.length - 1) * PAGE + 1;
+  document.getElementById('pairs-count').textContent = d.pairs.length ? `${first}–${first + d.pairs.length - 1}, newest first` : '';
+  document.getElementById('newer').disabled = f.pages.length === 1;
+  const older = document.getElementById('older');
+  older.disabled = !d.next;
+  older.dataset.next = d.next || '';
+  const flags = (p) => (p.flags || []).map((x) => `<span class="pill flag">${esc(FLAGS[x] || x)}</span>`).join(' ');
   document.getElementById('pairs-box').innerHTML = d.pairs.length ? `<table id="pairs" class="pairs"><thead><tr><th>when</th><th>class</th><th>tenant</th>
-    <th>baseline</th><th>candidate</th></tr></thead><tbody>` + d.pairs.map((p) => `<tr data-class="${esc(p.class)}">
+    <th>flags</th><th>baseline</th><th>candidate</th></tr></thead><tbody>` + d.pairs.map((p) => `<tr data-ts="${p.ts_ms}" data-class="${esc(p.class)}" data-tenant="${esc(p.tenant)}" data-flags="${esc((p.flags || []).join(' '))}">
       <td>${esc(time(p.ts_ms))}<br><span class="muted">${esc(p.stage)}</span></td><td>${esc(p.class)}</td><td>${esc(p.tenant)}</td>
-      <td class="text">${side(p.baseline)}</td><td class="text">${side(p.candidate)}</td></tr>`).join('') + '</tbody></table>'
+      <td>${flags(p)}</td><td class="text">${side(p.baseline)}</td><td class="text">${side(p.candidate)}</td></tr>`).join('') + '</tbody></table>'
     : '<p class="muted">No pairs match.</p>';
 }
 
-function addClasses(list) {
-  const sel = document.getElementById('class');
+function addOptions(id, list, current) {
+  const sel = document.getElementById(id);
   if (!sel) return;
   const have = new Set([...sel.options].map((o) => o.value));
   for (const c of list) {
     if (c && !have.has(c)) { sel.add(new Option(c, c)); have.add(c); }
   }
-  sel.value = pairFilter.cls;
+  sel.value = current;
 }
 
 // ---------------------------------------------------------------- routing and polling
@@ -370,8 +408,7 @@ async function refresh() {
 function navigate() {
   route = parse();
   view.innerHTML = '<p class="muted">Loading…</p>';
-  pairFilter.cls = '';
-  pairFilter.limit = 20;
+  Object.assign(pairFilter, { cls: '', tenant: '', flag: '', pages: [null] });
   refresh();
 }
 
