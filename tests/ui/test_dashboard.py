@@ -163,6 +163,26 @@ def test_pause_with_a_reason_changes_the_state_in_the_admin_api_and_the_page(gat
     assert page.errors == []
 
 
+def test_a_change_made_elsewhere_shows_at_the_pages_next_poll(gateway, page):
+    page.goto(gateway.url + "/ui/#/r/support-v2")
+    expect(page.locator("#state")).to_have_text("running")
+    # Live: the page polls every 2 s at most, without a reload.
+    assert page.evaluate("POLL_MS") <= 2000
+    status, _, _ = http("POST", gateway.url + "/admin/rollouts/support-v2/pause",
+                        {"reason": "live test: paused from the admin API"})
+    assert status == 200
+    with page.expect_response(lambda r: r.url.endswith("/ui/api/rollouts/support-v2")):
+        pass
+    expect(page.locator("#state")).to_have_text("paused")
+    expect(page.locator("#audit-log")).to_contain_text("live test: paused from the admin API")
+    status, _, _ = http("POST", gateway.url + "/admin/rollouts/support-v2/resume", {"reason": "live test done"})
+    assert status == 200
+    with page.expect_response(lambda r: r.url.endswith("/ui/api/rollouts/support-v2")):
+        pass
+    expect(page.locator("#state")).to_have_text("running")
+    assert page.errors == []
+
+
 def test_non_loopback_clients_are_refused_without_a_token(gateway):
     base = f"http://{own_ip()}:{gateway.port}"
     # The data plane answers on that address, so the refusals below are the access rule's.
