@@ -173,6 +173,36 @@ async fn the_flush_interval_writes_a_partial_batch() {
     assert_eq!(store.count_events().unwrap(), 2);
 }
 
+/// The writer sleeps through a batch's flush interval rather than waking per record; a full
+/// batch must still be written at once, not at the deadline.
+#[tokio::test]
+async fn a_full_batch_is_written_without_waiting_for_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<usize>();
+    let done_tx = Mutex::new(done_tx);
+    let store = Arc::new(Hooked::open(
+        &dir.path().join("r.db"),
+        Box::new(move |events, _| {
+            done_tx.lock().unwrap().send(events.len()).unwrap();
+            Ok(())
+        }),
+    ));
+    let writer = Writer::spawn(store.clone(), cfg(1024, 10, NEVER));
+    for i in 0..25 {
+        writer
+            .try_send(event(&format!("r{i}"), "ro", i).into())
+            .unwrap();
+    }
+    // No flush, no close, an interval no test waits for: only full batches can be written.
+    let mut written = 0;
+    while written < 20 {
+        written += done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+    assert!(written <= 25, "{written}");
+    writer.close().await.unwrap();
+    assert_eq!(store.count_events().unwrap(), 25);
+}
+
 #[tokio::test]
 async fn data_survives_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
