@@ -448,9 +448,14 @@ impl Worker {
             };
             // A batch is open: sleep until its deadline, woken early by a control call or by a
             // producer once a full batch is queued, then write everything queued.
-            let left = d.saturating_duration_since(Instant::now());
-            if let Ok(c) = self.ctrl.recv_timeout(left) {
-                self.defer(c);
+            // A nudge already consumed (by `pull_control`) shows as the backlog.
+            let s = &self.shared;
+            let backlog = s.accepted.load(SeqCst).saturating_sub(s.taken.load(SeqCst));
+            if backlog < self.batch_size as u64 {
+                let left = d.saturating_duration_since(Instant::now());
+                if let Ok(c) = self.ctrl.recv_timeout(left) {
+                    self.defer(c);
+                }
             }
             self.drain(Some(self.capacity));
             deadline = None;
@@ -467,10 +472,12 @@ impl Worker {
         }
     }
 
-    /// Keep a control message for [`Worker::serve_pending`]; a nudge needs no answer.
+    /// Keep a control message for [`Worker::serve_pending`]; a nudge needs no answer, and once
+    /// it is consumed producers may send the next one.
     fn defer(&mut self, c: Control) {
-        if !matches!(c, Control::Nudge) {
-            self.pending.push_back(c);
+        match c {
+            Control::Nudge => self.shared.nudge_pending.store(false, SeqCst),
+            c => self.pending.push_back(c),
         }
     }
 
