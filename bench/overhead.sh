@@ -97,7 +97,7 @@ summarize() {
 import json, statistics, sys
 label, a, b = sys.argv[1], [json.loads(x) for x in sys.argv[2].split("\n") if x], [json.loads(x) for x in sys.argv[3].split("\n") if x]
 m = lambda runs, k: statistics.median(r[k] for r in runs)
-errs = sum(r["errors"] for r in a + b)
+errs = sum(r["errors"] + r.get("non_2xx", 0) for r in a + b)
 print(f"{label:<6} | {m(a,'p50_ms'):7.2f} / {m(a,'p99_ms'):7.2f}     | {m(b,'p50_ms'):7.2f} / {m(b,'p99_ms'):7.2f}      | "
       f"{m(b,'p50_ms')-m(a,'p50_ms'):+6.2f} / {m(b,'p99_ms')-m(a,'p99_ms'):+6.2f}  | {m(b,'throughput'):.0f} (errors {errs}); p99 ratio {m(b,'p99_ms')/m(a,'p99_ms'):.3f}; "
       f"p99 per round: {[round(r['p99_ms'],2) for r in a]} vs {[round(r['p99_ms'],2) for r in b]}")

@@ -109,7 +109,9 @@ class Gateway:
     def __init__(self, tmp: Path, token=None):
         self.port = free_port()
         self.token = token
-        token_line = 'admin_token_env = "RAMPART_UI_TEST_TOKEN"' if token else ""
+        # Listening on 0.0.0.0 without a token must be accepted explicitly.
+        token_line = ('admin_token_env = "RAMPART_UI_TEST_TOKEN"' if token
+                      else "admin_allow_unauthenticated = true")
         cfg = tmp / "rampart.toml"
         cfg.write_text(CONFIG.format(listen=f"0.0.0.0:{self.port}", token_line=token_line, db=tmp / "rampart.db"))
         env = dict(os.environ)

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use validate::{DurationError, parse_duration};
+pub use validate::{DurationError, parse_duration, ranges};
 pub use warnings::{ConfigWarning, warnings};
 
 /// One problem in a config file.
@@ -196,7 +196,12 @@ pub enum AlertSink {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Name of the env var holding the admin bearer token. Without one, admin is loopback-only.
+    /// A named variable that is unset or empty at start-up is a start-up error.
     pub admin_token_env: Option<String>,
+    /// `server.admin_allow_unauthenticated`: the operator accepts a `listen` beyond loopback with
+    /// no admin token (the admin API still answers loopback clients only, which behind a proxy
+    /// on the same host means everyone the proxy lets through).
+    pub admin_allow_unauthenticated: bool,
     pub max_body_bytes: usize,
     /// How long in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
@@ -408,9 +413,14 @@ pub struct MockModel {
     pub overrides: BTreeMap<String, MockBehaviour>,
     /// As a judge: probability of answering "the first one" whatever the answers.
     pub position_bias: f64,
+    /// Share of calls that hang: no status, no byte, until the caller gives up (the simulator
+    /// closes them after [`MockModel::HANG_FOR`]). For fault drills and soak tests.
+    pub hang_rate: f64,
 }
 
 impl MockModel {
+    /// How long a hanging call stays silent before the simulator closes it.
+    pub const HANG_FOR: Duration = Duration::from_secs(600);
     /// The behaviour for a prompt class, falling back to the model's base behaviour.
     pub fn behaviour(&self, class: Option<&str>) -> &MockBehaviour {
         class

@@ -111,7 +111,9 @@ queue_capacity = 0
         "{errs:?}"
     );
     assert!(
-        errs.contains(&"telemetry.queue_capacity: must be at least 1 (got `0`)".to_string()),
+        errs.contains(
+            &"telemetry.queue_capacity: must be between 1 and 1048576 (got `0`)".to_string()
+        ),
         "{errs:?}"
     );
 }

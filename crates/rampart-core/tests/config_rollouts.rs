@@ -118,8 +118,8 @@ max_increase = 0.01
         format!("{p}[1].name: is used by another custom guardrail of this rollout (got `a`)"),
         format!("{p}[1]: set exactly one of `max_increase` and `max_ratio`, not both"),
         format!("{p}[2]: needs a rule: set `max_increase` or `max_ratio`"),
-        format!("{p}[3].max_ratio: must be a positive number (got `0`)"),
-        format!("{p}[4].max_increase: must be a finite number ≥ 0 (got `-1`)"),
+        format!("{p}[3].max_ratio: must be a positive number, at most 1000 (got `0`)"),
+        format!("{p}[4].max_increase: must be between 0 and 1000000000000 (got `-1`)"),
         format!("{p}[5].name: is the name of a built-in guardrail (got `error_rate`)"),
         format!(
             "{p}[6].name: must be non-empty and use only letters, digits, `-`, `_` and `.` (got `has space`)"
@@ -307,7 +307,7 @@ max_age = "forever"
         "rollouts.support-v2.slow_signals[1]: set exactly one of max_decrease and max_relative_decrease",
         "rollouts.support-v2.slow_signals[1].sustain:",
         "rollouts.support-v2.slow_signals[1].action: must be `pin` or `rollback` (got `page`)",
-        "rollouts.support-v2.slow_signals[1].min_samples: must be at least 2 (got `1`)",
+        "rollouts.support-v2.slow_signals[1].min_samples: must be between 2 and 1000000000 (got `1`)",
         "outcomes.max_age:",
     ] {
         assert!(

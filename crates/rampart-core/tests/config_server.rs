@@ -78,3 +78,34 @@ fn out_of_range_values_name_their_key() {
         assert!(joined.contains(want), "missing {want:?} in:\n{joined}");
     }
 }
+
+/// Issue 10 item 11: a `listen` beyond loopback needs an admin token, or the operator's explicit
+/// `admin_allow_unauthenticated = true`.
+#[test]
+fn a_public_listen_needs_an_admin_token_or_an_explicit_opt_out() {
+    let errs = errors(r#"listen = "0.0.0.0:8080""#, "");
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "server.listen: listens beyond loopback with no admin token: set server.admin_token_env"
+        ) && e.ends_with("(got `0.0.0.0:8080`)")),
+        "{errs:?}"
+    );
+    for ok in [
+        "listen = \"0.0.0.0:8080\"\nadmin_token_env = \"RAMPART_ADMIN_TOKEN\"",
+        "listen = \"0.0.0.0:8080\"\nadmin_allow_unauthenticated = true",
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"[::1]:8080\"",
+    ] {
+        let c = Config::from_toml_str(&config(ok, "")).unwrap();
+        assert_eq!(
+            c.server.admin_allow_unauthenticated,
+            ok.contains("allow_unauthenticated")
+        );
+    }
+    let errs = errors("admin_token_env = \"NOT A NAME\"", "");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("server.admin_token_env: must be an environment variable name")),
+        "{errs:?}"
+    );
+}

@@ -82,7 +82,7 @@ fn postgres_mistakes_are_reported_with_their_key() {
         "{joined}"
     );
     assert!(
-        joined.contains("store.retention: must be at least \"1d\""),
+        joined.contains("store.retention: must be between 1d and 3650d (got `2h`)"),
         "{joined}"
     );
     assert_eq!(got.len(), 5, "{joined}");

@@ -41,5 +41,5 @@ pub mod signal;
 pub mod state;
 pub mod telemetry;
 
-pub use server::serve;
+pub use server::{serve, serve_until};
 pub use state::{BuildOptions, Gateway};

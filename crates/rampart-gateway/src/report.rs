@@ -11,9 +11,11 @@
 //!   side by side are read whole ([`PairStore::get_pair`]), for their excerpts.
 //! - Memory is bounded whatever the number of pairs: features are streamed page by page into
 //!   the engine's [`Accumulator`], never collected.
-//! - The cohort view reads at most [`COHORT_EVENT_LIMIT`] request events (the oldest first) and
-//!   the feedback on those events, joined with them in one query
-//!   ([`FeedbackStore::feedback_with_events`], at most [`COHORT_EVENT_LIMIT`] rows).
+//! - The cohort view reads the rollout's newest [`COHORT_EVENT_LIMIT`] request events, without
+//!   their texts ([`EventStore::latest_events`]), so on a long rollout it describes the recent
+//!   traffic, and the feedback on those events, joined with them in one query
+//!   ([`FeedbackStore::feedback_with_events`] from the first of them, at most
+//!   [`COHORT_EVENT_LIMIT`] rows).
 
 use rampart_core::compare::features::excerpt;
 use rampart_core::compare::{
@@ -51,7 +53,7 @@ pub fn compare_pairs<S: PairStore + ?Sized>(
     Ok(report)
 }
 
-/// The canary-vs-control view from the rollout's first [`COHORT_EVENT_LIMIT`] request events
+/// The canary-vs-control view from the rollout's newest [`COHORT_EVENT_LIMIT`] request events
 /// and the feedback on them (`None` when it has no events), and the guardrail series of the
 /// same events.
 pub fn cohort_view<S: EventStore + FeedbackStore + ?Sized>(
@@ -59,7 +61,17 @@ pub fn cohort_view<S: EventStore + FeedbackStore + ?Sized>(
     rollout: &str,
     seed: u64,
 ) -> Result<(Option<CohortReport>, Vec<GuardrailPoint>), StoreError> {
-    let events = store.events_since(rollout, 0, COHORT_EVENT_LIMIT)?;
+    cohort_view_of_latest(store, rollout, seed, COHORT_EVENT_LIMIT)
+}
+
+/// [`cohort_view`] over the newest `limit` events.
+pub fn cohort_view_of_latest<S: EventStore + FeedbackStore + ?Sized>(
+    store: &S,
+    rollout: &str,
+    seed: u64,
+    limit: usize,
+) -> Result<(Option<CohortReport>, Vec<GuardrailPoint>), StoreError> {
+    let events = store.latest_events(rollout, limit)?;
     if events.is_empty() {
         return Ok((None, Vec::new()));
     }
@@ -67,9 +79,10 @@ pub fn cohort_view<S: EventStore + FeedbackStore + ?Sized>(
     for e in &events {
         acc.push_event(e);
     }
-    // Only feedback on the events read above (same rollout, not after the last of them).
+    // Only feedback on the events read above (same rollout, within their span).
+    let first = events.first().map_or(0, |e| e.ts_ms);
     let last = events.last().map_or(i64::MAX, |e| e.ts_ms);
-    for (event, feedback) in store.feedback_with_events(rollout, 0, COHORT_EVENT_LIMIT)? {
+    for (event, feedback) in store.feedback_with_events(rollout, first, limit)? {
         if event.ts_ms <= last {
             acc.push_feedback(&event, &feedback);
         }

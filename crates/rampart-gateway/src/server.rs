@@ -14,6 +14,12 @@
 //! and every request still in flight is recorded as cancelled; wait for background tasks
 //! (shadow calls) within what is left of the grace; then flush and close the event writer so
 //! every admitted request's event is stored.
+//!
+//! Forced stop ([`serve_until`]'s `force`, a second signal): streams are cut and every
+//! connection dropped at once, so no answer leaves after that point; each request still in
+//! flight records itself (cancelled); background tasks are not waited for; then the writer is
+//! closed, which stores everything queued. So every answer a client received has its event
+//! stored, unless the store itself fails.
 
 mod conn;
 
@@ -37,6 +43,17 @@ pub async fn serve(
     gw: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_until(listener, gw, shutdown, std::future::pending()).await
+}
+
+/// [`serve`], and when `force` resolves (during the drain: a second signal), stop at once as
+/// described above.
+pub async fn serve_until(
+    listener: TcpListener,
+    gw: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    force: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = crate::http::router(gw.clone());
     let token = gw.shutdown.clone();
     let signal_token = token.clone();
@@ -52,9 +69,40 @@ pub async fn serve(
         draining: token.clone(),
         killed: tokio_util::sync::CancellationToken::new(),
     };
+    let forced = tokio_util::sync::CancellationToken::new();
+    {
+        let (forced, draining, killed, cut) = (
+            forced.clone(),
+            token.clone(),
+            ctx.killed.clone(),
+            gw.plane.cut.clone(),
+        );
+        tokio::spawn(async move {
+            force.await;
+            forced.cancel();
+            draining.cancel();
+            cut.cancel();
+            killed.cancel();
+        });
+    }
     accept_until_shutdown(&listener, &ctx, &conns).await;
     drop(listener);
     conns.close();
+    drain(&gw, &ctx, &conns, &forced).await;
+    if let Err(e) = gw.writer.close().await {
+        tracing::error!(error = %e, "event writer did not close cleanly");
+    }
+    Ok(())
+}
+
+/// Wait for connections and background tasks within the grace period (cutting what is left at
+/// its end), or until `forced`.
+async fn drain(
+    gw: &Gateway,
+    ctx: &conn::Ctx,
+    conns: &TaskTracker,
+    forced: &tokio_util::sync::CancellationToken,
+) {
     let grace = gw.config.server.shutdown_grace;
     let deadline = Instant::now() + grace;
     if tokio::time::timeout(grace, conns.wait()).await.is_err() {
@@ -67,20 +115,20 @@ pub async fn serve(
             conns.wait().await;
         }
     }
+    // A forced stop drops the connections (the `killed` token), so this returns at once.
+    conns.wait().await;
     gw.tasks.close();
-    if tokio::time::timeout(
-        deadline.saturating_duration_since(Instant::now()),
-        gw.tasks.wait(),
-    )
-    .await
-    .is_err()
-    {
-        tracing::warn!("background tasks did not finish within the grace period");
+    tokio::select! {
+        r = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            gw.tasks.wait(),
+        ) => if r.is_err() {
+            tracing::warn!("background tasks did not finish within the grace period");
+        },
+        _ = forced.cancelled() => {
+            tracing::warn!("forced stop: not waiting for background tasks (shadow calls)");
+        }
     }
-    if let Err(e) = gw.writer.close().await {
-        tracing::error!(error = %e, "event writer did not close cleanly");
-    }
-    Ok(())
 }
 
 /// Accept connections, at most `max_connections` open at once, until the gateway drains.

@@ -86,12 +86,7 @@ impl Gateway {
                 flush_interval: config.store.flush_interval,
             },
         );
-        let admin_token = config
-            .server
-            .admin_token_env
-            .as_deref()
-            .and_then(|v| std::env::var(v).ok())
-            .filter(|t| !t.is_empty());
+        let admin_token = admin_token(&config.server)?;
         // Restore each rollout before serving, so the first request is routed by the stored
         // state (a gateway restarted after a trip comes back rolled back).
         let restored = control::restore(&config, store.as_ref(), opts.clock.now_ms())
@@ -184,5 +179,22 @@ impl Gateway {
                 },
             )
             .await
+    }
+}
+
+/// The admin token from the variable `server.admin_token_env` names. A named variable that is
+/// unset or empty refuses the start: the operator asked for a token, and serving the admin API
+/// without one (to every loopback peer, a local proxy's callers included) would be silent.
+fn admin_token(server: &rampart_core::config::ServerConfig) -> Result<Option<String>, String> {
+    let Some(var) = server.admin_token_env.as_deref() else {
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(t) if !t.is_empty() => Ok(Some(t)),
+        _ => Err(format!(
+            "server.admin_token_env names the environment variable {var}, which is not set (or \
+             empty): set it to the admin token, or remove admin_token_env to serve the admin API \
+             to loopback clients only"
+        )),
     }
 }

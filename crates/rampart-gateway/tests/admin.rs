@@ -304,3 +304,24 @@ async fn feedback_is_stored_against_its_request() {
     assert_eq!(r.status(), 400);
     assert_eq!(t.store.feedback_for(&id).unwrap().len(), 1);
 }
+
+/// Issue 10 item 11: `server.admin_token_env` naming a variable that is not set refuses the
+/// start (it used to open the admin API to every loopback client without a word).
+#[tokio::test]
+async fn an_unset_admin_token_variable_refuses_the_start() {
+    let var = "RAMPART_TEST_ADMIN_TOKEN_NEVER_SET";
+    assert!(std::env::var(var).is_err());
+    let cfg = format!("[server]\nadmin_token_env = \"{var}\"\n{STAGES}");
+    let config = rampart_core::config::Config::from_toml_str(&cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        std::sync::Arc::new(rampart_store::SqliteStore::open(&dir.path().join("r.db")).unwrap());
+    let err = match rampart_gateway::Gateway::build(config, store, Default::default()) {
+        Ok(_) => panic!("the gateway started without its admin token"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains(var) && err.contains("not set"),
+        "the error names the variable: {err}"
+    );
+}

@@ -274,3 +274,65 @@ async fn html_report_renders_in_headless_chromium() {
     );
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// The cohort view describes the rollout's newest events: on a long rollout whose early
+/// traffic (control, all errors, thumbs down) is past the limit, none of it shows.
+#[test]
+fn the_cohort_view_reads_the_newest_events() {
+    use rampart_core::record::{Feedback, Outcome, RequestEvent, Thumbs};
+    use rampart_core::routing::Cohort;
+    use rampart_store::{FeedbackStore, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("r.db")).unwrap();
+    let event = |i: i64, cohort: Cohort, outcome: Outcome| RequestEvent {
+        request_id: format!("e{i}"),
+        ts_ms: 1_000 + i,
+        route: "support".into(),
+        rollout: Some("ro".into()),
+        stage: Some("canary-5".into()),
+        variant: "v".into(),
+        cohort,
+        key_hash: None,
+        tenant: None,
+        class: None,
+        status: if outcome == Outcome::Ok { 200 } else { 502 },
+        outcome,
+        latency_ms: 10.0,
+        ttft_ms: None,
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        cost_usd: 0.0,
+        refusal: false,
+        streamed: false,
+        finish_reason: None,
+        output_text: Some("served".into()),
+    };
+    let early: Vec<_> = (0..30)
+        .map(|i| event(i, Cohort::Control, Outcome::Error))
+        .collect();
+    let late: Vec<_> = (30..40)
+        .map(|i| event(i, Cohort::Canary, Outcome::Ok))
+        .collect();
+    store.insert_events(&early).unwrap();
+    store.insert_events(&late).unwrap();
+    for id in ["e0", "e35"] {
+        let fb = Feedback {
+            request_id: id.into(),
+            ts_ms: 9_000,
+            thumbs: Some(Thumbs::Down),
+            outcome: None,
+            final_text: None,
+        };
+        assert!(store.insert_feedback(&fb).unwrap());
+    }
+    let (view, series) =
+        rampart_gateway::report::cohort_view_of_latest(&store, "ro", 1, 10).unwrap();
+    let view = view.unwrap();
+    assert_eq!(view.control.requests, 0, "old events leaked into the view");
+    assert_eq!(view.canary.requests, 10);
+    assert_eq!(view.canary.feedback_thumbs, 1);
+    assert_eq!(view.control.feedback_thumbs, 0);
+    assert!(series.iter().all(|(_, name, _)| name.starts_with("canary")));
+    let (all, _) = rampart_gateway::report::cohort_view_of_latest(&store, "ro", 1, 100).unwrap();
+    assert_eq!(all.unwrap().control.requests, 30);
+}

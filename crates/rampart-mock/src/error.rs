@@ -66,6 +66,17 @@ impl SimError {
         )
     }
 
+    /// 504 `timeout`: a hanging call (`hang_rate`) closed by the simulator itself.
+    pub fn hung() -> SimError {
+        SimError::new(
+            504,
+            "The simulated call hung and was closed.",
+            "server_error",
+            None,
+            "timeout",
+        )
+    }
+
     /// The error's `type` field (`server_error`, `invalid_request_error`, …).
     pub fn kind(&self) -> &str {
         self.body

@@ -179,6 +179,8 @@ pub struct Plan {
     pub latency: Duration,
     /// Time until the first streamed chunk (and until an injected error is returned).
     pub ttft: Duration,
+    /// The call hangs: nothing is sent until the caller gives up (at the model's `hang_rate`).
+    pub hang: bool,
 }
 
 /// Lognormal parameters `(mu, sigma)` of a latency spec, in log-milliseconds:
@@ -237,11 +239,14 @@ pub fn plan(
     let mut rng = call_rng(req, sim_seed, nonce);
     let latency = sample_latency(&behaviour.latency, &mut rng);
     let ttft = latency.mul_f64(TTFT_FRACTION);
+    // Drawn only when hangs are on, so the draws of a model without them stay as they were.
+    let hang = model.hang_rate > 0.0 && rng.uniform() < model.hang_rate;
     if rng.uniform() < behaviour.error_rate {
         return Plan {
             outcome: Err(SimError::injected()),
             latency,
             ttft,
+            hang,
         };
     }
     let seed = req.seed.unwrap_or(sim_seed);
@@ -294,6 +299,7 @@ pub fn plan(
         }),
         latency,
         ttft,
+        hang,
     }
 }
 
@@ -376,6 +382,7 @@ mod tests {
             },
             overrides: Default::default(),
             position_bias: 0.0,
+            hang_rate: 0.0,
         }
     }
 

@@ -126,6 +126,7 @@ impl Simulator {
             base,
             overrides: BTreeMap::new(),
             position_bias: 0.0,
+            hang_rate: 0.0,
         };
         let mut flaky = behaviour(Style::Casual, 400.0, 900.0, 0.01, 1.0);
         flaky.error_rate = 0.2;
@@ -227,6 +228,9 @@ impl Simulator {
     pub async fn complete(&self, body: &Value, class: Option<&str>) -> Result<Value, SimError> {
         let start = Instant::now();
         let (req, plan, fingerprint) = self.plan(body, class)?;
+        if plan.hang {
+            return Err(hang().await);
+        }
         let completion = match plan.outcome {
             Err(e) => {
                 tokio::time::sleep_until(start + plan.ttft).await;
@@ -250,6 +254,9 @@ impl Simulator {
     ) -> Result<BoxStream<'static, Value>, SimError> {
         let start = Instant::now();
         let (req, plan, fingerprint) = self.plan(body, class)?;
+        if plan.hang {
+            return Err(hang().await);
+        }
         tokio::time::sleep_until(start + plan.ttft).await;
         let completion = plan.outcome?;
         let id = self.next_id();
@@ -293,6 +300,13 @@ impl Simulator {
             .collect();
         json!({"object": "list", "data": data})
     }
+}
+
+/// A hanging call: silent for [`MockModel::HANG_FOR`] (the caller normally gives up first, which
+/// drops this future), then a 504.
+async fn hang() -> SimError {
+    tokio::time::sleep(MockModel::HANG_FOR).await;
+    SimError::hung()
 }
 
 fn usage(c: &Completion) -> Value {

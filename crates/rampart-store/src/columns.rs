@@ -11,6 +11,11 @@ pub(crate) const EVENT_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage
      tenant, class, status, outcome, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
      cost_usd, refusal, streamed, finish_reason, output_text";
 
+/// [`EVENT_COLUMNS`] with the output text read as NULL (for aggregate reads of many events).
+pub(crate) const EVENT_COLUMNS_NO_TEXT: &str = "request_id, ts_ms, route, rollout, stage, variant, cohort, \
+     key_hash, tenant, class, status, outcome, latency_ms, ttft_ms, prompt_tokens, \
+     completion_tokens, cost_usd, refusal, streamed, finish_reason, CAST(NULL AS TEXT)";
+
 pub(crate) const PAIR_COLUMNS: &str = "request_id, ts_ms, route, rollout, stage, key_hash, tenant, class, \
      prompt, prompt_hash, \
      b_variant, b_model, b_prompt_version, b_text, b_tool_calls, b_finish_reason, \

@@ -49,6 +49,10 @@ pub trait EventStore: Send + Sync {
     /// Events since ts_ms (inclusive) for a rollout, oldest first, at most `limit`.
     fn events_since(&self, rollout: &str, since_ms: i64, limit: usize)
     -> Result<Vec<RequestEvent>>;
+    /// A rollout's newest `limit` events, returned oldest first, without their output text
+    /// (`output_text` is `None`): what an aggregate view over a long rollout reads, so it
+    /// describes the recent traffic and its memory stays bounded by `limit` short rows.
+    fn latest_events(&self, rollout: &str, limit: usize) -> Result<Vec<RequestEvent>>;
 }
 
 /// Users' verdicts on served answers.

@@ -298,6 +298,11 @@ impl EventStore for PgStore {
         let rollout = rollout.to_string();
         self.block(|s| async move { queries::events_since(&s, &rollout, since_ms, limit).await })
     }
+
+    fn latest_events(&self, rollout: &str, limit: usize) -> Result<Vec<RequestEvent>> {
+        let rollout = rollout.to_string();
+        self.block(|s| async move { queries::latest_events(&s, &rollout, limit).await })
+    }
 }
 
 impl FeedbackStore for PgStore {

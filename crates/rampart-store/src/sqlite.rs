@@ -242,6 +242,18 @@ impl EventStore for SqliteStore {
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
+
+    fn latest_events(&self, rollout: &str, limit: usize) -> Result<Vec<RequestEvent>> {
+        self.read(|c| {
+            // The (rollout, ts_ms) index read backwards for the newest, then put oldest first.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT * FROM (SELECT {EVENT_COLUMNS_NO_TEXT}, id FROM events WHERE rollout = ?1 \
+                 ORDER BY ts_ms DESC, id DESC LIMIT ?2) ORDER BY ts_ms, id"
+            ))?;
+            let rows = stmt.query_map(params![rollout, limit_param(limit)], event_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
 }
 
 impl FeedbackStore for SqliteStore {

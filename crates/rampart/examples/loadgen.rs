@@ -5,6 +5,10 @@
 //! throughput, and errors.
 //!
 //! `cargo run --release --example loadgen -- URL RATE SECONDS MODEL [keyed]`
+//!
+//! With `LOADGEN_IDS=FILE`, the `x-rampart-request-id` of every 2xx answer is written to FILE,
+//! one per line (the soak test checks each was stored). The JSON line counts non-2xx answers
+//! (`non_2xx`) apart from requests that got no answer (`errors`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -39,6 +43,9 @@ async fn main() {
         (rate * seconds) as usize,
     )));
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let non_2xx = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ids_file = std::env::var("LOADGEN_IDS").ok();
+    let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     // Warm the connection pool.
     for _ in 0..20 {
         let _ = client
@@ -55,13 +62,16 @@ async fn main() {
     for i in 0..total {
         let due = start + period.mul_f64(i as f64);
         tokio::time::sleep_until(due.into()).await;
-        let (client, url, body, lat, errors) = (
+        let (client, url, body, lat, errors, non_2xx, ids) = (
             client.clone(),
             url.clone(),
             body.clone(),
             lat.clone(),
             errors.clone(),
+            non_2xx.clone(),
+            ids.clone(),
         );
+        let keep_ids = ids_file.is_some();
         handles.push(tokio::spawn(async move {
             let mut req = client
                 .post(&url)
@@ -74,10 +84,24 @@ async fn main() {
             let t0 = due;
             match req.send().await {
                 Ok(r) if r.status().is_success() => {
-                    let _ = r.bytes().await;
-                    lat.lock().await.push(t0.elapsed().as_secs_f64() * 1e3);
+                    let id = r
+                        .headers()
+                        .get("x-rampart-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    if r.bytes().await.is_ok() {
+                        lat.lock().await.push(t0.elapsed().as_secs_f64() * 1e3);
+                        if let (true, Some(id)) = (keep_ids, id) {
+                            ids.lock().unwrap().push(id);
+                        }
+                    } else {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
-                _ => {
+                Ok(_) => {
+                    non_2xx.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => {
                     errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
@@ -87,6 +111,10 @@ async fn main() {
         let _ = h.await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if let Some(path) = ids_file {
+        let ids = ids.lock().unwrap();
+        std::fs::write(&path, ids.join("\n") + "\n").unwrap();
+    }
     let mut v = lat.lock().await.clone();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |q: f64| -> f64 {
@@ -100,6 +128,7 @@ async fn main() {
         "{}",
         serde_json::json!({
             "rate": rate, "ok": v.len(), "errors": errors.load(std::sync::atomic::Ordering::Relaxed),
+            "non_2xx": non_2xx.load(std::sync::atomic::Ordering::Relaxed),
             "throughput": v.len() as f64 / elapsed,
             "p50_ms": pct(50.0), "p90_ms": pct(90.0), "p99_ms": pct(99.0), "max_ms": pct(100.0),
         })

@@ -12,6 +12,7 @@ use serde::Deserialize;
 pub struct RawServer {
     pub listen: Option<String>,
     pub admin_token_env: Option<String>,
+    pub admin_allow_unauthenticated: Option<bool>,
     pub max_body_bytes: Option<u64>,
     pub shutdown_grace: Option<String>,
     pub request_timeout: Option<String>,
@@ -79,6 +80,8 @@ pub struct RawMockModel {
     pub length_factor: Option<f64>,
     /// As a judge: probability of preferring whichever answer is shown first.
     pub position_bias: Option<f64>,
+    /// Share of calls that get no answer at all (the connection stays open, silent).
+    pub hang_rate: Option<f64>,
     #[serde(default)]
     pub overrides: Vec<RawMockOverride>,
 }

@@ -13,21 +13,35 @@ use super::*;
 
 mod alerts;
 mod providers;
+pub mod ranges;
 mod rollouts;
 mod routes;
 mod server;
 
 use alerts::validate_alerts;
 use providers::validate_provider;
+use ranges::Bound;
 use rollouts::validate_rollout;
 use routes::validate_route;
 use server::{validate_server, validate_shadow, validate_store};
 
 pub(super) struct Collector {
     errors: Vec<ConfigError>,
+    /// Numeric keys read that [`ranges::RANGES`] does not list (the table test keeps it empty).
+    unlisted: Vec<String>,
+    /// Rows of [`ranges::RANGES`] some key was checked against (the table test wants them all).
+    used: BTreeSet<&'static str>,
 }
 
 impl Collector {
+    fn new() -> Collector {
+        Collector {
+            errors: Vec::new(),
+            unlisted: Vec::new(),
+            used: BTreeSet::new(),
+        }
+    }
+
     pub(super) fn push(
         &mut self,
         path: impl Into<String>,
@@ -60,81 +74,106 @@ impl Collector {
         }
     }
 
+    /// The range of the key at `path` from [`ranges::RANGES`]; `fallback` for a key it does not
+    /// list (noted for the table test).
+    fn bound(&mut self, path: &str, fallback: Bound) -> Bound {
+        match ranges::lookup(path) {
+            Some(r) => {
+                self.used.insert(r.key);
+                r.bound
+            }
+            None => {
+                self.unlisted.push(path.to_string());
+                fallback
+            }
+        }
+    }
+
+    /// A duration within its range; `default` when absent or wrong (with the error collected).
     pub(super) fn duration(
         &mut self,
         path: &str,
         raw: Option<&str>,
         default: Duration,
     ) -> Duration {
-        match raw {
-            None => default,
-            Some(s) => match parse_duration(s) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.push(path, e.to_string(), Some(s.to_string()));
-                    default
-                }
-            },
+        let Some(s) = raw else { return default };
+        let bound = self.bound(path, ranges::FALLBACK_DURATION);
+        match parse_duration(s) {
+            Ok(d) if bound.contains_duration(d) => d,
+            Ok(_) => {
+                self.push(path, bound.requirement(), Some(s.to_string()));
+                default
+            }
+            Err(e) => {
+                self.push(path, e.to_string(), Some(s.to_string()));
+                default
+            }
         }
     }
 
-    /// A count of at least 1.
+    /// A whole number within its range; `default` when absent or out of range.
+    pub(super) fn int(&mut self, path: &str, v: Option<u64>, default: u64) -> u64 {
+        let Some(n) = v else { return default };
+        let bound = self.bound(path, ranges::FALLBACK_COUNT);
+        if bound.contains_u64(n) {
+            n
+        } else {
+            self.push(path, bound.requirement(), Some(n.to_string()));
+            default
+        }
+    }
+
+    /// A count (at least 1 unless the table says otherwise) that sizes something in memory.
     pub(super) fn count(&mut self, path: &str, v: Option<u64>, default: usize) -> usize {
-        match v {
-            None => default,
-            Some(0) => {
-                self.push(path, "must be at least 1", Some("0".into()));
-                default
-            }
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        let n = self.int(path, v, default as u64);
+        usize::try_from(n).unwrap_or(default)
+    }
+
+    /// A real number within its range (`fallback` for a key the table does not list); `None`
+    /// when absent or out of range.
+    fn real(&mut self, path: &str, v: Option<f64>, fallback: Bound) -> Option<f64> {
+        let x = v?;
+        let bound = self.bound(path, fallback);
+        if bound.contains_f64(x) {
+            Some(x)
+        } else {
+            self.push(path, bound.requirement(), Some(x.to_string()));
+            None
         }
     }
 
     pub(super) fn rate(&mut self, path: &str, v: Option<f64>, default: f64) -> f64 {
-        match v {
-            None => default,
-            Some(x) if (0.0..=1.0).contains(&x) => x,
-            Some(x) => {
-                self.push(path, "must be between 0 and 1", Some(x.to_string()));
-                default
-            }
-        }
+        self.real(path, v, ranges::RATE).unwrap_or(default)
     }
 
     pub(super) fn percent(&mut self, path: &str, v: Option<f64>) -> f64 {
-        match v {
-            None => 0.0,
-            Some(x) if (0.0..=100.0).contains(&x) => x,
-            Some(x) => {
-                self.push(path, "must be between 0 and 100", Some(x.to_string()));
-                0.0
-            }
-        }
+        self.real(path, v, ranges::PERCENT).unwrap_or(0.0)
     }
 
+    /// A positive finite number (at most the table's bound).
     pub(super) fn positive(&mut self, path: &str, v: Option<f64>) -> Option<f64> {
-        match v {
-            Some(x) if !(x > 0.0 && x.is_finite()) => {
-                self.push(path, "must be a positive number", Some(x.to_string()));
-                None
-            }
-            other => other,
-        }
+        let fallback = Bound::Real {
+            min: 0.0,
+            max: f64::MAX,
+            min_open: true,
+            max_open: false,
+        };
+        self.real(path, v, fallback)
+    }
+
+    /// A finite number of at least zero (at most the table's bound); `None` when absent or wrong.
+    pub(super) fn non_negative(&mut self, path: &str, v: Option<f64>) -> Option<f64> {
+        let fallback = Bound::Real {
+            min: 0.0,
+            max: f64::MAX,
+            min_open: false,
+            max_open: false,
+        };
+        self.real(path, v, fallback)
     }
 
     pub(super) fn open_unit(&mut self, path: &str, v: Option<f64>, default: f64) -> f64 {
-        match v {
-            None => default,
-            Some(x) if x > 0.0 && x < 1.0 => x,
-            Some(x) => {
-                self.push(
-                    path,
-                    "must be strictly between 0 and 1",
-                    Some(x.to_string()),
-                );
-                default
-            }
-        }
+        self.real(path, v, ranges::OPEN_UNIT).unwrap_or(default)
     }
 }
 
@@ -197,7 +236,21 @@ fn validate_telemetry(c: &mut Collector, raw: RawTelemetry) -> TelemetryConfig {
 }
 
 pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
-    let mut c = Collector { errors: Vec::new() };
+    load_collecting(text, &mut Collector::new())
+}
+
+/// An empty file (or only comments): no provider, no route, nothing to serve.
+fn empty_file() -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        path: "(file)".into(),
+        message: "the config is empty: it needs at least a [providers.NAME] and a \
+                  [routes.NAME] (see examples/quickstart.toml)"
+            .into(),
+        got: None,
+    }])
+}
+
+fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors> {
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
         Err(e) => {
@@ -218,6 +271,9 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
         }
     };
 
+    if table.is_empty() {
+        return Err(empty_file());
+    }
     let mut server = RawServer::default();
     let mut store = RawStore::default();
     let mut shadow = RawShadow::default();
@@ -276,10 +332,10 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
         }
     }
 
-    let server = validate_server(&mut c, server);
-    let store = validate_store(&mut c, store);
-    let shadow = validate_shadow(&mut c, shadow);
-    let alerts = validate_alerts(&mut c, alerts);
+    let server = validate_server(c, server);
+    let store = validate_store(c, store);
+    let shadow = validate_shadow(c, shadow);
+    let alerts = validate_alerts(c, alerts);
     let outcomes = OutcomesConfig {
         max_age: c.duration(
             "outcomes.max_age",
@@ -307,7 +363,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let providers: BTreeMap<String, ProviderConfig> = providers
         .into_iter()
         .filter_map(|(name, raw)| {
-            let p = validate_provider(&mut c, &name, raw?)?;
+            let p = validate_provider(c, &name, raw?)?;
             Some((name, p))
         })
         .collect();
@@ -315,7 +371,7 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     let mut vroutes = BTreeMap::new();
     for (name, raw) in routes {
         let Some(raw) = raw else { continue };
-        let route = validate_route(&mut c, &name, raw, &known_providers, &providers);
+        let route = validate_route(c, &name, raw, &known_providers, &providers);
         vroutes.insert(name, route);
     }
 
@@ -332,12 +388,12 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
         } else {
             route_owner.insert(raw.route.clone(), name.clone());
         }
-        if let Some(r) = validate_rollout(&mut c, &name, raw, &vroutes, &known_providers) {
+        if let Some(r) = validate_rollout(c, &name, raw, &vroutes, &known_providers) {
             vrollouts.insert(name, r);
         }
     }
 
-    let telemetry = validate_telemetry(&mut c, telemetry);
+    let telemetry = validate_telemetry(c, telemetry);
     if c.errors.is_empty() {
         Ok(Config {
             server,
@@ -352,6 +408,6 @@ pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
             telemetry,
         })
     } else {
-        Err(ConfigErrors(c.errors))
+        Err(ConfigErrors(std::mem::take(&mut c.errors)))
     }
 }

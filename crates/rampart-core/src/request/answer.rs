@@ -16,6 +16,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Most tool calls a streamed answer may open; fragments with a higher `index` are ignored
+    /// here (the gateway's stream guard already ends such a stream as a provider error), so an
+    /// index the upstream names can never size an allocation.
+    pub const MAX_TOOL_CALLS: usize = 128;
+
     /// Read a `chat.completion` body.
     pub fn from_completion(v: &Value) -> Answer {
         let mut a = Answer::default();
@@ -92,7 +97,13 @@ impl Answer {
             .get_or_insert_with(|| Value::Array(Vec::new()));
         let Value::Array(calls) = calls else { return };
         for frag in fragments {
-            let idx = frag.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let idx = frag.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let Some(idx) = usize::try_from(idx)
+                .ok()
+                .filter(|i| *i < Self::MAX_TOOL_CALLS)
+            else {
+                continue;
+            };
             while calls.len() <= idx {
                 calls.push(json!({"type": "function", "function": {"name": "", "arguments": ""}}));
             }

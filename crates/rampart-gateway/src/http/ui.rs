@@ -249,7 +249,7 @@ fn access(admin_token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> O
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(admin::bearer_token);
     if bearer.is_some_and(|b| admin::constant_time_eq(b.as_bytes(), token.as_bytes())) {
         return Some(Access::Bearer);
     }

@@ -72,6 +72,7 @@ impl AnthropicClient {
             .map_err(translate_error)?;
         if !stream {
             let (v, _) = transport::read_json(resp, deadline, timeout).await?;
+            transport::expect_array(&v, "content", "a Messages answer")?;
             return Ok(Reply::Json(response::to_completion(&v, now_secs()), None));
         }
         let events = transport::events(resp, self.http.idle_timeout)?;

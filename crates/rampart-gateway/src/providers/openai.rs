@@ -142,6 +142,7 @@ impl OpenAiClient {
         let resp = transport::send(req, deadline, timeout).await?;
         if !stream {
             let (v, bytes) = transport::read_json(resp, deadline, timeout).await?;
+            transport::expect_array(&v, "choices", "a chat completion")?;
             return Ok(Reply::Json(v, Some(bytes)));
         }
         let events = transport::events(resp, self.http.idle_timeout)?;

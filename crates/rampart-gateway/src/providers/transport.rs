@@ -129,6 +129,18 @@ pub async fn read_limited(
         .unwrap_or(Err(ProviderError::Timeout(timeout)))
 }
 
+/// A successful answer that is not what was asked for (`null`, a list, an object without its
+/// `key` array) is a provider error, not a success to pass on.
+pub fn expect_array(v: &Value, key: &str, what: &str) -> Result<(), ProviderError> {
+    if v.get(key).is_some_and(Value::is_array) {
+        Ok(())
+    } else {
+        Err(ProviderError::Invalid(format!(
+            "the provider's answer is not {what}: it has no `{key}` array"
+        )))
+    }
+}
+
 /// Parses a whole JSON answer.
 pub async fn read_json(
     resp: reqwest::Response,

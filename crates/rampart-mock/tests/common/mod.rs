@@ -71,6 +71,7 @@ pub fn model(base: MockBehaviour) -> MockModel {
         base,
         overrides: BTreeMap::new(),
         position_bias: 0.0,
+        hang_rate: 0.0,
     }
 }
 

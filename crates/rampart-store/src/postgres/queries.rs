@@ -10,8 +10,8 @@ use tokio_postgres::types::ToSql;
 use super::partitions::day_of;
 use super::{Shared, rows};
 use crate::columns::{
-    AUDIT_COLUMNS, EVENT_COLUMN_COUNT, EVENT_COLUMNS, EVENT_FEEDBACK_COLUMNS, FEEDBACK_COLUMNS,
-    PAIR_COLUMNS, edit_outcome_str, thumbs_str,
+    AUDIT_COLUMNS, EVENT_COLUMN_COUNT, EVENT_COLUMNS, EVENT_COLUMNS_NO_TEXT,
+    EVENT_FEEDBACK_COLUMNS, FEEDBACK_COLUMNS, PAIR_COLUMNS, edit_outcome_str, thumbs_str,
 };
 use crate::error::Result;
 use crate::pair_query::{Param, page_sql};
@@ -70,6 +70,25 @@ pub(super) async fn events_since(
         ))
         .await?;
     c.query(&stmt, &[&rollout, &since_ms, &limit_param(limit)])
+        .await?
+        .iter()
+        .map(rows::event)
+        .collect()
+}
+
+pub(super) async fn latest_events(
+    s: &Shared,
+    rollout: &str,
+    limit: usize,
+) -> Result<Vec<RequestEvent>> {
+    let c = s.client().await?;
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT * FROM (SELECT {EVENT_COLUMNS_NO_TEXT}, id FROM events WHERE rollout = $1 \
+             ORDER BY ts_ms DESC, id DESC LIMIT $2) AS newest ORDER BY ts_ms, id"
+        ))
+        .await?;
+    c.query(&stmt, &[&rollout, &limit_param(limit)])
         .await?
         .iter()
         .map(rows::event)

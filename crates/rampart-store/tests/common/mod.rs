@@ -134,6 +134,9 @@ impl EventStore for Hooked {
     ) -> Result<Vec<RequestEvent>> {
         self.inner.events_since(rollout, since_ms, limit)
     }
+    fn latest_events(&self, rollout: &str, limit: usize) -> Result<Vec<RequestEvent>> {
+        self.inner.latest_events(rollout, limit)
+    }
 }
 
 impl FeedbackStore for Hooked {

@@ -24,6 +24,7 @@ macro_rules! store_suite {
         $crate::store_suite!(@cases $open;
             events_round_trip_and_duplicates_are_skipped,
             events_since_is_inclusive_oldest_first_limited_and_per_rollout,
+            latest_events_are_the_newest_oldest_first_without_text,
             feedback_with_events_joins_per_rollout_in_event_order,
             feedback_needs_a_known_request,
             pairs_round_trip_every_field,
@@ -155,6 +156,27 @@ pub fn events_since_is_inclusive_oldest_first_limited_and_per_rollout(store: &dy
     assert_eq!(ids(store.events_since("ro", 0, 2).unwrap()), ["b", "d"]);
     assert_eq!(ids(store.events_since("other", 0, 10).unwrap()), ["c"]);
     assert!(store.events_since("ro", 31, 10).unwrap().is_empty());
+}
+
+pub fn latest_events_are_the_newest_oldest_first_without_text(store: &dyn Store) {
+    let mut events: Vec<_> = (0..10)
+        .map(|i| {
+            let mut e = event(&format!("e{i}"), "ro", 100 + i);
+            e.output_text = Some(format!("answer {i}"));
+            e
+        })
+        .collect();
+    // Two at the same instant: ties go by insertion order.
+    events.push(event("tie", "ro", 109));
+    events.push(event("x", "other", 500));
+    store.insert_events(&events).unwrap();
+    let latest = store.latest_events("ro", 3).unwrap();
+    let ids: Vec<&str> = latest.iter().map(|e| e.request_id.as_str()).collect();
+    assert_eq!(ids, ["e8", "e9", "tie"]);
+    assert!(latest.iter().all(|e| e.output_text.is_none()));
+    assert_eq!(latest[0].ts_ms, 108);
+    assert_eq!(store.latest_events("ro", 100).unwrap().len(), 11);
+    assert!(store.latest_events("none", 10).unwrap().is_empty());
 }
 
 pub fn feedback_with_events_joins_per_rollout_in_event_order(store: &dyn Store) {

@@ -1,6 +1,7 @@
 //! `rampart serve` and `rampart mock-llm`: long-running servers with signal handling.
 //!
-//! The first SIGTERM/SIGINT starts a graceful drain; a second one exits at once.
+//! The first SIGTERM/SIGINT starts a graceful drain; a second one stops at once: connections are
+//! dropped (no answer leaves after it), the queued events are stored, and the process exits 130.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,22 +25,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// How long a second signal waits for the event writer to store what it has queued.
 const SECOND_SIGNAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Resolves on the first SIGTERM/SIGINT; on the second, stores what the event writer has
-/// queued (within [`SECOND_SIGNAL_FLUSH`], so a locked database cannot hold the exit) and exits.
-/// Requests still in flight then are not recorded.
-async fn shutdown_signal(writer: Option<rampart_store::Writer>) {
+/// Resolves on the first SIGTERM/SIGINT; on the second, cancels `force` (the server drops its
+/// connections, records what was in flight as cancelled and closes the event writer) and, should
+/// that take longer than [`SECOND_SIGNAL_FLUSH`] (a locked database), exits anyway.
+async fn shutdown_signal(force: Option<tokio_util::sync::CancellationToken>) {
     wait_signal().await;
     tracing::info!(
         "shutting down: draining in-flight requests (send the signal again to exit now)"
     );
     tokio::spawn(async move {
         wait_signal().await;
-        tracing::warn!("second signal: storing queued events, then exiting");
-        if let Some(w) = writer
-            && tokio::time::timeout(SECOND_SIGNAL_FLUSH, w.close())
-                .await
-                .is_err()
-        {
+        tracing::warn!("second signal: dropping connections, storing queued events, then exiting");
+        if let Some(force) = force {
+            force.cancel();
+            tokio::time::sleep(SECOND_SIGNAL_FLUSH).await;
             tracing::error!("the event writer did not finish within 5s; queued events are lost");
         }
         std::process::exit(130);
@@ -86,8 +85,13 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let gw = Gateway::build(config, store, BuildOptions::default()).map_err(|e| anyhow!(e))?;
         tracing::info!(addr = %listener.local_addr()?, "rampart listening");
-        let writer = Some(gw.writer.clone());
-        rampart_gateway::serve(listener, gw, shutdown_signal(writer)).await?;
+        let force = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown_signal(Some(force.clone()));
+        rampart_gateway::serve_until(listener, gw, signal, force.clone().cancelled_owned()).await?;
+        if force.is_cancelled() {
+            tracing::warn!("stopped by a second signal");
+            return Ok(ExitCode::from(130));
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

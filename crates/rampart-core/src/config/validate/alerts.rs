@@ -124,18 +124,8 @@ pub(super) fn validate_alerts(c: &mut Collector, raw: RawAlerts) -> AlertsConfig
             sinks.push(AlertSink::Opsgenie { url, api_key });
         }
     }
-    let max_attempts = match raw.max_attempts {
-        Some(0) => {
-            c.push(
-                "alerts.max_attempts",
-                "must be at least 1",
-                Some("0".into()),
-            );
-            4
-        }
-        Some(n) => n,
-        None => 4,
-    };
+    let max_attempts = c.int("alerts.max_attempts", raw.max_attempts.map(u64::from), 4);
+    let max_attempts = u32::try_from(max_attempts).unwrap_or(4);
     AlertsConfig {
         sinks,
         max_attempts,

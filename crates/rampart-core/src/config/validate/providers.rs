@@ -34,16 +34,11 @@ pub(super) fn parse_latency(
     default: LatencySpec,
 ) -> LatencySpec {
     let Some(l) = raw else { return default };
-    let mut ok = true;
-    if !(l.median > 0.0 && l.median.is_finite()) {
-        c.push(
-            format!("{path}.median"),
-            "must be a positive number of milliseconds",
-            Some(l.median.to_string()),
-        );
-        ok = false;
-    }
-    if !(l.p95.is_finite() && l.p95 >= l.median) {
+    let mut ok = c
+        .positive(&format!("{path}.median"), Some(l.median))
+        .is_some();
+    ok &= c.positive(&format!("{path}.p95"), Some(l.p95)).is_some();
+    if ok && l.p95 < l.median {
         c.push(
             format!("{path}.p95"),
             "must be at least the median",
@@ -215,19 +210,14 @@ fn non_empty(c: &mut Collector, path: &str, raw: Option<String>) -> Option<Strin
     }
 }
 
-/// A duration that must be above zero.
+/// A duration that must be above zero (its range in [`super::ranges::RANGES`] says how far).
 fn positive_duration(
     c: &mut Collector,
     path: &str,
     raw: Option<&str>,
     default: Duration,
 ) -> Duration {
-    let d = c.duration(path, raw, default);
-    if d.is_zero() {
-        c.push(path, "must be longer than zero", raw.map(str::to_string));
-        return default;
-    }
-    d
+    c.duration(path, raw, default)
 }
 
 fn http_settings(c: &mut Collector, path: &str, raw: &RawProvider) -> HttpSettings {
@@ -238,18 +228,12 @@ fn http_settings(c: &mut Collector, path: &str, raw: &RawProvider) -> HttpSettin
         raw.timeout.as_deref(),
         d.timeout,
     );
-    let retries = match raw.retries {
-        None => d.retries,
-        Some(n) if n <= MAX_RETRIES => n as u32,
-        Some(n) => {
-            c.push(
-                format!("{path}.retries"),
-                format!("must be between 0 and {MAX_RETRIES}"),
-                Some(n.to_string()),
-            );
-            d.retries
-        }
-    };
+    let retries = c.int(
+        &format!("{path}.retries"),
+        raw.retries,
+        u64::from(d.retries),
+    );
+    let retries = u32::try_from(retries.min(MAX_RETRIES)).unwrap_or(d.retries);
     HttpSettings {
         timeout,
         connect_timeout: positive_duration(
@@ -272,10 +256,11 @@ fn http_settings(c: &mut Collector, path: &str, raw: &RawProvider) -> HttpSettin
             raw.idle_timeout.as_deref(),
             d.idle_timeout,
         ),
-        max_idle_per_host: raw
-            .max_idle_per_host
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-            .unwrap_or(d.max_idle_per_host),
+        max_idle_per_host: c.count(
+            &format!("{path}.max_idle_per_host"),
+            raw.max_idle_per_host,
+            d.max_idle_per_host,
+        ),
         retries,
     }
 }
@@ -310,7 +295,7 @@ fn validate_mock(c: &mut Collector, path: &str, raw: RawProvider) -> MockProvide
         models.insert(mname, model);
     }
     MockProvider {
-        seed: raw.seed.unwrap_or(0),
+        seed: c.int(&format!("{path}.seed"), raw.seed, 0),
         models,
     }
 }
@@ -373,9 +358,11 @@ fn validate_mock_model(c: &mut Collector, mpath: &str, m: RawMockModel) -> MockM
         overrides.insert(o.class, b);
     }
     let position_bias = c.rate(&format!("{mpath}.position_bias"), m.position_bias, 0.0);
+    let hang_rate = c.rate(&format!("{mpath}.hang_rate"), m.hang_rate, 0.0);
     MockModel {
         base,
         overrides,
         position_bias,
+        hang_rate,
     }
 }

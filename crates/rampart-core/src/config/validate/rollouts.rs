@@ -118,15 +118,10 @@ fn validate_slow_signals(
             );
         }
         let threshold = match (s.max_decrease, s.max_relative_decrease) {
-            (Some(d), None) if d >= 0.0 && d.is_finite() => SlowThreshold::Absolute(d),
-            (Some(d), None) => {
-                c.push(
-                    format!("{p}.max_decrease"),
-                    "must be a number ≥ 0",
-                    Some(d.to_string()),
-                );
-                SlowThreshold::Absolute(0.0)
-            }
+            (Some(d), None) => SlowThreshold::Absolute(
+                c.non_negative(&format!("{p}.max_decrease"), Some(d))
+                    .unwrap_or(0.0),
+            ),
             (None, Some(r)) => {
                 SlowThreshold::Relative(c.rate(&format!("{p}.max_relative_decrease"), Some(r), 0.0))
             }
@@ -151,18 +146,7 @@ fn validate_slow_signals(
                 SlowAction::Pin
             }
         };
-        let min_samples = match s.min_samples {
-            Some(n) if n < 2 => {
-                c.push(
-                    format!("{p}.min_samples"),
-                    "must be at least 2",
-                    Some(n.to_string()),
-                );
-                100
-            }
-            Some(n) => n,
-            None => 100,
-        };
+        let min_samples = c.int(&format!("{p}.min_samples"), s.min_samples, 100);
         out.push(SlowSignalConfig {
             name: s.name.clone(),
             higher_is_better: s.higher_is_better.unwrap_or(true),
@@ -317,13 +301,6 @@ fn validate_guardrails(c: &mut Collector, gpath: &str, g: &RawGuardrails) -> Gua
         g.check_interval.as_deref(),
         Duration::from_secs(30),
     );
-    if check_interval.is_zero() {
-        c.push(
-            format!("{gpath}.check_interval"),
-            "must be longer than zero",
-            g.check_interval.clone(),
-        );
-    }
     GuardrailsConfig {
         mode,
         window,
@@ -343,13 +320,17 @@ fn validate_guardrails(c: &mut Collector, gpath: &str, g: &RawGuardrails) -> Gua
             g.thumbs_down_max_ratio,
         ),
         alpha: c.open_unit(&format!("{gpath}.alpha"), g.alpha, 0.05),
-        min_exposure: g.min_exposure.unwrap_or(100),
+        min_exposure: c.int(&format!("{gpath}.min_exposure"), g.min_exposure, 100),
         catastrophic_error_rate: c.rate(
             &format!("{gpath}.catastrophic_error_rate"),
             g.catastrophic_error_rate,
             0.5,
         ),
-        catastrophic_min_requests: g.catastrophic_min_requests.unwrap_or(20),
+        catastrophic_min_requests: c.int(
+            &format!("{gpath}.catastrophic_min_requests"),
+            g.catastrophic_min_requests,
+            20,
+        ),
         custom: validate_custom_guardrails(c, gpath, &g.custom),
     }
 }
@@ -509,24 +490,12 @@ pub(super) fn validate_custom_guardrails(
             );
         }
         let rule = match (g.max_increase, g.max_ratio) {
-            (Some(x), None) if x.is_finite() && x >= 0.0 => Some(CustomRule::MaxIncrease(x)),
-            (Some(x), None) => {
-                c.push(
-                    format!("{path}.max_increase"),
-                    "must be a finite number ≥ 0",
-                    Some(x.to_string()),
-                );
-                None
-            }
-            (None, Some(k)) if k.is_finite() && k > 0.0 => Some(CustomRule::MaxRatio(k)),
-            (None, Some(k)) => {
-                c.push(
-                    format!("{path}.max_ratio"),
-                    "must be a positive number",
-                    Some(k.to_string()),
-                );
-                None
-            }
+            (Some(x), None) => c
+                .non_negative(&format!("{path}.max_increase"), Some(x))
+                .map(CustomRule::MaxIncrease),
+            (None, Some(k)) => c
+                .positive(&format!("{path}.max_ratio"), Some(k))
+                .map(CustomRule::MaxRatio),
             (Some(_), Some(_)) => {
                 c.push(
                     path.clone(),

@@ -108,17 +108,8 @@ pub(super) fn validate_route(
             }
             params.insert(k, toml_to_json(val));
         }
-        let price = |c: &mut Collector, key: &str, p: Option<f64>| match p {
-            None => 0.0,
-            Some(x) if x >= 0.0 && x.is_finite() => x,
-            Some(x) => {
-                c.push(
-                    format!("{vpath}.{key}"),
-                    "must be zero or more",
-                    Some(x.to_string()),
-                );
-                0.0
-            }
+        let price = |c: &mut Collector, key: &str, p: Option<f64>| {
+            c.non_negative(&format!("{vpath}.{key}"), p).unwrap_or(0.0)
         };
         let input = price(c, "input_usd_per_mtok", v.input_usd_per_mtok);
         let output = price(c, "output_usd_per_mtok", v.output_usd_per_mtok);

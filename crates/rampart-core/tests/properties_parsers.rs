@@ -1,0 +1,182 @@
+//! Property tests of what reads untrusted input in the core: the chat request parser, the
+//! OpenAI answer reader (whole answers and stream chunks) and the outcome item parser. For any
+//! input: no panic, a clear error or a result within the stated bounds, and memory bounded by
+//! the input (never by a number the input names). Bounded case counts, so they run in CI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use rampart_core::outcomes::{OutcomeItem, parse_item};
+use rampart_core::request::{Answer, ChatRequest, Limits, RequestError};
+use serde_json::{Value, json};
+
+/// Any JSON value, a few levels deep, with the numbers and strings parsers trip on.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        ".{0,12}".prop_map(Value::String),
+        prop_oneof![
+            Just("user"),
+            Just("assistant"),
+            Just("system"),
+            Just("tool"),
+            Just("[DONE]"),
+        ]
+        .prop_map(|s| Value::String(s.into())),
+    ];
+    leaf.prop_recursive(5, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("model".to_string()),
+                    Just("messages".to_string()),
+                    Just("role".to_string()),
+                    Just("content".to_string()),
+                    Just("stream".to_string()),
+                    Just("user".to_string()),
+                    Just("choices".to_string()),
+                    Just("delta".to_string()),
+                    Just("index".to_string()),
+                    Just("tool_calls".to_string()),
+                    Just("function".to_string()),
+                    Just("usage".to_string()),
+                    "[a-z_]{1,8}",
+                ],
+                inner,
+                0..6,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A plausible chat request with some fields replaced by anything.
+fn chat_like() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![Just(json!("support")), any_json()],
+        prop::collection::vec(
+            prop_oneof![
+                ".{0,20}".prop_map(|c| json!({"role": "user", "content": c})),
+                any_json(),
+            ],
+            0..8,
+        ),
+        prop_oneof![Just(Value::Null), any_json()],
+        prop_oneof![Just(json!(false)), Just(json!(true)), any_json()],
+    )
+        .prop_map(|(model, messages, extra, stream)| {
+            json!({"model": model, "messages": messages, "tools": extra, "stream": stream})
+        })
+}
+
+fn limits() -> impl Strategy<Value = Limits> {
+    (1usize..10, 2usize..=Limits::MAX_DEPTH_CEILING).prop_map(|(max_messages, max_depth)| Limits {
+        max_messages,
+        max_depth,
+    })
+}
+
+fn check_parse(bytes: Vec<u8>, limits: Limits) -> Result<(), TestCaseError> {
+    match ChatRequest::parse(Bytes::from(bytes.clone()), limits) {
+        Ok(r) => {
+            prop_assert!(!r.model.is_empty());
+            let n = r.messages().count();
+            prop_assert!(n >= 1 && n <= limits.max_messages, "{n} messages");
+            // The view points into the bytes it was given: no copy, every span inside them.
+            prop_assert_eq!(r.bytes().as_ref(), &bytes[..]);
+            for (_, raw) in r.raw_fields() {
+                prop_assert!(raw.len() <= bytes.len());
+            }
+        }
+        Err(e) => {
+            prop_assert!(!e.to_string().is_empty());
+            if let RequestError::TooManyMessages { got, limit } = e {
+                prop_assert!(got > limit);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_request_parser_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256), l in limits()) {
+        check_parse(bytes, l)?;
+    }
+
+    #[test]
+    fn the_request_parser_takes_any_json(v in any_json(), l in limits()) {
+        check_parse(serde_json::to_vec(&v).unwrap(), l)?;
+    }
+
+    #[test]
+    fn the_request_parser_takes_near_valid_requests(v in chat_like(), l in limits()) {
+        check_parse(serde_json::to_vec(&v).unwrap(), l)?;
+    }
+
+    /// Nesting past the limit is refused by the depth check, whatever the shape, before any
+    /// tree is built.
+    #[test]
+    fn nesting_past_the_limit_is_a_limit_error(depth in 3usize..400, max in 2usize..=Limits::MAX_DEPTH_CEILING, array in any::<bool>()) {
+        let (open, close) = if array { ("[", "]") } else { ("{\"a\":", "}") };
+        let inner = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{inner}}}"#);
+        let got = ChatRequest::parse(Bytes::from(body), Limits { max_messages: 10, max_depth: max });
+        if depth + 1 > max {
+            prop_assert!(matches!(got, Err(RequestError::TooDeep { .. })), "{got:?}");
+        } else {
+            prop_assert!(got.is_ok(), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn a_whole_answer_reads_without_panicking(v in any_json()) {
+        let a = Answer::from_completion(&v);
+        prop_assert!(a.text.len() <= serde_json::to_string(&v).unwrap().len());
+    }
+
+    /// Stream chunks of any shape fold without panicking, and what the answer holds grows
+    /// with the chunks' size, not with the numbers they name (a tool-call `index` of four
+    /// billion must not allocate four billion slots).
+    #[test]
+    fn stream_chunks_fold_with_memory_bounded_by_their_size(
+        chunks in prop::collection::vec(any_json(), 0..12),
+        index in prop_oneof![0u64..4, any::<u64>()],
+    ) {
+        let mut a = Answer::default();
+        let hostile = json!({"choices": [{"delta": {"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]}}]});
+        for c in chunks.iter().chain(std::iter::once(&hostile)) {
+            a.push_chunk(c);
+        }
+        let calls = a.tool_calls.as_ref().and_then(Value::as_array).map_or(0, Vec::len);
+        prop_assert!(calls <= Answer::MAX_TOOL_CALLS, "{calls} tool-call slots");
+    }
+
+    #[test]
+    fn outcome_items_parse_or_give_a_clear_error(
+        name in prop_oneof![Just(None), ".{0,80}".prop_map(Some)],
+        value in prop_oneof![Just(None), any_json().prop_map(Some)],
+        at in prop_oneof![Just(None), ".{0,30}".prop_map(Some), Just(Some("2026-12-02T08:00:00Z".to_string()))],
+        request_id in prop_oneof![Just(None), ".{0,10}".prop_map(Some)],
+        routing_key in prop_oneof![Just(None), ".{0,10}".prop_map(Some)],
+        rollout in prop_oneof![Just(None), ".{0,10}".prop_map(Some)],
+        now in any::<i64>(),
+    ) {
+        let item = OutcomeItem { request_id, routing_key, rollout, name, value, at };
+        match parse_item(&item, now) {
+            Ok(p) => {
+                prop_assert!(p.value.is_finite());
+                prop_assert!(!p.name.is_empty());
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}
