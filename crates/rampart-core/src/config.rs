@@ -6,6 +6,7 @@
 //! least one stage with percents in [0, 100]. Loading never stops at the first mistake: every
 //! problem is collected as a [`ConfigError`] naming its key path and the offending value.
 
+pub mod cluster;
 pub mod raw;
 mod validate;
 pub mod warnings;
@@ -70,6 +71,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub outcomes: OutcomesConfig,
     pub telemetry: TelemetryConfig,
+    /// `[cluster]`: replicas sharing PostgreSQL.
+    pub cluster: cluster::ClusterConfig,
 }
 
 /// `[telemetry]`: where OpenTelemetry traces go (OTLP over HTTP, protobuf). Without an

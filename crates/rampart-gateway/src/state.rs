@@ -58,14 +58,41 @@ impl FromRef<Gateway> for DataPlane {
 /// Options a test or embedder may change; defaults are what `rampart serve` uses.
 pub struct BuildOptions {
     pub clock: Arc<dyn Clock>,
+    /// The PostgreSQL store again, when `store` is one: the replica then joins the cluster
+    /// (version polling, notifications, the controller's lease; see `control::cluster`).
+    pub pg: Option<Arc<rampart_store::PgStore>>,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             clock: Arc::new(SystemClock),
+            pg: None,
         }
     }
+}
+
+/// Several replicas: start the sync task (versions, notifications, the controller's lease);
+/// its events go to the controller.
+fn start_cluster(
+    pg: Option<Arc<rampart_store::PgStore>>,
+    health: Option<Arc<control::cluster::ClusterHealth>>,
+    ctx: &control::Ctx,
+) -> Option<tokio::sync::mpsc::Receiver<control::cluster::ClusterEvent>> {
+    let (pg, health) = (pg?, health?);
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(control::cluster::sync::run(control::cluster::sync::Sync {
+        store: ctx.store.clone(),
+        pg,
+        rollouts: ctx.config.rollouts.keys().cloned().collect(),
+        poll_interval: ctx.config.cluster.poll_interval,
+        stale_after: ctx.config.cluster.stale_after,
+        health,
+        clock: ctx.clock.clone(),
+        events: tx,
+        shutdown: ctx.shutdown.clone(),
+    }));
+    Some(rx)
 }
 
 impl Gateway {
@@ -102,7 +129,14 @@ impl Gateway {
         let (signals, signal_rx) = crate::signal::channel(config.store.queue_capacity);
         let status = Arc::new(ArcSwap::from_pointee(Default::default()));
         let writes = Arc::new(control::persist::WriteHealth::default());
-        let (controller, command_rx) = control::handle::channel(status.clone(), writes.clone());
+        let cluster_health = opts.pg.as_ref().map(|_| {
+            let id = config.cluster.replica_id.clone();
+            Arc::new(control::cluster::ClusterHealth::new(
+                id.unwrap_or_else(control::cluster::default_replica_id),
+            ))
+        });
+        let (controller, command_rx) =
+            control::handle::channel(status.clone(), writes.clone(), cluster_health.clone());
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
         let plane = DataPlane(Arc::new(PlaneInner {
@@ -121,6 +155,7 @@ impl Gateway {
             signals,
             telemetry,
         }));
+        let on_stale = config.cluster.on_stale;
         let ctx = control::Ctx {
             config,
             store,
@@ -132,10 +167,15 @@ impl Gateway {
             shutdown: shutdown.clone(),
             tasks: plane.tasks.clone(),
             writes,
+            cluster: cluster_health
+                .clone()
+                .map(|health| control::ClusterCtx { health, on_stale }),
         };
+        let cluster_rx = start_cluster(opts.pg, cluster_health, &ctx);
         let inbox = control::Inbox {
             signals: signal_rx,
             commands: command_rx,
+            cluster: cluster_rx,
         };
         // Background work outside the tracker: it must outlive the drain of request-driven tasks.
         tokio::spawn(control::controller::run(ctx, inbox, restored));

@@ -150,6 +150,54 @@ pub trait RolloutStore: Send + Sync {
     fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
     /// The latest `limit` entries of a rollout, oldest first.
     fn audit_log(&self, rollout: &str, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// A rollout's stored state, version and tenant caps, read together (one snapshot).
+    fn load_rollout(&self, rollout: &str) -> Result<Option<StoredRollout>>;
+    /// The version of every stored rollout (what replicas poll to see a change).
+    fn rollout_versions(&self) -> Result<BTreeMap<String, i64>>;
+    /// Store a control change as a compare-and-set on the rollout's version: in one
+    /// transaction, when the stored version is `change.expected_version` (0: no row yet), the
+    /// state and tenant cap are written, the version grows by one and the audit rows are
+    /// appended (on PostgreSQL a `NOTIFY` on [`NOTIFY_CHANNEL`] is sent at commit); otherwise
+    /// nothing is written and the answer carries the stored row as it is.
+    fn apply_change(&self, change: &RolloutChange) -> Result<CasOutcome>;
+}
+
+/// The PostgreSQL channel control changes are announced on; the payload is the rollout's name.
+pub const NOTIFY_CHANNEL: &str = "rampart_rollouts";
+
+/// A rollout's stored row: its state as JSON, its version, and its runtime tenant caps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRollout {
+    pub state_json: String,
+    /// 1 after the first write, one more with every change.
+    pub version: i64,
+    pub tenant_caps: BTreeMap<String, f64>,
+}
+
+/// One control change to a rollout, stored whole or not at all
+/// ([`RolloutStore::apply_change`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutChange {
+    pub rollout: String,
+    /// The version the change was decided on; 0 when the rollout has no stored row yet.
+    pub expected_version: i64,
+    /// The new state; `None` keeps the stored one (a tenant cap alone).
+    pub state_json: Option<String>,
+    /// A tenant cap to set: (tenant, max percent).
+    pub tenant_cap: Option<(String, f64)>,
+    /// Audit rows, appended in this order in the same transaction.
+    pub audit: Vec<AuditEntry>,
+    pub at_ms: i64,
+}
+
+/// What a compare-and-set did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CasOutcome {
+    /// Stored; the rollout's version is now `version`.
+    Applied { version: i64 },
+    /// Another change came first (or the row is missing for a change that needs one); nothing
+    /// was written. `current` is the stored row as it was seen in the same transaction.
+    Conflict { current: Option<StoredRollout> },
 }
 
 /// One line of a rollout's audit log: who changed what, from which state to which, and why.

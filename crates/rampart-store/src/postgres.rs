@@ -17,8 +17,10 @@
 //!   `INSERT … SELECT` per table that skips rows already stored, in one transaction ([`batch`]).
 //! - Every query is parameterised; the only formatted SQL is partition DDL built from integers
 //!   this code computed.
-//! - `rollout_state.version` grows by one with every save: the base for compare-and-set between
-//!   replicas.
+//! - `rollout_state.version` grows by one with every save: every control change is a
+//!   compare-and-set on it with its audit rows in the same transaction, and sends `NOTIFY`
+//!   ([`versioned`]); a replica's own connection hears those and holds the controller's lease
+//!   ([`link`]).
 //! - Text holding NUL characters (which PostgreSQL's `text` cannot store) is written with U+FFFD
 //!   in their place by batch writes; a single-row write of such text fails with a data error.
 
@@ -34,19 +36,22 @@ use tokio_postgres::NoTls;
 
 use crate::error::{Result, StoreError};
 use crate::{
-    AuditEntry, EventStore, FeedbackStore, PairFilter, PairPage, PairQuery, PairStore,
-    RolloutStore, Store,
+    AuditEntry, CasOutcome, EventStore, FeedbackStore, PairFilter, PairPage, PairQuery, PairStore,
+    RolloutChange, RolloutStore, Store, StoredRollout,
 };
 
 mod batch;
 mod copy;
+pub mod link;
 mod migrate;
 mod outcomes;
 pub mod partitions;
 mod queries;
 mod rows;
 pub mod scratch;
+mod versioned;
 
+pub use link::{Link, LinkEvent};
 pub use partitions::Maintenance;
 
 /// Rows per page when walking all pairs of a rollout, and all their features.
@@ -78,6 +83,8 @@ impl Default for PgOptions {
 /// What the runtime's tasks share.
 pub(crate) struct Shared {
     pool: Pool,
+    /// For the replica's own connection outside the pool ([`PgStore::link`]).
+    config: Arc<tokio_postgres::Config>,
     partitions: partitions::Partitions,
     retention: Duration,
 }
@@ -165,6 +172,7 @@ impl PgStore {
             .thread_name("rampart-pg")
             .enable_all()
             .build()?;
+        let conn_config = Arc::new(config.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -183,6 +191,7 @@ impl PgStore {
         let store = PgStore {
             shared: Arc::new(Shared {
                 pool,
+                config: conn_config,
                 partitions: partitions::Partitions::default(),
                 retention: opts.retention,
             }),
@@ -254,6 +263,18 @@ impl PgStore {
     /// The schema version this build migrates to.
     pub fn latest_schema_version() -> i64 {
         migrate::latest()
+    }
+
+    /// Open this replica's own connection: notifications of control changes and the campaign
+    /// for the controller's lease, checked every `tick` (see [`link`]). `replica_id` names the
+    /// connection, so [`PgStore::leader`] can tell who holds the lease.
+    pub fn link(&self, replica_id: &str, tick: Duration) -> Link {
+        link::spawn(&self.handle, self.shared.config.clone(), replica_id, tick)
+    }
+
+    /// The id of the replica holding the controller's lease, if one does.
+    pub fn leader(&self) -> Result<Option<String>> {
+        self.block(|s| async move { link::leader(&s).await })
     }
 
     /// A rollout's state version: 1 after its first save, one more with each save.
@@ -446,6 +467,20 @@ impl RolloutStore for PgStore {
     fn audit_log(&self, rollout: &str, limit: usize) -> Result<Vec<AuditEntry>> {
         let rollout = rollout.to_string();
         self.block(|s| async move { queries::audit_log(&s, &rollout, limit).await })
+    }
+
+    fn load_rollout(&self, rollout: &str) -> Result<Option<StoredRollout>> {
+        let rollout = rollout.to_string();
+        self.block(|s| async move { versioned::load(&s, &rollout).await })
+    }
+
+    fn rollout_versions(&self) -> Result<BTreeMap<String, i64>> {
+        self.block(|s| async move { versioned::versions(&s).await })
+    }
+
+    fn apply_change(&self, change: &RolloutChange) -> Result<CasOutcome> {
+        let change = change.clone();
+        self.block(|s| async move { versioned::apply(&s, &change).await })
     }
 }
 

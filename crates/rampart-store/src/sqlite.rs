@@ -28,13 +28,14 @@ use crate::columns::*;
 use crate::error::{Result, StoreError};
 use crate::pair_query::{Param, page_sql};
 use crate::{
-    AuditEntry, EventStore, FeedbackStore, PairFilter, PairPage, PairQuery, PairStore,
-    RolloutStore, Store,
+    AuditEntry, CasOutcome, EventStore, FeedbackStore, PairFilter, PairPage, PairQuery, PairStore,
+    RolloutChange, RolloutStore, Store, StoredRollout,
 };
 
 pub(crate) mod features;
 mod outcomes;
 mod rows;
+mod versioned;
 mod write;
 
 /// A migration's data step, run after its SQL in the same transaction.
@@ -65,6 +66,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
     (
         "0005_pair_filters",
         include_str!("sqlite/migrations/0005_pair_filters.sql"),
+        None,
+    ),
+    (
+        "0006_rollout_version",
+        include_str!("sqlite/migrations/0006_rollout_version.sql"),
         None,
     ),
 ];
@@ -452,7 +458,7 @@ impl RolloutStore for SqliteStore {
         let mut stmt = conn.prepare_cached(
             "INSERT INTO rollout_state (rollout, state_json, updated_ms) VALUES (?1, ?2, ?3) \
              ON CONFLICT (rollout) DO UPDATE SET state_json = excluded.state_json, \
-             updated_ms = excluded.updated_ms",
+             updated_ms = excluded.updated_ms, version = rollout_state.version + 1",
         )?;
         stmt.execute(params![rollout, state_json, updated_ms])?;
         Ok(())
@@ -515,6 +521,27 @@ impl RolloutStore for SqliteStore {
             entries.reverse();
             Ok(entries)
         })
+    }
+
+    fn load_rollout(&self, rollout: &str) -> Result<Option<StoredRollout>> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            versioned::load(&tx, rollout)
+        })
+    }
+
+    fn rollout_versions(&self) -> Result<BTreeMap<String, i64>> {
+        self.read(versioned::versions)
+    }
+
+    fn apply_change(&self, change: &RolloutChange) -> Result<CasOutcome> {
+        let mut conn = self.write_conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = versioned::apply(&tx, change)?;
+        if matches!(out, CasOutcome::Applied { .. }) {
+            tx.commit()?;
+        }
+        Ok(out)
     }
 }
 

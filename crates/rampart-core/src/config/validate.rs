@@ -12,6 +12,7 @@ use super::raw::*;
 use super::*;
 
 mod alerts;
+mod cluster;
 mod providers;
 pub mod ranges;
 mod rollouts;
@@ -19,6 +20,7 @@ mod routes;
 mod server;
 
 use alerts::validate_alerts;
+use cluster::validate_cluster;
 use providers::validate_provider;
 use ranges::Bound;
 use rollouts::validate_rollout;
@@ -281,6 +283,7 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
     let mut alerts = RawAlerts::default();
     let mut outcomes = RawOutcomes::default();
     let mut telemetry = RawTelemetry::default();
+    let mut cluster = super::cluster::RawCluster::default();
     let mut providers: BTreeMap<String, Option<RawProvider>> = BTreeMap::new();
     let mut routes: BTreeMap<String, Option<RawRoute>> = BTreeMap::new();
     let mut rollouts: BTreeMap<String, Option<RawRollout>> = BTreeMap::new();
@@ -294,6 +297,7 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
             "alerts" => alerts = c.de("alerts", value).unwrap_or_default(),
             "outcomes" => outcomes = c.de("outcomes", value).unwrap_or_default(),
             "telemetry" => telemetry = c.de("telemetry", value).unwrap_or_default(),
+            "cluster" => cluster = c.de("cluster", value).unwrap_or_default(),
             "providers" | "routes" | "rollouts" => {
                 let toml::Value::Table(entries) = value else {
                     c.push(key.as_str(), "must be a table", None);
@@ -326,7 +330,7 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
             }
             other => c.push(
                 other,
-                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts, outcomes, telemetry)",
+                "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts, outcomes, telemetry, cluster)",
                 None,
             ),
         }
@@ -394,6 +398,7 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
     }
 
     let telemetry = validate_telemetry(c, telemetry);
+    let cluster = validate_cluster(c, cluster);
     if c.errors.is_empty() {
         Ok(Config {
             server,
@@ -406,6 +411,7 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
             alerts,
             outcomes,
             telemetry,
+            cluster,
         })
     } else {
         Err(ConfigErrors(std::mem::take(&mut c.errors)))

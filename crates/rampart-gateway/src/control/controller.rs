@@ -11,26 +11,34 @@
 //!
 //! Shadow stages are also gated on the comparison engine's verdict on the stage's pairs
 //! (equivalence, refusals, judge win rate), computed off the loop by [`shadow_gate`].
+//!
+//! With several replicas ([`super::cluster`]) every replica runs this loop: each applies the
+//! operator orders it receives (as compare-and-set writes, see [`super::changes`]) and adopts
+//! the changes other replicas stored; only the replica holding the controller's lease
+//! evaluates gates and guardrails, and the others apply nothing of their own but a kill-switch
+//! trip over their own traffic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::config::{Config, RolloutConfig};
+use rampart_core::config::Config;
 use rampart_core::outcomes::OutcomeSummary;
-use rampart_core::rollout::step::{Evaluation, evaluate};
-use rampart_core::rollout::{Action, Command, RolloutState, SlowSignalReport, apply, step};
+use rampart_core::rollout::step::evaluate;
+use rampart_core::rollout::{Action, RolloutState, step};
 use rampart_core::routing::RolloutView;
-use rampart_store::{AuditEntry, Store};
+use rampart_store::{AuditEntry, Store, StoredRollout};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::alerts::Alerts;
+use super::cluster::{ClusterEvent, ClusterHealth};
 use super::handle::{
-    CommandReceiver, CommandRequest, ControlError, Order, RolloutStatus, Statuses,
+    ClusterView, CommandReceiver, CommandRequest, ControlError, Order, RolloutStatus, Statuses,
 };
 use super::persist::{self, Persister, Write, WriteHealth};
+use super::runtime::{Done, Intent, Pending, Runtime};
 use super::window::Window;
 use super::{shadow_gate, slow_gate};
 use crate::clock::Clock;
@@ -54,6 +62,15 @@ pub struct Ctx {
     pub tasks: TaskTracker,
     /// Whether every control change is stored (shared with `/readyz`).
     pub writes: Arc<WriteHealth>,
+    /// Several replicas: this replica's link to the others (`None` on a single node, which
+    /// always leads).
+    pub cluster: Option<ClusterCtx>,
+}
+
+/// What the controller knows of the cluster.
+pub struct ClusterCtx {
+    pub health: Arc<ClusterHealth>,
+    pub on_stale: rampart_core::config::cluster::OnStale,
 }
 
 /// How long an operator's order waits for its writes to be stored before the answer says
@@ -66,78 +83,21 @@ pub const MAX_DRAIN: usize = 1024;
 
 type Reply = oneshot::Sender<Result<RolloutStatus, ControlError>>;
 
-/// A tenant cap the store accepted, to apply now.
-struct CapStored {
-    rollout: String,
-    tenant: String,
-    max_percent: f64,
-    reply: Reply,
-}
-
 /// The receiving ends the controller consumes.
 pub struct Inbox {
     pub signals: SignalReceiver,
     pub commands: CommandReceiver,
+    /// Stored changes of other replicas, the lease, staleness (several replicas only).
+    pub cluster: Option<mpsc::Receiver<ClusterEvent>>,
 }
 
-/// One rollout's live state in the controller.
-struct Runtime {
-    cfg: RolloutConfig,
-    state: RolloutState,
-    window: Window,
-    /// Tenant caps set at runtime (stored), merged over the configured ones.
-    caps: BTreeMap<String, f64>,
-    next_check_ms: i64,
-    last_eval: Option<Evaluation>,
-    /// The slow signals' evidence at the last check.
-    slow_reports: Vec<SlowSignalReport>,
-}
-
-impl Runtime {
-    /// The view the data plane must route by.
-    fn view(&self) -> RolloutView {
-        let mut view = self.state.view(&self.cfg);
-        view.tenant_caps
-            .extend(self.caps.iter().map(|(t, c)| (t.clone(), *c)));
-        view
-    }
-
-    /// Take a new state; a new stage epoch restarts the stage's counters.
-    fn enter(&mut self, state: RolloutState) {
-        let epoch_changed = state.stage_epoch_ms() != self.state.stage_epoch_ms();
-        self.state = state;
-        if epoch_changed {
-            self.window.reset_stage(self.state.stage_epoch_ms());
-        }
-    }
-
-    /// The status to publish; `outcomes` are the latest outcome summaries read for it.
-    fn status(&self, now_ms: i64, outcomes: Vec<OutcomeSummary>) -> RolloutStatus {
-        let view = self.state.view(&self.cfg);
-        let w = &self.window;
-        RolloutStatus {
-            rollout: self.cfg.name.clone(),
-            state: self.state.clone(),
-            phase: self.state.phase_name(),
-            stage: view.stage,
-            percent: view.percent,
-            shadow_percent: view.shadow_percent,
-            evaluation: self.last_eval.clone(),
-            stage_control: w.stage_control,
-            stage_canary: w.stage_canary,
-            stage_pairs: (w.stage_pairs.pairs > 0).then_some(w.stage_pairs),
-            slow_signals: self.slow_reports.clone(),
-            outcomes,
-            updated_ms: now_ms,
-        }
-    }
-}
+/// One rollout as restored: its state, the stored version it came from (0: fresh, still to
+/// be stored), and its stored tenant caps.
+type RestoredRollout = (RolloutState, i64, BTreeMap<String, f64>);
 
 /// Rollouts as restored from the store at start-up, before serving.
 pub struct Restored {
-    /// Per rollout: its state, whether it was loaded (a fresh one still has to be stored), and
-    /// its stored tenant caps.
-    rollouts: BTreeMap<String, (RolloutState, bool, BTreeMap<String, f64>)>,
+    rollouts: BTreeMap<String, RestoredRollout>,
     /// The routing snapshot to serve the first request with.
     pub snapshot: Snapshot,
 }
@@ -145,7 +105,7 @@ pub struct Restored {
 /// Why the controller cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot read the tenant caps of rollout `{rollout}`: {source}")]
+    #[error("cannot read the state of rollout `{rollout}`: {source}")]
     TenantCaps {
         rollout: String,
         source: rampart_store::StoreError,
@@ -160,58 +120,59 @@ pub fn restore(config: &Config, store: &dyn Store, now_ms: i64) -> Result<Restor
         snapshot: Snapshot::default(),
     };
     for r in config.rollouts.values() {
-        let (state, loaded) = load_state(store, &r.name, now_ms);
-        let caps = store
-            .tenant_caps(&r.name)
+        let row = store
+            .load_rollout(&r.name)
             .map_err(|source| StartError::TenantCaps {
                 rollout: r.name.clone(),
                 source,
             })?;
+        let (state, version, caps) = match row {
+            Some(row) => {
+                let state = parse_state(&r.name, &row.state_json).unwrap_or_else(|| {
+                    tracing::error!(rollout = %r.name, "stored rollout state is unreadable; starting fresh");
+                    RolloutState::new(now_ms)
+                });
+                (state, row.version, row.tenant_caps)
+            }
+            None => (RolloutState::new(now_ms), 0, BTreeMap::new()),
+        };
         let mut view = state.view(r);
         view.tenant_caps
             .extend(caps.iter().map(|(t, c)| (t.clone(), *c)));
         out.snapshot
             .by_route
             .insert(r.route.clone(), Arc::new(view));
-        out.rollouts.insert(r.name.clone(), (state, loaded, caps));
+        out.rollouts.insert(r.name.clone(), (state, version, caps));
     }
     Ok(out)
 }
 
-/// A rollout's persisted state, or a fresh one starting now. Blocking (start-up only).
-/// `bool`: whether it was loaded (a fresh state still has to be persisted).
-pub fn load_state(store: &dyn Store, name: &str, now_ms: i64) -> (RolloutState, bool) {
-    match store.load_rollout_state(name) {
-        Ok(Some(json)) => match serde_json::from_str::<RolloutState>(&json) {
-            Ok(s) => {
-                tracing::info!(rollout = %name, phase = s.phase_name(), "restored rollout state");
-                (s, true)
-            }
-            Err(e) => {
-                tracing::error!(rollout = %name, error = %e, "stored rollout state is unreadable; starting fresh");
-                (RolloutState::new(now_ms), false)
-            }
-        },
-        Ok(None) => (RolloutState::new(now_ms), false),
+/// A stored state, or `None` (logged) when it cannot be read.
+pub(super) fn parse_state(rollout: &str, json: &str) -> Option<RolloutState> {
+    match serde_json::from_str::<RolloutState>(json) {
+        Ok(s) => Some(s),
         Err(e) => {
-            tracing::error!(rollout = %name, error = %e, "cannot load rollout state; starting fresh");
-            (RolloutState::new(now_ms), false)
+            tracing::error!(%rollout, error = %e, "stored rollout state is unreadable");
+            None
         }
     }
 }
 
-struct Controller {
-    ctx: Ctx,
-    rollouts: BTreeMap<String, Runtime>,
+pub(super) struct Controller {
+    pub(super) ctx: Ctx,
+    pub(super) rollouts: BTreeMap<String, Runtime>,
     verdicts: shadow_gate::Verdicts,
-    persister: Persister,
-    caps_tx: mpsc::Sender<CapStored>,
+    pub(super) persister: Persister,
     slow_inputs: slow_gate::SlowInputs,
+    /// Whether this replica evaluates gates and guardrails (always on a single node).
+    pub(super) leading: bool,
+    /// Cut off from the store for longer than `cluster.stale_after`.
+    pub(super) stale: bool,
 }
 
 /// The controller loop. Runs until the gateway shuts down.
 pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
-    let (persister, writer) = persist::channel(persist::WriterDeps {
+    let (persister, writer, mut reports) = persist::channel(persist::WriterDeps {
         store: ctx.store.clone(),
         metrics: ctx.metrics.clone(),
         alerts: ctx.alerts.clone(),
@@ -219,14 +180,15 @@ pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
         health: ctx.writes.clone(),
     });
     ctx.tasks.spawn(writer.run());
-    let (caps_tx, mut caps_rx) = mpsc::channel(64);
+    let leading = ctx.cluster.is_none();
     let mut c = Controller {
         ctx,
         rollouts: BTreeMap::new(),
         verdicts: Default::default(),
         persister,
-        caps_tx,
         slow_inputs: Default::default(),
+        leading,
+        stale: false,
     };
     c.restore(restored);
     if c.rollouts.is_empty() {
@@ -237,17 +199,27 @@ pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
     let mut interval = tokio::time::interval(c.tick());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     c.publish_status();
+    let mut cluster = inbox.cluster.take();
     loop {
         tokio::select! {
-            // Orders first, then checks when due, then signals (bounded per turn): a flood of
-            // signals never delays a check or an operator.
+            // Orders first, then what became of the writes and what the cluster says, then
+            // checks when due, then signals (bounded per turn): a flood of signals never
+            // delays a check or an operator.
             biased;
             _ = c.ctx.shutdown.cancelled() => break,
             Some(cmd) = inbox.commands.recv() => c.on_command(cmd),
-            Some(cap) = caps_rx.recv() => c.on_cap_stored(cap),
+            Some(report) = reports.recv() => c.on_report(report),
+            Some(ev) = next_event(&mut cluster) => c.on_cluster(ev),
             _ = interval.tick() => c.on_tick(),
             Some(sig) = inbox.signals.recv() => c.on_signals(sig, &mut inbox.signals),
         }
+    }
+}
+
+async fn next_event(rx: &mut Option<mpsc::Receiver<ClusterEvent>>) -> Option<ClusterEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -268,10 +240,10 @@ async fn idle(ctx: &Ctx, mut inbox: Inbox) {
 }
 
 impl Controller {
-    /// Build the runtimes from the states restored at start-up.
+    /// Build the runtimes from the states restored at start-up; a fresh one is stored.
     fn restore(&mut self, restored: Restored) {
         let now = self.ctx.clock.now_ms();
-        for (name, (state, loaded, caps)) in restored.rollouts {
+        for (name, (state, version, caps)) in restored.rollouts {
             let Some(cfg) = self.ctx.config.rollouts.get(&name) else {
                 continue;
             };
@@ -283,14 +255,18 @@ impl Controller {
                 next_check_ms: now,
                 last_eval: None,
                 slow_reports: Vec::new(),
+                stored_version: version,
+                lineage: 0,
+                lineage_base: version,
+                pending: VecDeque::new(),
             };
             rt.window.reset_stage(rt.state.stage_epoch_ms());
             self.publish_trip_metric(&rt);
             self.publish_percent(&rt.view());
-            if !loaded {
-                self.persist(&rt);
+            self.rollouts.insert(name.clone(), rt);
+            if version == 0 {
+                self.queue_state(&name, Vec::new(), Intent::Init, None);
             }
-            self.rollouts.insert(name, rt);
         }
     }
 
@@ -345,53 +321,38 @@ impl Controller {
             order,
             reply,
         } = cmd;
-        match order {
-            Order::Command(command) => match self.apply_command(&rollout, &command) {
-                Ok(status) => self.reply_when_stored(reply, status),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+        if !self.rollouts.contains_key(&rollout) {
+            let _ = reply.send(Err(ControlError::UnknownRollout(rollout)));
+            return;
+        }
+        let done = self.acknowledge(reply);
+        let intent = match order {
+            Order::Command(command) => Intent::Command(command),
             Order::TenantCap {
                 tenant,
                 max_percent,
-            } => self.store_tenant_cap(rollout, tenant, max_percent, reply),
-        }
+            } => Intent::Cap {
+                tenant,
+                max_percent,
+            },
+        };
+        self.apply_intent(&rollout, intent, Some(done));
         self.publish_status();
     }
 
-    /// Apply a command: routed at once, its writes queued.
-    fn apply_command(
-        &mut self,
-        rollout: &str,
-        command: &Command,
-    ) -> Result<RolloutStatus, ControlError> {
-        let now = self.ctx.clock.now_ms();
-        let Some(rt) = self.rollouts.get_mut(rollout) else {
-            return Err(ControlError::UnknownRollout(rollout.to_string()));
-        };
-        let (state, actions) = apply(&rt.cfg, &rt.state, command, now)?;
-        rt.enter(state);
-        let rt = &self.rollouts[rollout];
-        let status = rt.status(now, self.outcomes_of(rollout));
-        self.execute(rollout, actions);
-        Ok(status)
-    }
-
-    /// Answer once every write queued so far is stored, or after [`ACK_WAIT`] that it is not
-    /// (the change stays applied; its writes keep being retried).
-    fn reply_when_stored(&self, reply: Reply, status: RolloutStatus) {
-        let seq = self.persister.last();
-        let mut stored = self.persister.stored();
+    /// The answer to an operator: sent once the change is stored (or refused), or after
+    /// [`ACK_WAIT`] that it is not stored yet (the change stays applied; its writes keep being
+    /// retried).
+    fn acknowledge(&self, reply: Reply) -> Done {
+        let (tx, rx) = oneshot::channel();
         let health = self.persister.health();
         tokio::spawn(async move {
-            let done = tokio::time::timeout(ACK_WAIT, stored.wait_for(|s| *s >= seq)).await;
-            let answer = match done {
-                Ok(Ok(_)) => Ok(status),
-                _ => Err(ControlError::NotStored(format!(
-                    "`{}` is applied to routing but not stored yet ({}); rampart keeps retrying \
-                     (see /readyz and rampart_control_writes_pending)",
-                    status.phase,
+            let answer = match tokio::time::timeout(ACK_WAIT, rx).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(ControlError::Stopped),
+                Err(_) => Err(ControlError::NotStored(format!(
+                    "the change is applied to routing but not stored yet ({}); rampart keeps \
+                     retrying (see /readyz and rampart_control_writes_pending)",
                     health
                         .degraded()
                         .unwrap_or_else(|| "the control writer is busy".into())
@@ -399,72 +360,7 @@ impl Controller {
             };
             let _ = reply.send(answer);
         });
-    }
-
-    /// Store a tenant cap off the loop (one attempt), then apply it
-    /// ([`Controller::on_cap_stored`]). A cap that cannot be stored is not applied, and the
-    /// answer says why.
-    fn store_tenant_cap(&self, rollout: String, tenant: String, max_percent: f64, reply: Reply) {
-        if !self.rollouts.contains_key(&rollout) {
-            let _ = reply.send(Err(ControlError::UnknownRollout(rollout)));
-            return;
-        }
-        let write = Write::TenantCap {
-            rollout: rollout.clone(),
-            tenant: tenant.clone(),
-            max_percent,
-            at_ms: self.ctx.clock.now_ms(),
-        };
-        let (store, tx) = (self.ctx.store.clone(), self.caps_tx.clone());
-        tokio::spawn(async move {
-            let res = tokio::task::spawn_blocking(move || write.store(store.as_ref())).await;
-            let err = match res {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(e) = err {
-                let msg = format!("cannot store the tenant cap: {e}");
-                let _ = reply.send(Err(ControlError::NotStored(msg)));
-                return;
-            }
-            let cap = CapStored {
-                rollout,
-                tenant,
-                max_percent,
-                reply,
-            };
-            if let Err(e) = tx.send(cap).await {
-                let _ = e.0.reply.send(Err(ControlError::Stopped));
-            }
-        });
-    }
-
-    /// Route by a tenant cap the store has accepted, over the rollout's current state.
-    fn on_cap_stored(&mut self, cap: CapStored) {
-        let now = self.ctx.clock.now_ms();
-        let Some(rt) = self.rollouts.get_mut(&cap.rollout) else {
-            let _ = cap
-                .reply
-                .send(Err(ControlError::UnknownRollout(cap.rollout)));
-            return;
-        };
-        rt.caps.insert(cap.tenant.clone(), cap.max_percent);
-        let rt = &self.rollouts[&cap.rollout];
-        self.set_view(rt);
-        let status = rt.status(now, self.outcomes_of(&cap.rollout));
-        self.persister.queue(Write::Audit(AuditEntry {
-            rollout: cap.rollout.clone(),
-            ts_ms: now,
-            actor: "admin-api".into(),
-            action: "tenant_cap".into(),
-            from_state: String::new(),
-            to_state: String::new(),
-            reason: format!("tenant {} capped at {}%", cap.tenant, cap.max_percent),
-            details: serde_json::json!({"tenant": cap.tenant, "max_percent": cap.max_percent}),
-        }));
-        let _ = cap.reply.send(Ok(status));
-        self.publish_status();
+        tx
     }
 
     /// Take in a signal and whatever else is already queued.
@@ -482,7 +378,8 @@ impl Controller {
         }
     }
 
-    /// Check every rollout that is due.
+    /// Check every rollout that is due. A replica that does not lead applies only a
+    /// kill-switch trip over its own traffic.
     fn on_tick(&mut self) {
         let now = self.ctx.clock.now_ms();
         let verdicts = self.verdicts.load_full();
@@ -498,8 +395,18 @@ impl Controller {
             rt.next_check_ms = now + rt.cfg.guardrails.check_interval.as_millis() as i64;
             let mut obs = rt.window.observations(&rt.cfg, now);
             obs.shadow_gate = shadow_gate::input_for(&rt.cfg, &rt.state, &verdicts);
-            rt.last_eval = Some(evaluate(&rt.cfg, &rt.state, &obs, now));
             let (mut state, mut actions) = step(&rt.cfg, &rt.state, &obs, now);
+            if !self.leading {
+                let trip =
+                    state.phase_name() == "rolled_back" && rt.state.phase_name() != "rolled_back";
+                if trip {
+                    tracing::error!(rollout = %name, "kill switch over this replica's own traffic");
+                    rt.enter(state);
+                    self.execute(&name, actions, Intent::Auto, None);
+                }
+                continue;
+            }
+            rt.last_eval = Some(evaluate(&rt.cfg, &rt.state, &obs, now));
             if actions.is_empty()
                 && let Some(slow) = slow_gate::check(&rt.cfg, &rt.state, &slow_inputs, now)
             {
@@ -509,18 +416,24 @@ impl Controller {
                 continue;
             }
             rt.enter(state);
-            self.execute(&name, actions);
+            self.execute(&name, actions, Intent::Auto, None);
         }
         self.publish_status();
     }
 
-    /// Carry out a transition's actions: route at once, page at once, and queue the writes
-    /// (state before audit) for the control writer, which retries them until stored.
-    fn execute(&mut self, rollout: &str, actions: Vec<Action>) {
+    /// Carry out a transition's actions: route at once, page at once, and queue its state and
+    /// audit rows as one change for the control writer, which retries it until stored.
+    pub(super) fn execute(
+        &mut self,
+        rollout: &str,
+        actions: Vec<Action>,
+        intent: Intent,
+        done: Option<Done>,
+    ) {
         let Some(rt) = self.rollouts.get(rollout) else {
             return;
         };
-        let mut writes = Vec::new();
+        let mut audit = Vec::new();
         for action in actions {
             match action {
                 Action::SetView { .. } => {
@@ -529,18 +442,22 @@ impl Controller {
                     self.publish_trip_metric(rt);
                 }
                 Action::Alert(alert) => self.ctx.alerts.send(alert),
-                Action::PersistState => writes.extend(state_write(rt, self.ctx.clock.now_ms())),
+                // Every change stores the state with its audit rows (one compare-and-set).
+                Action::PersistState => {}
                 Action::Audit {
                     action,
                     actor,
                     from,
                     to,
                     reason,
-                    details,
+                    mut details,
                     at_ms,
                 } => {
                     tracing::info!(rollout = %rt.cfg.name, %action, %actor, %from, %to, %reason, "rollout transition");
-                    writes.push(Write::Audit(AuditEntry {
+                    if let (Some(c), Some(obj)) = (&self.ctx.cluster, details.as_object_mut()) {
+                        obj.insert("replica".into(), c.health.replica_id.clone().into());
+                    }
+                    audit.push(AuditEntry {
                         rollout: rt.cfg.name.clone(),
                         ts_ms: at_ms,
                         actor,
@@ -549,18 +466,54 @@ impl Controller {
                         to_state: to,
                         reason,
                         details,
-                    }));
+                    });
                 }
             }
         }
-        for w in writes {
-            self.persister.queue(w);
+        self.queue_state(rollout, audit, intent, done);
+    }
+
+    /// Queue the rollout's current state with `audit` as one change.
+    pub(super) fn queue_state(
+        &mut self,
+        rollout: &str,
+        audit: Vec<AuditEntry>,
+        intent: Intent,
+        done: Option<Done>,
+    ) {
+        let Some(rt) = self.rollouts.get(rollout) else {
+            return;
+        };
+        let json = match serde_json::to_string(&rt.state) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize rollout state");
+                return;
+            }
+        };
+        let write = write_for(rt, self.ctx.clock.now_ms(), Some(json), None, audit, false);
+        self.queue(rollout, write, intent, done);
+    }
+
+    pub(super) fn queue(&mut self, rollout: &str, w: Write, intent: Intent, done: Option<Done>) {
+        let seq = self.persister.queue(w);
+        if let Some(rt) = self.rollouts.get_mut(rollout) {
+            rt.pending.push_back(Pending { seq, intent, done });
         }
     }
 
     /// Publish a rollout's view to the data plane; every request admitted afterwards sees it.
-    fn set_view(&self, rt: &Runtime) {
-        let view = rt.view();
+    pub(super) fn set_view(&self, rt: &Runtime) {
+        let fall_back =
+            self.stale
+                && self.ctx.cluster.as_ref().is_some_and(|c| {
+                    c.on_stale == rampart_core::config::cluster::OnStale::Baseline
+                });
+        let view = if fall_back {
+            rt.stale_view()
+        } else {
+            rt.view()
+        };
         self.publish_percent(&view);
         self.ctx.routing.publish(&rt.cfg.route, view);
     }
@@ -574,7 +527,7 @@ impl Controller {
             .set(view.percent);
     }
 
-    fn publish_trip_metric(&self, rt: &Runtime) {
+    pub(super) fn publish_trip_metric(&self, rt: &Runtime) {
         let tripped = i64::from(rt.state.phase_name() == "rolled_back");
         self.ctx
             .metrics
@@ -588,10 +541,18 @@ impl Controller {
             .set_state(&rt.cfg.name, rt.state.phase_name());
     }
 
-    fn persist(&mut self, rt: &Runtime) {
-        if let Some(w) = state_write(rt, self.ctx.clock.now_ms()) {
-            self.persister.queue(w);
-        }
+    pub(super) fn cluster_view(&self) -> Option<ClusterView> {
+        self.ctx.cluster.as_ref().map(|c| ClusterView {
+            replica_id: c.health.replica_id.clone(),
+            leader: c.health.leader(),
+            leading: self.leading,
+            stale: self.stale,
+        })
+    }
+
+    pub(super) fn status_of(&self, rt: &Runtime) -> RolloutStatus {
+        let outcomes = self.outcomes_of(&rt.cfg.name);
+        rt.status(self.ctx.clock.now_ms(), outcomes, self.cluster_view())
     }
 
     /// The latest outcome summaries read for a rollout.
@@ -603,28 +564,43 @@ impl Controller {
             .unwrap_or_default()
     }
 
-    fn publish_status(&self) {
+    pub(super) fn publish_status(&self) {
         let now = self.ctx.clock.now_ms();
+        let cluster = self.cluster_view();
         let map = self
             .rollouts
             .iter()
-            .map(|(k, rt)| (k.clone(), Arc::new(rt.status(now, self.outcomes_of(k)))))
+            .map(|(k, rt)| {
+                let status = rt.status(now, self.outcomes_of(k), cluster.clone());
+                (k.clone(), Arc::new(status))
+            })
             .collect();
         self.ctx.status.store(Arc::new(map));
     }
 }
 
-/// The write that stores a rollout's state.
-fn state_write(rt: &Runtime, now_ms: i64) -> Option<Write> {
-    match serde_json::to_string(&rt.state) {
-        Ok(json) => Some(Write::State {
-            rollout: rt.cfg.name.clone(),
-            json,
-            at_ms: now_ms,
-        }),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialize rollout state");
-            None
-        }
+/// The write of a change to `rt`, in its current lineage.
+pub(super) fn write_for(
+    rt: &Runtime,
+    at_ms: i64,
+    state_json: Option<String>,
+    tenant_cap: Option<(String, f64)>,
+    audit: Vec<AuditEntry>,
+    once: bool,
+) -> Write {
+    Write {
+        rollout: rt.cfg.name.clone(),
+        lineage: rt.lineage,
+        base: rt.lineage_base,
+        state_json,
+        tenant_cap,
+        audit,
+        at_ms,
+        once,
     }
+}
+
+/// A stored row as the controller's state, or `None` when it cannot be read.
+pub(super) fn stored_state(rollout: &str, row: &StoredRollout) -> Option<RolloutState> {
+    parse_state(rollout, &row.state_json)
 }

@@ -37,6 +37,24 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outcomes: Vec<OutcomeSummary>,
     pub updated_ms: i64,
+    /// The stored version this state derives from (grows with every stored change).
+    pub version: i64,
+    /// Several replicas on PostgreSQL: who this replica is, who leads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterView>,
+}
+
+/// What the status says about the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// This replica (`cluster.replica_id`).
+    pub replica_id: String,
+    /// The replica holding the controller's lease, as the database last said.
+    pub leader: Option<String>,
+    /// Whether this replica evaluates gates and guardrails.
+    pub leading: bool,
+    /// Cut off from the database for longer than `cluster.stale_after`.
+    pub stale: bool,
 }
 
 /// Latest status per rollout.
@@ -78,6 +96,8 @@ pub struct ControlHandle {
     pub status: Arc<Statuses>,
     /// Whether every control change is stored.
     pub writes: Arc<WriteHealth>,
+    /// Whether this replica reaches the shared store (`None` on a single node).
+    pub cluster: Option<Arc<crate::control::cluster::ClusterHealth>>,
 }
 
 /// The controller's end of the command queue.
@@ -86,6 +106,7 @@ pub type CommandReceiver = mpsc::Receiver<CommandRequest>;
 pub fn channel(
     status: Arc<Statuses>,
     writes: Arc<WriteHealth>,
+    cluster: Option<Arc<crate::control::cluster::ClusterHealth>>,
 ) -> (ControlHandle, CommandReceiver) {
     let (tx, rx) = mpsc::channel(64);
     (
@@ -93,6 +114,7 @@ pub fn channel(
             commands: tx,
             status,
             writes,
+            cluster,
         },
         rx,
     )

@@ -1,9 +1,22 @@
 //! Durable control changes: every rollout state, audit row and tenant cap the controller
-//! decides is written by one task, in order, and retried until it is stored.
+//! decides is written by one task, in order, as a compare-and-set on the rollout's version
+//! ([`rampart_store::RolloutStore::apply_change`]: state, cap and audit rows in one
+//! transaction), and retried until it is stored.
 //!
 //! The controller never waits on the database: it routes first (the data plane sees a
-//! rollback at once), queues the writes here, and acknowledges an operator's order only once
-//! its writes are stored (see [`Persister::stored`]). While a write is not stored:
+//! rollback at once), queues the change here, and learns what became of it from a [`Report`]:
+//! - `Applied`: stored at a new version;
+//! - `Conflict`: another replica (or a lost answer) changed the rollout first; nothing was
+//!   written, and the report carries the stored row, on which the controller re-applies its
+//!   change (or refuses it) in a new *lineage*;
+//! - `Skipped`: queued behind a conflict in the same lineage, so based on a version that is
+//!   gone; the controller re-applies it with the conflict's;
+//! - `Failed`: a one-attempt write (a tenant cap) that the store refused.
+//!
+//! The writer keeps, per rollout, the version the next change of the current lineage expects;
+//! a write of a newer lineage starts from the version it carries.
+//!
+//! While a change is not stored:
 //! - `/readyz` answers `degraded: …` ([`WriteHealth::degraded`]),
 //! - `rampart_control_writes_pending` counts the writes waiting and
 //!   `rampart_control_write_failures_total` every failed attempt,
@@ -13,12 +26,13 @@
 //! Retries back off from [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`]. On shutdown the
 //! queue is drained with the same retries for as long as the gateway's drain allows.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rampart_core::rollout::{Alert, AlertKind, Severity};
-use rampart_store::{AuditEntry, Store, StoreError};
-use tokio::sync::{mpsc, watch};
+use rampart_store::{AuditEntry, CasOutcome, RolloutChange, Store, StoredRollout};
+use tokio::sync::mpsc;
 
 use super::alerts::Alerts;
 use crate::clock::Clock;
@@ -29,45 +43,50 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// One control change to store.
 #[derive(Debug, Clone)]
-pub enum Write {
-    State {
-        rollout: String,
-        json: String,
-        at_ms: i64,
-    },
-    Audit(AuditEntry),
-    TenantCap {
-        rollout: String,
-        tenant: String,
-        max_percent: f64,
-        at_ms: i64,
-    },
+pub struct Write {
+    pub rollout: String,
+    /// The controller's lineage for this rollout: bumped whenever it takes the stored row as
+    /// its base (after a conflict, or a change made by another replica).
+    pub lineage: u64,
+    /// The stored version the lineage started from (0: no row yet).
+    pub base: i64,
+    /// The new state as JSON; `None` keeps the stored one.
+    pub state_json: Option<String>,
+    pub tenant_cap: Option<(String, f64)>,
+    pub audit: Vec<AuditEntry>,
+    pub at_ms: i64,
+    /// One attempt only: a failure is reported, not retried (tenant caps).
+    pub once: bool,
 }
 
-impl Write {
-    fn rollout(&self) -> &str {
-        match self {
-            Write::State { rollout, .. } | Write::TenantCap { rollout, .. } => rollout,
-            Write::Audit(e) => &e.rollout,
-        }
-    }
+/// What became of a write.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Applied { version: i64 },
+    Conflict { current: Option<StoredRollout> },
+    Skipped,
+    Failed(String),
+}
 
-    pub(crate) fn store(&self, store: &dyn Store) -> Result<(), StoreError> {
-        match self {
-            Write::State {
-                rollout,
-                json,
-                at_ms,
-            } => store.save_rollout_state(rollout, json, *at_ms),
-            Write::Audit(e) => store.append_audit(e),
-            Write::TenantCap {
-                rollout,
-                tenant,
-                max_percent,
-                at_ms,
-            } => store.save_tenant_cap(rollout, tenant, *max_percent, *at_ms),
-        }
-    }
+/// A write's outcome, sent back to the controller.
+#[derive(Debug)]
+pub struct Report {
+    pub seq: u64,
+    pub rollout: String,
+    pub lineage: u64,
+    pub outcome: Outcome,
+}
+
+/// The controller's end of the reports.
+pub type Reports = mpsc::UnboundedReceiver<Report>;
+
+/// Where the writer is in one rollout's lineage.
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    lineage: u64,
+    expected: i64,
+    /// A conflict ended this lineage: its later writes are skipped.
+    dead: bool,
 }
 
 /// Whether every control change is stored, for `/readyz`.
@@ -94,11 +113,10 @@ impl WriteHealth {
     }
 }
 
-/// The controller's end: queue writes, learn when they are stored.
+/// The controller's end: queue writes; their outcomes come back as [`Report`]s.
 pub struct Persister {
     tx: mpsc::UnboundedSender<(u64, Write)>,
     next: u64,
-    stored: watch::Receiver<u64>,
     health: Arc<WriteHealth>,
     metrics: Arc<Metrics>,
 }
@@ -106,7 +124,8 @@ pub struct Persister {
 /// The writing task, consumed by [`WriterTask::run`].
 pub struct WriterTask {
     rx: mpsc::UnboundedReceiver<(u64, Write)>,
-    stored: watch::Sender<u64>,
+    reports: mpsc::UnboundedSender<Report>,
+    chains: HashMap<String, Chain>,
     store: Arc<dyn Store>,
     health: Arc<WriteHealth>,
     metrics: Arc<Metrics>,
@@ -123,7 +142,7 @@ pub struct WriterDeps {
     pub health: Arc<WriteHealth>,
 }
 
-pub fn channel(d: WriterDeps) -> (Persister, WriterTask) {
+pub fn channel(d: WriterDeps) -> (Persister, WriterTask, Reports) {
     let WriterDeps {
         store,
         metrics,
@@ -132,24 +151,25 @@ pub fn channel(d: WriterDeps) -> (Persister, WriterTask) {
         health,
     } = d;
     let (tx, rx) = mpsc::unbounded_channel();
-    let (stx, srx) = watch::channel(0);
+    let (rtx, rrx) = mpsc::unbounded_channel();
     (
         Persister {
             tx,
             next: 0,
-            stored: srx,
             health: health.clone(),
             metrics: metrics.clone(),
         },
         WriterTask {
             rx,
-            stored: stx,
+            reports: rtx,
+            chains: HashMap::new(),
             store,
             health,
             metrics,
             alerts,
             clock,
         },
+        rrx,
     )
 }
 
@@ -165,59 +185,120 @@ impl Persister {
         self.next
     }
 
-    /// The sequence number of the newest write queued so far.
-    pub fn last(&self) -> u64 {
-        self.next
-    }
-
-    /// Watch the sequence number of the newest write stored (writes are stored in order).
-    pub fn stored(&self) -> watch::Receiver<u64> {
-        self.stored.clone()
-    }
-
     pub fn health(&self) -> Arc<WriteHealth> {
         self.health.clone()
     }
 }
 
 impl WriterTask {
-    /// Store every queued write, in order, each retried until stored. Ends when the
-    /// controller drops its [`Persister`] and the queue is empty.
+    /// Store every queued write, in order, each retried until stored (or reported as
+    /// conflicting). Ends when the controller drops its [`Persister`] and the queue is empty.
     pub async fn run(mut self) {
         while let Some((seq, w)) = self.rx.recv().await {
-            self.store_until_stored(&w).await;
+            let outcome = self.store_one(&w).await;
             self.health.set(|h| {
                 h.0 = h.0.saturating_sub(1);
                 h.1 = None;
             });
             self.metrics.rollout.writes_pending.dec();
-            self.stored.send_replace(seq);
+            let _ = self.reports.send(Report {
+                seq,
+                rollout: w.rollout,
+                lineage: w.lineage,
+                outcome,
+            });
         }
     }
 
-    async fn store_until_stored(&self, w: &Write) {
+    async fn store_one(&mut self, w: &Write) -> Outcome {
+        let chain = self.chains.entry(w.rollout.clone()).or_insert(Chain {
+            lineage: w.lineage,
+            expected: w.base,
+            dead: false,
+        });
+        if w.lineage > chain.lineage {
+            *chain = Chain {
+                lineage: w.lineage,
+                expected: w.base,
+                dead: false,
+            };
+        }
+        if w.lineage < chain.lineage || chain.dead {
+            return Outcome::Skipped;
+        }
+        let change = RolloutChange {
+            rollout: w.rollout.clone(),
+            expected_version: chain.expected,
+            state_json: w.state_json.clone(),
+            tenant_cap: w.tenant_cap.clone(),
+            audit: w.audit.clone(),
+            at_ms: w.at_ms,
+        };
+        let outcome = self.store_until_stored(&change, w.once).await;
+        let chain = self.chains.entry(w.rollout.clone()).or_insert(Chain {
+            lineage: w.lineage,
+            expected: w.base,
+            dead: false,
+        });
+        match &outcome {
+            Outcome::Applied { version } => chain.expected = *version,
+            Outcome::Conflict { .. } => chain.dead = true,
+            Outcome::Skipped | Outcome::Failed(_) => {}
+        }
+        outcome
+    }
+
+    async fn store_until_stored(&self, change: &RolloutChange, once: bool) -> Outcome {
         let mut backoff = FIRST_BACKOFF;
         let mut alerted = false;
+        let mut retried = false;
         loop {
-            let (store, job) = (self.store.clone(), w.clone());
-            let res = tokio::task::spawn_blocking(move || job.store(store.as_ref())).await;
+            let (store, job) = (self.store.clone(), change.clone());
+            let res = tokio::task::spawn_blocking(move || store.apply_change(&job)).await;
             let err = match res {
-                Ok(Ok(())) => return,
+                Ok(Ok(CasOutcome::Applied { version })) => return Outcome::Applied { version },
+                Ok(Ok(CasOutcome::Conflict { current })) => {
+                    return match current {
+                        // A retry after an attempt whose answer was lost, but which committed.
+                        Some(c) if retried && committed(change, &c) => {
+                            Outcome::Applied { version: c.version }
+                        }
+                        current => Outcome::Conflict { current },
+                    };
+                }
                 Ok(Err(e)) => e.to_string(),
                 Err(e) => e.to_string(),
             };
             self.metrics.rollout.write_failures.inc();
-            tracing::error!(rollout = %w.rollout(), error = %err, retry_in = ?backoff, "cannot store a control change; retrying");
+            if once {
+                return Outcome::Failed(err);
+            }
+            let rollout = change.rollout.as_str();
+            tracing::error!(%rollout, error = %err, retry_in = ?backoff, "cannot store a control change; retrying");
             self.health.set(|h| h.1 = Some(err.clone()));
             if !alerted {
                 alerted = true;
                 self.alerts
-                    .send(not_stored_alert(w.rollout(), &err, self.clock.now_ms()));
+                    .send(not_stored_alert(rollout, &err, self.clock.now_ms()));
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+            retried = true;
         }
     }
+}
+
+/// Whether the stored row is exactly what `change` would have made of its expected version.
+fn committed(change: &RolloutChange, current: &StoredRollout) -> bool {
+    current.version == change.expected_version + 1
+        && change
+            .state_json
+            .as_ref()
+            .is_none_or(|s| *s == current.state_json)
+        && change
+            .tenant_cap
+            .as_ref()
+            .is_none_or(|(t, m)| current.tenant_caps.get(t) == Some(m))
 }
 
 fn not_stored_alert(rollout: &str, err: &str, at_ms: i64) -> Alert {

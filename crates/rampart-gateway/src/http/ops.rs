@@ -1,6 +1,6 @@
 //! Operational endpoints: `/metrics` (Prometheus text), `/healthz` (the process answers) and
 //! `/readyz` (it accepts traffic: not shutting down, writer alive; `degraded: …` while a rollout
-//! state change is applied but not yet stored).
+//! state change is applied but not yet stored, or a replica cannot reach the shared store).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -40,6 +40,14 @@ pub async fn readyz(State(gw): State<Gateway>) -> Response {
             "event writer is not running",
         )
             .into_response()
+    } else if let Some(why) = gw
+        .controller
+        .cluster
+        .as_ref()
+        .and_then(|c| c.degraded(gw.clock.now_ms()))
+    {
+        // Fail-static: serving from the last known state, events queued.
+        (StatusCode::OK, format!("degraded: {why}")).into_response()
     } else if let Some(why) = gw.controller.writes.degraded() {
         // Still serving (routing already applies every change), but a restart now would lose
         // a change the store has not taken yet.

@@ -226,6 +226,18 @@ impl RolloutStore for Hooked {
     fn audit_log(&self, rollout: &str, limit: usize) -> Result<Vec<AuditEntry>> {
         self.inner.audit_log(rollout, limit)
     }
+    fn load_rollout(&self, rollout: &str) -> Result<Option<rampart_store::StoredRollout>> {
+        self.inner.load_rollout(rollout)
+    }
+    fn rollout_versions(&self) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.inner.rollout_versions()
+    }
+    fn apply_change(
+        &self,
+        change: &rampart_store::RolloutChange,
+    ) -> Result<rampart_store::CasOutcome> {
+        self.inner.apply_change(change)
+    }
 }
 
 impl Store for Hooked {

@@ -11,6 +11,9 @@ use rampart_store::{AuditEntry, OutcomeMoments, PairFilter, PairFlag, PairQuery,
 
 use crate::common::{event, pair};
 
+mod cas;
+pub use cas::*;
+
 /// What a test holds while it runs: the store and whatever keeps it alive (a temp dir, a
 /// scratch database).
 pub trait Fixture {
@@ -39,6 +42,8 @@ macro_rules! store_suite {
             a_batch_writes_events_and_pairs_together_and_skips_repeats_inside_it,
             text_with_every_special_character_round_trips,
             outcomes_are_summed_per_name_and_cohort_and_repeats_skipped,
+            a_change_is_a_compare_and_set_with_its_audit_rows,
+            racing_changes_on_one_version_apply_once,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {

@@ -49,6 +49,17 @@ struct StatusDoc {
     stage_pairs: Option<PairsDoc>,
     evaluation: Option<EvaluationDoc>,
     outcomes: Vec<OutcomeSummary>,
+    cluster: Option<ClusterDoc>,
+}
+
+/// Several replicas: who answered, who leads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ClusterDoc {
+    replica_id: String,
+    leader: Option<String>,
+    leading: bool,
+    stale: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +152,19 @@ pub fn render_status(r: &Value) -> String {
             .map(|p| format!(", {p} shadow pairs"))
             .unwrap_or_default(),
     ));
+    if let Some(c) = &st.cluster {
+        out.push_str(&format!(
+            "  replica {}{}  leader {}{}\n",
+            c.replica_id,
+            if c.leading { " (leads)" } else { "" },
+            c.leader.as_deref().unwrap_or("none"),
+            if c.stale {
+                "  STALE: cut off from the database"
+            } else {
+                ""
+            },
+        ));
+    }
     let ev = st.evaluation.as_ref();
     if let Some(gs) = ev.and_then(|e| e.guardrails.as_ref()) {
         out.push_str("  guardrails (window):\n");

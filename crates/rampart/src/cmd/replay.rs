@@ -140,7 +140,7 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
         ));
     };
     let store = match super::serve::open_store(&config.store.kind) {
-        Ok(s) => s,
+        Ok((s, _)) => s,
         Err(e) => return usage(format!("{e:#}")),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -76,14 +76,18 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     // Opened before the server's runtime starts: opening blocks (migrations, first connection).
-    let store = open_store(&config.store.kind)?;
+    let (store, pg) = open_store(&config.store.kind)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let listen = config.server.listen;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let gw = Gateway::build(config, store, BuildOptions::default()).map_err(|e| anyhow!(e))?;
+        let opts = BuildOptions {
+            pg,
+            ..BuildOptions::default()
+        };
+        let gw = Gateway::build(config, store, opts).map_err(|e| anyhow!(e))?;
         tracing::info!(addr = %listener.local_addr()?, "rampart listening");
         let force = tokio_util::sync::CancellationToken::new();
         let signal = shutdown_signal(Some(force.clone()));
@@ -97,13 +101,20 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The store, and the same store as PostgreSQL when it is one (for the cluster).
+type Opened = (Arc<dyn Store>, Option<Arc<PgStore>>);
+
 /// The configured backend, opened and migrated.
-pub(crate) fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) fn open_store(kind: &StoreKind) -> anyhow::Result<Opened> {
     Ok(match kind {
-        StoreKind::Sqlite { path } => Arc::new(
-            SqliteStore::open(path)
-                .with_context(|| format!("cannot open the SQLite store at {}", path.display()))?,
-        ),
+        StoreKind::Sqlite { path } => {
+            (
+                Arc::new(SqliteStore::open(path).with_context(|| {
+                    format!("cannot open the SQLite store at {}", path.display())
+                })?),
+                None,
+            )
+        }
         StoreKind::Postgres {
             url_env,
             pool_size,
@@ -117,7 +128,8 @@ pub(crate) fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn Store>> {
             let store =
                 PgStore::open_env(url_env, opts).context("cannot open the PostgreSQL store")?;
             tracing::info!(target = store.target(), "using the PostgreSQL store");
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), Some(store))
         }
     })
 }
