@@ -612,6 +612,10 @@ pub struct GatesConfig {
     pub power: f64,
     pub min_equivalence: f64,
     pub min_win_rate: Option<f64>,
+    /// Pairs a prompt class (or tenant) needs in the comparison report before any of its
+    /// metrics is tested or flagged; fewer are shown as "too few pairs". Also the per-class
+    /// refusal check of the shadow gate.
+    pub min_class_pairs: u64,
 }
 
 #[derive(Debug, Clone)]

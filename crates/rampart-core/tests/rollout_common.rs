@@ -15,6 +15,7 @@ pub fn gates() -> GatesConfig {
         power: 0.8,
         min_equivalence: 0.7,
         min_win_rate: None,
+        min_class_pairs: 20,
     }
 }
 

@@ -167,12 +167,21 @@ pub struct RolloutReport {
     pub guardrails: Vec<GuardrailPoint>,
 }
 
+/// The comparison settings of a rollout's reports: the defaults, with the rollout's
+/// `gates.min_class_pairs`.
+pub fn compare_config(gates: &rampart_core::config::GatesConfig) -> CompareConfig {
+    CompareConfig {
+        min_class_pairs: gates.min_class_pairs,
+        ..CompareConfig::default()
+    }
+}
+
 /// The whole report of a rollout: every stored pair, and the cohort view.
 pub fn rollout_report<S: PairStore + EventStore + FeedbackStore + ?Sized>(
     store: &S,
     rollout: &str,
+    config: CompareConfig,
 ) -> Result<RolloutReport, StoreError> {
-    let config = CompareConfig::default();
     let seed = config.seed;
     let report = compare_pairs(store, rollout, &PairFilter::default(), config)?;
     let (cohorts, guardrails) = cohort_view(store, rollout, seed)?;

@@ -7,9 +7,12 @@
 //! Map of the crate:
 //! * [`special`] — ln Γ, incomplete beta / gamma, `erfc`, χ² tail, binomial tail.
 //! * [`normal`] — Φ, Q = 1 − Φ, Φ⁻¹.
-//! * [`proportion`] — Wilson interval, pooled two-proportion z-test, McNemar (exact, χ²).
+//! * [`proportion`] — Wilson interval, pooled two-proportion z-test, McNemar (exact, χ²),
+//!   rates restricted to a linear null (score-test variances).
 //! * [`srm`] — sample-ratio-mismatch χ² goodness of fit.
 //! * [`ks`] — two-sample Kolmogorov–Smirnov (exact lattice paths, asymptotic, limit series).
+//! * [`student_t`] — Student's t distribution (tails, quantiles by inversion), the one-sample
+//!   / paired t-test and interval (small-sample means, e.g. per-class length ratios).
 //! * [`mann_whitney`] — Mann–Whitney U (asymptotic, tie- and continuity-corrected).
 //! * [`percentile`] — linear (type 7) and nearest-rank percentiles.
 //! * [`bootstrap`] — seeded, parallel paired bootstrap; normal-approximation interval.
@@ -41,6 +44,7 @@ pub mod sequential;
 pub mod sketch;
 pub mod special;
 pub mod srm;
+pub mod student_t;
 
 use std::fmt;
 

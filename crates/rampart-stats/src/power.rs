@@ -83,9 +83,29 @@ pub fn sample_size_simple(
     sides: Sides,
     ratio: f64,
 ) -> Result<SampleSize> {
-    let p2 = check_common(p1, mde_abs, power, ratio)?;
+    sample_size_simple_z(p1, mde_abs, design_quantiles(alpha, power, sides)?, ratio)
+}
+
+/// The quantiles `(z_a, z_b)` of a design (`z_a` as for [`Sides`], `z_b = z_power`), for
+/// callers that size many rates at the same `alpha` and `power` (see [`sample_size_simple_z`]).
+pub fn design_quantiles(alpha: f64, power: f64, sides: Sides) -> Result<(f64, f64)> {
     let za = z_alpha(alpha, sides)?;
+    if !(power > 0.0 && power < 1.0) {
+        return Err(StatsError::InvalidInput("power must be in (0, 1)"));
+    }
     let zb = ppf(power).ok_or(StatsError::InvalidInput("power must be in (0, 1)"))?;
+    Ok((za, zb))
+}
+
+/// [`sample_size_simple`] with the design's quantiles from [`design_quantiles`] (same formula;
+/// the quantiles are the costly part, so a gate checked every few seconds computes them once).
+pub fn sample_size_simple_z(
+    p1: f64,
+    mde_abs: f64,
+    (za, zb): (f64, f64),
+    ratio: f64,
+) -> Result<SampleSize> {
+    let p2 = check_common(p1, mde_abs, 0.5, ratio)?;
     let raw = (za + zb).powi(2) * (p1 * (1.0 - p1) + p2 * (1.0 - p2) / ratio) / (mde_abs * mde_abs);
     finish(raw, ratio)
 }

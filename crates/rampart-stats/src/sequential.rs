@@ -192,9 +192,15 @@ impl ConfidenceSequence {
                 "information must be finite and > 0",
             ));
         }
+        // A contraction (derivative 1/(1+u) < 1): about one digit per step; stop once settled.
         let mut u = -2.0 * alpha.ln();
         for _ in 0..50 {
-            u = ((1.0 + u) / (alpha * alpha)).ln();
+            let next = ((1.0 + u) / (alpha * alpha)).ln();
+            let settled = (next - u).abs() <= 1e-15 * next;
+            u = next;
+            if settled {
+                break;
+            }
         }
         Self::new(alpha, information / u)
     }

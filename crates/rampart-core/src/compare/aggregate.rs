@@ -12,29 +12,36 @@
 //! stay few. The same pairs in the same order and the same seed give the same report.
 //!
 //! Tests (sources in `rampart-stats`): Wilson interval for the equivalence rate; McNemar exact
-//! for refusal, error and every format feature (paired 2×2 on the same requests); two-sample KS
-//! (asymptotic) and a paired bootstrap for length; McNemar per opening phrase; Holm (or
-//! Benjamini–Hochberg) adjustment within each family (overall metrics; class × metric;
-//! tenant × metric). See [`super::report`] for the flag rule.
+//! for refusal, error and every format feature (paired 2×2 on the same requests); for length,
+//! overall a two-sample KS test (exact up to [`KS_EXACT_MAX`] pairs, asymptotic above) and a
+//! paired bootstrap, per class and tenant a paired t-test and t interval on the log ratios
+//! (valid at small n, where a normal interval from two or three pairs can be arbitrarily
+//! narrow); McNemar per opening phrase; Holm (or Benjamini–Hochberg) adjustment within each
+//! family (overall metrics; class × metric; tenant × metric). A class or tenant with fewer than
+//! `min_class_pairs` pairs is reported but not tested: it is left out of its family and never
+//! flagged ("too few pairs"). See [`super::report`] for the flag rule.
 
 use std::collections::{BTreeMap, HashMap};
 
-use rampart_stats::bootstrap::{BootstrapConfig, paired_bootstrap, paired_normal_interval};
+use rampart_stats::bootstrap::{BootstrapConfig, paired_bootstrap};
 use rampart_stats::ks::{KsMethod, ks_2samp};
-use rampart_stats::multiple::{benjamini_hochberg, holm};
 use rampart_stats::proportion::{mcnemar_exact, wilson_interval};
 use rampart_stats::sketch::DdSketch;
+use rampart_stats::student_t::t_test;
+use rampart_stats::{Interval, StatsError};
 
 use rampart_stats::rng::fnv1a;
 
 use super::features::{Equivalence, PairFeatures, SideFeatures};
 use super::judge::JudgeTally;
+mod flags;
 mod sampling;
 
 use super::report::{
     ComparisonReport, Cost, DifferentPair, EquivalenceStats, FormatDrift, GroupReport, Histogram,
     Latency, LengthStats, Metrics, OpeningShare, Openings, PairedRate, Settings,
 };
+use flags::{adjust_and_flag, adjust_and_flag_where};
 use sampling::{OpeningCounts, Reservoir};
 
 /// How p-values are adjusted within a family.
@@ -77,7 +84,16 @@ pub struct CompareConfig {
     pub min_length_ratio_delta: f64,
     pub min_opening_share_delta: f64,
     pub min_format_delta: f64,
+    /// Pairs a class or tenant needs before any of its metrics is tested or flagged
+    /// (`rollouts.R.gates.min_class_pairs`).
+    pub min_class_pairs: u64,
 }
+
+/// Default of [`CompareConfig::min_class_pairs`].
+pub const DEFAULT_MIN_CLASS_PAIRS: u64 = 20;
+
+/// Up to this many pairs the overall length test uses the exact KS distribution.
+pub const KS_EXACT_MAX: usize = 1_000;
 
 impl Default for CompareConfig {
     fn default() -> Self {
@@ -101,6 +117,7 @@ impl Default for CompareConfig {
             min_length_ratio_delta: 0.10,
             min_opening_share_delta: 0.10,
             min_format_delta: 0.03,
+            min_class_pairs: DEFAULT_MIN_CLASS_PAIRS,
         }
     }
 }
@@ -353,14 +370,20 @@ impl Accumulator {
                 .values()
                 .map(|g| metrics(g, cfg, false, cfg.group_top_openings))
                 .collect();
-            let flags = adjust_and_flag(&mut ms, cfg);
+            let testable: Vec<bool> = map
+                .values()
+                .map(|g| g.pairs >= cfg.min_class_pairs)
+                .collect();
+            let flags = adjust_and_flag_where(&mut ms, &testable, cfg);
             map.iter()
                 .zip(ms)
                 .zip(flags)
-                .map(|(((name, g), metrics), flags)| GroupReport {
+                .zip(testable)
+                .map(|((((name, g), metrics), flags), testable)| GroupReport {
                     class: is_class.then(|| name.clone()),
                     tenant: (!is_class).then(|| name.clone()),
                     pairs: g.pairs,
+                    too_few_pairs: !testable,
                     flags,
                     metrics,
                 })
@@ -396,6 +419,7 @@ impl Accumulator {
                 min_length_ratio_delta: cfg.min_length_ratio_delta,
                 min_opening_share_delta: cfg.min_opening_share_delta,
                 min_format_delta: cfg.min_format_delta,
+                min_class_pairs: cfg.min_class_pairs,
                 seed: cfg.seed,
             },
         }
@@ -495,6 +519,58 @@ fn openings(o: &OpeningCounts, cfg: &CompareConfig, k: usize) -> Openings {
     }
 }
 
+/// The interval (log scale) and the p-value of the length ratio. Overall: the paired bootstrap
+/// percentile interval and the two-sample KS test. Per group: the paired t interval and t-test
+/// of the mean log ratio; when every pair has the same ratio (no variation, so no t) the
+/// interval is that single value and there is no p-value.
+fn length_test(
+    logs: &[f64],
+    bs: &[f64],
+    cs: &[f64],
+    cfg: &CompareConfig,
+    overall: bool,
+) -> (Option<Interval>, Option<f64>, Option<f64>, &'static str) {
+    if !overall {
+        let ks = ks_2samp(bs, cs, KsMethod::Asymptotic).ok();
+        let ks_statistic = ks.map(|k| k.statistic);
+        return match t_test(logs, 0.0, cfg.confidence_level) {
+            Ok(t) => (Some(t.interval), Some(t.p_value), ks_statistic, "paired_t"),
+            Err(StatsError::NotComputable(_)) => {
+                let m = logs.first().copied();
+                let point = m.map(|m| Interval { low: m, high: m });
+                (point, None, ks_statistic, "paired_t")
+            }
+            Err(StatsError::InvalidInput(_)) => (None, None, ks_statistic, "paired_t"),
+        };
+    }
+    let zeros = vec![0.0; logs.len()];
+    // Single-threaded (the report and the shadow gate share the cores with the request path;
+    // `rampart-stats`'s rayon fan-out is opt-in and not used here).
+    let interval = paired_bootstrap(
+        &zeros,
+        logs,
+        &BootstrapConfig {
+            n_resamples: cfg.bootstrap_resamples,
+            confidence_level: cfg.confidence_level,
+            seed: cfg.seed,
+        },
+    )
+    .ok()
+    .map(|i| i.ci);
+    let method = if logs.len() <= KS_EXACT_MAX {
+        KsMethod::Exact
+    } else {
+        KsMethod::Asymptotic
+    };
+    let ks = ks_2samp(bs, cs, method).ok();
+    (
+        interval,
+        ks.map(|k| k.p_value),
+        ks.map(|k| k.statistic),
+        "ks_2samp",
+    )
+}
+
 fn length(g: &GroupAcc, cfg: &CompareConfig, overall: bool) -> LengthStats {
     let items = &g.reservoir.items;
     let logs: Vec<f64> = items
@@ -502,37 +578,21 @@ fn length(g: &GroupAcc, cfg: &CompareConfig, overall: bool) -> LengthStats {
         .map(|(b, c)| ((c + 1.0) / (b + 1.0)).ln())
         .collect();
     let mean_log = (!logs.is_empty()).then(|| logs.iter().sum::<f64>() / logs.len() as f64);
-    let zeros = vec![0.0; logs.len()];
-    let interval = if overall {
-        // Single-threaded (the report and the shadow gate share the cores with the request
-        // path; `rampart-stats`'s rayon fan-out is opt-in and not used here).
-        paired_bootstrap(
-            &zeros,
-            &logs,
-            &BootstrapConfig {
-                n_resamples: cfg.bootstrap_resamples,
-                confidence_level: cfg.confidence_level,
-                seed: cfg.seed,
-            },
-        )
-    } else {
-        paired_normal_interval(&zeros, &logs, cfg.confidence_level)
-    }
-    .ok();
     let bs: Vec<f64> = items.iter().map(|x| x.0).collect();
     let cs: Vec<f64> = items.iter().map(|x| x.1).collect();
-    let ks = ks_2samp(&bs, &cs, KsMethod::Asymptotic).ok();
+    let (interval, p_value, ks_statistic, test) = length_test(&logs, &bs, &cs, cfg, overall);
     LengthStats {
         estimate: mean_log.map(f64::exp),
-        ci_low: interval.map(|i| i.ci.low.exp()),
-        ci_high: interval.map(|i| i.ci.high.exp()),
+        ci_low: interval.map(|i| i.low.exp()),
+        ci_high: interval.map(|i| i.high.exp()),
         baseline_mean_tokens: ratio(g.tokens.0, g.comparable),
         candidate_mean_tokens: ratio(g.tokens.1, g.comparable),
         baseline_mean_chars: ratio(g.chars.0, g.comparable),
         candidate_mean_chars: ratio(g.chars.1, g.comparable),
         sample: items.len() as u64,
-        ks_statistic: ks.map(|k| k.statistic),
-        p_value: ks.map(|k| k.p_value),
+        test: test.to_string(),
+        ks_statistic,
+        p_value,
         p_adjusted: None,
         flagged: false,
         histogram: if overall {
@@ -640,86 +700,6 @@ fn metrics(g: &GroupAcc, cfg: &CompareConfig, overall: bool, k: usize) -> Metric
             candidate_per_success_usd: ratio(g.cost.1, g.successes.1),
         },
     }
-}
-
-/// Adjusts every testable p-value of `ms` as one family, sets `p_adjusted` and `flagged`, and
-/// returns each entry's flag names.
-fn adjust_and_flag(ms: &mut [Metrics], cfg: &CompareConfig) -> Vec<Vec<String>> {
-    // Collect (metric index, slot) → raw p.
-    let mut raw = Vec::new();
-    for m in ms.iter() {
-        raw.push(m.refusal.p_value);
-        raw.push(m.errors.p_value);
-        raw.push(m.length_ratio.p_value.unwrap_or(1.0));
-        raw.push(m.openings.p_value);
-        raw.extend(m.formats.iter().map(|f| f.p_value));
-    }
-    let adjusted = if raw.is_empty() {
-        Vec::new()
-    } else {
-        match cfg.adjustment {
-            Adjustment::Holm => holm(&raw),
-            Adjustment::BenjaminiHochberg => benjamini_hochberg(&raw),
-        }
-        .unwrap_or_else(|_| vec![1.0; raw.len()])
-    };
-    let mut it = adjusted.into_iter();
-    let mut next = || it.next().unwrap_or(1.0);
-    let alpha = cfg.alpha;
-    ms.iter_mut()
-        .map(|m| {
-            let mut flags = Vec::new();
-            let big = |d: Option<f64>, min: f64| d.is_some_and(|d| d.abs() >= min);
-
-            let p = next();
-            m.refusal.p_adjusted = Some(p);
-            m.refusal.flagged = p < alpha && big(m.refusal.delta, cfg.min_refusal_delta);
-            if m.refusal.flagged {
-                flags.push("refusal".to_string());
-            }
-
-            let p = next();
-            m.errors.p_adjusted = Some(p);
-            m.errors.flagged = p < alpha && big(m.errors.delta, cfg.min_error_delta);
-            if m.errors.flagged {
-                flags.push("errors".to_string());
-            }
-
-            let p = next();
-            let l = &mut m.length_ratio;
-            l.p_adjusted = l.p_value.map(|_| p);
-            let excludes_one = l
-                .ci_low
-                .zip(l.ci_high)
-                .is_some_and(|(lo, hi)| lo > 1.0 || hi < 1.0);
-            l.flagged = l.p_value.is_some()
-                && p < alpha
-                && excludes_one
-                && big(l.estimate.map(|e| e - 1.0), cfg.min_length_ratio_delta);
-            if l.flagged {
-                flags.push("length".to_string());
-            }
-
-            let p = next();
-            m.openings.p_adjusted = Some(p);
-            m.openings.drift_flagged =
-                p < alpha && big(m.openings.share_delta, cfg.min_opening_share_delta);
-            if m.openings.drift_flagged {
-                flags.push("openings".to_string());
-            }
-
-            for f in &mut m.formats {
-                let p = next();
-                f.p_adjusted = Some(p);
-                let delta = f.baseline_rate.zip(f.candidate_rate).map(|(b, c)| c - b);
-                f.flagged = p < alpha && big(delta, cfg.min_format_delta);
-                if f.flagged {
-                    flags.push(format!("format:{}", f.feature));
-                }
-            }
-            flags
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ fn pv(x: Option<f64>) -> String {
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}\
 h1{font-size:1.5em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}\
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}\
-.flag{color:#b00;font-weight:bold}.ok{color:#080}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;margin-bottom:1em}\
+.flag{color:#b00;font-weight:bold}.ok{color:#080}.muted{color:#777;font-weight:normal}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;margin-bottom:1em}\
 .pair pre{white-space:pre-wrap;background:#f7f7f7;padding:.6em;margin:0;font-size:.85em}\
 .b{fill:#4a7bd0}.c{fill:#e08a2c}.legend span{margin-right:1em}";
 
@@ -376,7 +376,14 @@ pub fn render_html_page(
             pct(c.metrics.refusal.baseline_rate),
             pct(c.metrics.refusal.candidate_rate),
             pv(c.metrics.refusal.p_adjusted),
-            escape(&c.flags.join(", "))
+            if c.too_few_pairs {
+                format!(
+                    "<span class=\"muted\">too few pairs (&lt; {})</span>",
+                    report.settings.min_class_pairs
+                )
+            } else {
+                escape(&c.flags.join(", "))
+            }
         );
     }
     h.push_str("</table></section>\n");

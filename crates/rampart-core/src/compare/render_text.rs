@@ -166,11 +166,16 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
         }
         lines.push(String::new());
         let flagged: Vec<&GroupReport> = groups.iter().filter(|g| !g.flags.is_empty()).collect();
-        lines.push(format!(
-            "{title}: {} of {} flagged",
-            flagged.len(),
-            groups.len()
-        ));
+        let few = groups.iter().filter(|g| g.too_few_pairs).count();
+        let mut head = format!("{title}: {} of {} flagged", flagged.len(), groups.len());
+        if few > 0 {
+            let _ = write!(
+                head,
+                "; {few} with too few pairs (< {}), not tested",
+                report.settings.min_class_pairs
+            );
+        }
+        lines.push(head);
         for g in flagged {
             let name = g.class.as_deref().or(g.tenant.as_deref()).unwrap_or("");
             lines.push(format!(

@@ -8,8 +8,10 @@
 //! within its family (the overall metrics; all class × metric tests; all tenant × metric tests).
 //! A metric is **flagged** when `p_adjusted < settings.alpha` **and** its effect reaches the
 //! minimum effect size in `settings` — both, so a huge sample does not flag a trivial shift and
-//! a large but noisy shift in a small class does not flag either. A value that cannot be computed
-//! (too few pairs) is `null`, never NaN.
+//! a large but noisy shift in a small class does not flag either. A class or tenant with fewer
+//! than `settings.min_class_pairs` pairs is not tested at all (`too_few_pairs: true`, every
+//! `p_adjusted` `null`, no flags) and is left out of its family's adjustment. A value that cannot
+//! be computed (too few pairs) is `null`, never NaN.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,10 +72,18 @@ pub struct EquivalenceStats {
 /// `estimate` is the **geometric mean of the per-pair ratios** `(c + 1)/(b + 1)` of whitespace
 /// token counts (add-one so empty answers count), i.e. `exp(mean(ln ratio))`: symmetric (a
 /// halving and a doubling cancel) and not inflated by Jensen's inequality as the arithmetic
-/// mean of ratios is. The interval is `exp` of a paired-bootstrap percentile interval of the
-/// mean log ratio (overall; seeded, on the reservoir sample) or of the normal interval (groups).
-/// `p_value` is the two-sample KS test of the two token-length distributions on the reservoir
-/// sample. Flag `length`: `p_adjusted < alpha`, the interval excludes 1 and `|estimate − 1| ≥
+/// mean of ratios is. `test` names how the interval and `p_value` were obtained, on the
+/// reservoir sample:
+/// - `ks_2samp` (overall): `exp` of a seeded paired-bootstrap percentile interval of the mean log
+///   ratio; `p_value` from the two-sample KS test of the two token-length distributions (exact
+///   up to 1,000 pairs, the asymptotic distribution above).
+/// - `paired_t` (classes, tenants): `exp` of the Student t interval of the mean log ratio,
+///   `x̄ ∓ t_{n−1}·s/√n`, and `p_value` from the paired t-test of "mean log ratio = 0": valid at
+///   small n, where a normal interval from two or three pairs can be arbitrarily narrow
+///   (`ks_statistic` is still given, as a description). When every pair has the same ratio
+///   the interval is that ratio and `p_value` is `null`.
+///
+/// Flag `length`: `p_adjusted < alpha`, the interval excludes 1 and `|estimate − 1| ≥
 /// min_length_ratio_delta`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LengthStats {
@@ -84,8 +94,11 @@ pub struct LengthStats {
     pub candidate_mean_tokens: Option<f64>,
     pub baseline_mean_chars: Option<f64>,
     pub candidate_mean_chars: Option<f64>,
-    /// Pairs in the reservoir sample the interval and the KS test use.
+    /// Pairs in the reservoir sample the interval and the test use.
     pub sample: u64,
+    /// `ks_2samp` (overall) or `paired_t` (classes and tenants); see above.
+    #[serde(default)]
+    pub test: String,
     pub ks_statistic: Option<f64>,
     pub p_value: Option<f64>,
     pub p_adjusted: Option<f64>,
@@ -202,6 +215,10 @@ pub struct GroupReport {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tenant: Option<String>,
     pub pairs: u64,
+    /// Fewer than `settings.min_class_pairs` pairs: the group's metrics are shown but not
+    /// tested, and it is never flagged ("too few pairs").
+    #[serde(default)]
+    pub too_few_pairs: bool,
     /// Flagged metrics of this group (same names as the top-level `flags`).
     pub flags: Vec<String>,
     #[serde(flatten)]
@@ -253,6 +270,9 @@ pub struct Settings {
     pub min_length_ratio_delta: f64,
     pub min_opening_share_delta: f64,
     pub min_format_delta: f64,
+    /// Pairs a class or tenant needs before it is tested (`rollouts.R.gates.min_class_pairs`).
+    #[serde(default)]
+    pub min_class_pairs: u64,
     pub seed: u64,
 }
 

@@ -228,6 +228,7 @@ pub struct RawGates {
     pub power: Option<f64>,
     pub min_equivalence: Option<f64>,
     pub min_win_rate: Option<f64>,
+    pub min_class_pairs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

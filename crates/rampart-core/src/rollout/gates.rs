@@ -31,7 +31,7 @@
 //!
 //! [`ShadowGateInput`]: super::ShadowGateInput
 
-use rampart_stats::power::{Sides, sample_size_simple};
+use rampart_stats::power::{Sides, design_quantiles, sample_size_simple_z};
 use rampart_stats::srm::srm_chisquare;
 use serde::Serialize;
 
@@ -88,15 +88,14 @@ impl GateOutcome {
 /// The per-arm sample size that detects `gates.mde` in every one of `control_rates`
 /// (module docs). `None` only when the configuration makes it incomputable.
 pub fn required_samples(gates: &GatesConfig, control_rates: &[f64]) -> Option<u64> {
+    let z = design_quantiles(gates.alpha, gates.power, Sides::TwoSided).ok()?;
     let mut need: Option<u64> = None;
     for &p in control_rates {
         let p = if p.is_finite() { p } else { RATE_FLOOR };
         // Symmetric in p ↔ 1−p; keep p in [floor, ½] so p + mde stays inside (0, 1).
         let p = p.min(1.0 - p).clamp(RATE_FLOOR, 0.5);
         let mde = gates.mde.min(0.99 - p).max(1e-6);
-        let n = sample_size_simple(p, mde, gates.alpha, gates.power, Sides::TwoSided, 1.0)
-            .ok()?
-            .n_control;
+        let n = sample_size_simple_z(p, mde, z, 1.0).ok()?.n_control;
         need = Some(need.map_or(n, |m| m.max(n)));
     }
     need
@@ -384,6 +383,7 @@ mod tests {
             power: 0.8,
             min_equivalence: 0.7,
             min_win_rate: None,
+            min_class_pairs: 20,
         }
     }
 

@@ -47,6 +47,7 @@ fn stage_report(
     rollout: &str,
     stage: &str,
     epoch_ms: i64,
+    config: CompareConfig,
 ) -> Result<rampart_core::compare::ComparisonReport, rampart_store::StoreError> {
     let filter = rampart_store::PairFilter {
         stage: Some(stage.to_string()),
@@ -55,7 +56,7 @@ fn stage_report(
     let mut features = store.recent_pair_features(rollout, &filter, VERDICT_PAIRS)?;
     // Oldest first, as a report over the whole stage would see them.
     features.reverse();
-    let mut acc = rampart_core::compare::Accumulator::new(CompareConfig::default());
+    let mut acc = rampart_core::compare::Accumulator::new(config);
     for f in &features {
         acc.push(f);
     }
@@ -134,8 +135,14 @@ pub async fn run(gw: Gate, verdicts: Verdicts, period: Duration) {
             };
             let store = gw.store.clone();
             let (rollout, stage_name) = (name.clone(), stage.clone());
+            let gates = cfg
+                .stages
+                .iter()
+                .find(|s| s.name == stage)
+                .map_or(&cfg.gates, |s| &s.gates);
+            let config = crate::report::compare_config(gates);
             let res = tokio::task::spawn_blocking(move || {
-                stage_report(store.as_ref(), &rollout, &stage_name, epoch)
+                stage_report(store.as_ref(), &rollout, &stage_name, epoch, config)
             })
             .await;
             match res {

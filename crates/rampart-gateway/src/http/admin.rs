@@ -319,9 +319,10 @@ pub async fn report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     use rampart_core::compare::{outcomes_section, render_html_page, render_text};
-    if !gw.config.rollouts.contains_key(&name) {
+    let Some(rollout) = gw.config.rollouts.get(&name) else {
         return Err(unknown_rollout(&gw, &name));
-    }
+    };
+    let config = crate::report::compare_config(&rollout.gates);
     let format = q.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "text" | "html") {
         return Err(ApiError::BadRequest(format!(
@@ -329,14 +330,9 @@ pub async fn report(
         )));
     }
     let store = gw.store.clone();
-    let signals = gw
-        .config
-        .rollouts
-        .get(&name)
-        .map(|r| r.slow_signals.clone())
-        .unwrap_or_default();
+    let signals = rollout.slow_signals.clone();
     let r = tokio::task::spawn_blocking(move || {
-        let mut r = crate::report::rollout_report(&*store, &name)?;
+        let mut r = crate::report::rollout_report(&*store, &name, config)?;
         r.outcomes = crate::report::outcome_summaries(&*store, &name, &signals)?;
         Ok::<_, rampart_store::StoreError>(r)
     })
