@@ -25,13 +25,21 @@
 //! `Δ̂ = x_t/n_t − k·x_c/n_c`,
 //! `LB = Δ̂ − ½/n_t − √((I+ρ)·ln((I+ρ)/(ρα'²)))/I`, `I = 1/V`, valid simultaneously over every look.
 //! The variance is taken **at the null boundary** (a score-type variance, as in the score test
-//! and Wilson's interval): with the control's smoothed rate `p̃_c = (x_c+½)/(n_c+1)` and the
-//! canary rate the null allows, `p₀ = k·p̃_c + margin` (clamped to `[½/(n_t+1), ½]`),
+//! and Wilson's interval): the rates `(p₀, p̃_c)` are the maximum-likelihood rates of both
+//! cohorts *under the null* `p_t = k·p_c + margin`
+//! ([`rampart_stats::proportion::restricted_rates`], Miettinen & Nurminen 1985), from the
+//! smoothed counts `x + ½` of `n + 1`; `p₀` is clamped to `[½/(n_t+1), ½]` and
 //! `V = p₀(1−p₀)/n_t + k²·p̃_c(1−p̃_c)/n_c`. Compared with a plug-in variance it does not grow
 //! with the very excess it is testing, which is what lets a rare-event regression (1 % → 6 %
-//! refusals) trip in about a minute on a 5 % canary; the continuity correction `½/n_t` and
-//! `min_exposure` keep the Poisson skew of small counts from causing false trips. The guarantee
-//! is asymptotic (Waudby-Smith et al. 2021); `tests/rollout_sim.rs` measures the false-trip rate.
+//! refusals) trip in about a minute on a 5 % canary. Taking both rates from both cohorts (not
+//! the control's from the control alone) matters when the control is small: when a rollout
+//! reaches 100 % the window's control shrinks to the last minutes of the previous stage, and a
+//! control of 49 feedback events that happened to hold no thumbs-down (0.6 % likely at a 10 %
+//! rate) used to look like a precise 1 % and trip the thumbs-down guardrail on identical arms in
+//! 1 % of whole rollouts. The continuity correction `½/n_t` and `min_exposure` keep the Poisson
+//! skew of small counts from causing false trips. The guarantee is asymptotic (Waudby-Smith et
+//! al. 2021); `tests/rollout_sim.rs` measures the false-trip rate per hour and
+//! `tests/rollout_whole.rs` over the README's whole example rollout.
 //!
 //! `α' = guardrails.alpha` per guardrail (no Bonferroni split across the four: with it, a
 //! +5 point refusal regression on a 5 % canary at 50 req/s took a median 65 s instead of 50 s,
@@ -81,11 +89,15 @@
 
 use std::borrow::Cow;
 
-use rampart_stats::sequential::{ConfidenceSequence, MeanSummary, mean_difference_lower_bound};
+use rampart_stats::proportion::restricted_rates;
+use rampart_stats::sequential::ConfidenceSequence;
 use serde::Serialize;
 
+mod custom;
+use custom::evaluate_custom;
+
 use super::observations::{CohortCounts, LatencyTail, MetricMoments, PairedCounts, WindowCounts};
-use crate::config::{CustomGuardrail, GuardrailMode, GuardrailsConfig};
+use crate::config::{GuardrailMode, GuardrailsConfig};
 
 /// Share of canary requests allowed above `ratio × control p95` (that is what "p95" means).
 pub const LATENCY_TAIL_SHARE: f64 = 0.05;
@@ -141,17 +153,22 @@ pub fn sequential_lower_bound(
         return None;
     }
     let ntf = nt as f64;
-    let (est_c, pc, var_c) = match control {
+    let (est_c, var) = match control {
         Some((xc, nc)) if nc > 0 && xc <= nc => {
             let ncf = nc as f64;
-            let pc = (xc as f64 + 0.5) / (ncf + 1.0);
-            (k * xc as f64 / ncf, k * pc, k * k * pc * (1.0 - pc) / ncf)
+            // Rates at the null boundary from both cohorts' smoothed counts (module docs).
+            let smooth = |x: u64, n: f64| (x as f64 + 0.5, n - x as f64 + 0.5);
+            let (p0, pc) = restricted_rates(smooth(xt, ntf), smooth(xc, ncf), k, margin).ok()?;
+            let p0 = p0.clamp(0.5 / (ntf + 1.0), 0.5);
+            let var = p0 * (1.0 - p0) / ntf + k * k * pc * (1.0 - pc) / ncf;
+            (k * xc as f64 / ncf, var)
         }
         Some(_) => return None,
-        None => (0.0, 0.0, 0.0),
+        None => {
+            let p0 = margin.clamp(0.5 / (ntf + 1.0), 0.5);
+            (0.0, p0 * (1.0 - p0) / ntf)
+        }
     };
-    let p0 = (pc + margin).clamp(0.5 / (ntf + 1.0), 0.5);
-    let var = p0 * (1.0 - p0) / ntf + var_c;
     let radius = cs.radius(var).ok()?;
     Some(xt as f64 / ntf - est_c - 0.5 / ntf - radius)
 }
@@ -434,66 +451,6 @@ fn thumbs_down(on: &Window<'_>, k: f64) -> GuardrailReport {
     }
 }
 
-/// A custom guardrail on one window (module docs, "Custom guardrails").
-fn evaluate_custom(
-    cfg: &GuardrailsConfig,
-    g: &CustomGuardrail,
-    t: &MetricMoments,
-    c: &MetricMoments,
-    binary_cs: Option<&ConfidenceSequence>,
-) -> GuardrailReport {
-    let (k, margin) = g.rule.factor_and_margin();
-    let seq = cfg.mode == GuardrailMode::Sequential;
-    let exposed = t.n >= cfg.min_exposure.max(2) && c.n >= 2;
-    let (mt, mc) = (t.mean(), c.mean());
-    let evidence = match (exposed, mt, mc) {
-        (true, Some(a), Some(b)) if !seq => Some(a - k * b),
-        (true, Some(_), Some(_)) if g.metric.is_binary() => {
-            let count = |m: &MetricMoments| (m.sum.round().clamp(0.0, m.n as f64) as u64, m.n);
-            binary_cs.and_then(|cs| sequential_lower_bound(count(t), Some(count(c)), k, margin, cs))
-        }
-        (true, Some(a), Some(b)) => {
-            let floor = g.metric.resolution().powi(2) / 12.0;
-            let vt = t.variance().unwrap_or(0.0).max(floor);
-            let vc = c.variance().unwrap_or(0.0).max(floor);
-            let info = (2 * cfg.min_exposure.max(50)) as f64 / vc;
-            let level = (2.0 * cfg.alpha).min(0.5);
-            let summary = |mean, variance, n| MeanSummary { mean, variance, n };
-            ConfidenceSequence::tuned_for(level, info)
-                .and_then(|cs| {
-                    mean_difference_lower_bound(
-                        summary(a, vt, t.n),
-                        summary(b, vc, c.n),
-                        k,
-                        margin,
-                        &cs,
-                    )
-                })
-                .ok()
-                .map(|check| check.lower_bound)
-        }
-        _ => None,
-    };
-    let test = match (g.rule, seq) {
-        (crate::config::CustomRule::MaxIncrease(_), true) => "LB(mean_t − mean_c) > max_increase",
-        (crate::config::CustomRule::MaxIncrease(_), false) => "mean_t − mean_c > max_increase",
-        (crate::config::CustomRule::MaxRatio(_), true) => "LB(mean_t − max_ratio·mean_c) > 0",
-        (crate::config::CustomRule::MaxRatio(_), false) => "mean_t − max_ratio·mean_c > 0",
-    };
-    GuardrailReport {
-        name: Cow::Owned(g.name.clone()),
-        value_canary: mt,
-        value_control: mc,
-        threshold: margin,
-        evidence,
-        test,
-        samples_canary: t.n,
-        samples_control: c.n,
-        exposure_met: exposed,
-        breached: evidence.is_some_and(|e| e > margin),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -549,6 +506,46 @@ mod tests {
             custom: Vec::new(),
         };
         assert!(evaluate_guardrails(&c, &same).iter().all(|g| !g.breached));
+    }
+
+    #[test]
+    fn a_small_control_without_events_is_not_taken_as_precise() {
+        // The window 270 s after a rollout reached 100 % (identical arms, 10 % thumbs-down):
+        // the control is the previous stage's last 30 s, and its 49 feedback events happen to
+        // hold no thumbs-down (0.9⁴⁹ ≈ 0.6 %). With the control's rate taken from the control
+        // alone (≈ 1 %), LB(d_t − 2·d_c) was +0.007 and the kill switch tripped.
+        let c = cfg(GuardrailMode::Sequential);
+        let w = WindowCounts {
+            control: CohortCounts {
+                requests: 1_118,
+                errors: 7,
+                refusals: 7,
+                feedback: 49,
+                thumbs_up: 49,
+                thumbs_down: 0,
+                distinct_keys: None,
+            },
+            canary: CohortCounts {
+                requests: 13_882,
+                errors: 65,
+                refusals: 150,
+                feedback: 729,
+                thumbs_up: 651,
+                thumbs_down: 78,
+                distinct_keys: None,
+            },
+            latency: None,
+            custom: Vec::new(),
+        };
+        let g = find(&evaluate_guardrails(&c, &w), THUMBS_DOWN).clone();
+        assert!(g.exposure_met && !g.breached, "{g:?}");
+        // A canary that really doubles the control's rate (which the control's size leaves
+        // room to see) still trips.
+        let mut bad = w.clone();
+        bad.control.thumbs_down = 20;
+        bad.control.feedback = 500;
+        bad.canary.thumbs_down = 300;
+        assert!(find(&evaluate_guardrails(&c, &bad), THUMBS_DOWN).breached);
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! A pure traffic simulator that drives [`step`](super::step()) the way the gateway's
 //! controller task does, for tests, `rampart demo` and tuning defaults.
 //!
-//! Time advances in whole simulated seconds. Each second `total_rps` keyed requests arrive;
-//! the canary gets `Binomial(total, percent/100)` of them (shadow stages mirror
-//! `Binomial(control, shadow_percent/100)` as pairs); errors, refusals, slow requests (slower
-//! than `ratio × control p95`, modelled directly by their share), feedback and thumbs-down are
-//! binomial draws per cohort per second. Per-second buckets are summed over the rolling
-//! window and since the stage epoch, exactly the [`Observations`] the gateway builds, and
-//! `step` runs every `check_interval`. Aggregating per second keeps 500 simulated hours fast
+//! Time advances in buckets of `g = gcd(window, check_interval)` whole simulated seconds (5 s for
+//! a 5 m window checked every 5 s, 30 s for one checked every 30 s). Each bucket `g·total_rps`
+//! keyed requests arrive; the canary gets `Binomial(total, percent/100)` of them (shadow stages
+//! mirror `Binomial(control, shadow_percent/100)` as pairs); errors, refusals, slow requests
+//! (slower than `ratio × control p95`, modelled directly by their share), feedback and
+//! thumbs-down are binomial draws per cohort per bucket. Buckets are summed over the rolling
+//! window and since the stage epoch, exactly the [`Observations`] the gateway builds, and `step`
+//! runs every `check_interval`.
+//!
+//! Drawing per bucket instead of per second changes nothing the controller sees: the routing
+//! view only changes at a check, a check only happens at a bucket's end, the window is a whole
+//! number of buckets, and a sum of independent `Binomial(nᵢ, p)` is `Binomial(Σnᵢ, p)`. It makes
+//! a simulated day at 30 s checks 2,880 buckets, so whole multi-day rollouts run by the hundred
 //! in a debug build.
 //!
 //! Randomness comes only from [`SplitMix64`] seeded by the caller: same seed, same run.
@@ -94,8 +100,8 @@ pub struct Scenario {
     /// The candidate from `regression_at_s` on; before that it behaves like the baseline.
     pub candidate: ArmBehaviour,
     pub regression_at_s: u64,
-    /// Simulated seconds to run (the run also stops once the rollout is rolled back,
-    /// completed or ready to decommission).
+    /// Simulated seconds to run (the run also stops once the rollout is rolled back or ready
+    /// to decommission; a `completed` rollout keeps its kill switch armed and keeps running).
     pub duration_s: u64,
 }
 
@@ -110,6 +116,8 @@ pub struct SimRun {
     /// Requests per cohort over the whole run.
     pub control_requests: u64,
     pub canary_requests: u64,
+    /// Simulated seconds actually run.
+    pub simulated_s: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,6 +126,24 @@ struct Bucket {
     control_slow: u64,
     canary_slow: u64,
     paired: PairedCounts,
+}
+
+impl Bucket {
+    fn add(&mut self, b: &Bucket) {
+        self.window.control.add(&b.window.control);
+        self.window.canary.add(&b.window.canary);
+        self.control_slow += b.control_slow;
+        self.canary_slow += b.canary_slow;
+        add_paired(&mut self.paired, &b.paired);
+    }
+
+    fn sub(&mut self, b: &Bucket) {
+        self.window.control.sub(&b.window.control);
+        self.window.canary.sub(&b.window.canary);
+        self.control_slow -= b.control_slow;
+        self.canary_slow -= b.canary_slow;
+        sub_paired(&mut self.paired, &b.paired);
+    }
 }
 
 fn draw(rng: &mut SplitMix64, n: u64, b: &ArmBehaviour) -> (CohortCounts, u64) {
@@ -156,6 +182,77 @@ fn sub_paired(a: &mut PairedCounts, b: &PairedCounts) {
     a.candidate_refusals -= b.candidate_refusals;
 }
 
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// One bucket's traffic: `total` requests split by `view`, the candidate behaving as `cand`.
+fn draw_bucket(
+    rng: &mut SplitMix64,
+    total: u64,
+    view: &crate::routing::RolloutView,
+    baseline: &ArmBehaviour,
+    cand: &ArmBehaviour,
+) -> Bucket {
+    let canary_n = binomial(rng, total, view.percent / 100.0);
+    let control_n = total - canary_n;
+    let (control, control_slow) = draw(rng, control_n, baseline);
+    let (canary, canary_slow) = draw(rng, canary_n, cand);
+    let pairs = binomial(rng, control_n, view.shadow_percent / 100.0);
+    let paired = if pairs > 0 {
+        let (b, _) = draw(rng, pairs, baseline);
+        let (c, _) = draw(rng, pairs, cand);
+        PairedCounts {
+            pairs,
+            baseline_errors: b.errors,
+            candidate_errors: c.errors,
+            baseline_refusals: b.refusals,
+            candidate_refusals: c.refusals,
+            latency: None,
+        }
+    } else {
+        PairedCounts::default()
+    };
+    Bucket {
+        window: WindowCounts {
+            control,
+            canary,
+            latency: None,
+            custom: Vec::new(),
+        },
+        control_slow,
+        canary_slow,
+        paired,
+    }
+}
+
+/// The observations of one check: the rolling window `win` (with its latency tail) and the
+/// stage's totals since `epoch`.
+fn observations(win: &Bucket, stage: &Bucket, epoch: i64, ratio: f64) -> Observations {
+    let mut window = win.window.clone();
+    let (c, t) = (&window.control, &window.canary);
+    window.latency = (c.requests > 0 && t.requests > 0).then_some(LatencyTail {
+        control_p95_ms: 1000.0,
+        threshold_ms: 1000.0 * ratio,
+        control_slow: win.control_slow,
+        canary_slow: win.canary_slow,
+        canary_total: t.requests,
+        control_total: c.requests,
+    });
+    Observations {
+        window,
+        stage_since_ms: epoch,
+        stage_control: stage.window.control,
+        stage_canary: stage.window.canary,
+        paired_window: Some(win.paired),
+        paired_stage: Some(stage.paired),
+        shadow_gate: None,
+    }
+}
+
 /// Runs `scenario` against `cfg` from `start` (time 0 = `start.stage_epoch_ms`'s second 0 is
 /// `now_ms = 0`), stepping every `cfg.guardrails.check_interval`.
 pub fn simulate(
@@ -166,12 +263,13 @@ pub fn simulate(
 ) -> SimRun {
     let mut rng = SplitMix64::new(seed);
     let mut state = start.clone();
-    let window_s = cfg.guardrails.window.as_secs().max(1) as usize;
+    let window_s = cfg.guardrails.window.as_secs().max(1);
     let check_s = cfg.guardrails.check_interval.as_secs().max(1);
+    let bucket_s = gcd(window_s, check_s);
+    let window_buckets = (window_s / bucket_s) as usize;
     let ratio = cfg.guardrails.p95_latency_max_ratio.unwrap_or(1.5);
-    let mut buckets: VecDeque<Bucket> = VecDeque::with_capacity(window_s + 1);
-    let mut win = Bucket::default();
-    let mut stage = Bucket::default();
+    let mut buckets: VecDeque<Bucket> = VecDeque::with_capacity(window_buckets + 1);
+    let (mut win, mut stage) = (Bucket::default(), Bucket::default());
     let mut epoch = state.stage_epoch_ms;
     let mut run = SimRun {
         final_state: state.clone(),
@@ -179,105 +277,46 @@ pub fn simulate(
         transitions: Vec::new(),
         control_requests: 0,
         canary_requests: 0,
+        simulated_s: 0,
     };
     let mut carry = 0.0;
     let mut view = state.view(cfg);
-    for sec in 0..scenario.duration_s {
-        carry += scenario.total_rps;
+    let mut start_s = 0;
+    while start_s < scenario.duration_s {
+        let end_s = start_s + bucket_s;
+        carry += scenario.total_rps * bucket_s as f64;
         let total = carry.floor() as u64;
         carry -= total as f64;
-        let canary_n = binomial(&mut rng, total, view.percent / 100.0);
-        let control_n = total - canary_n;
-        let cand = if sec >= scenario.regression_at_s {
+        let cand = if start_s >= scenario.regression_at_s {
             &scenario.candidate
         } else {
             &scenario.baseline
         };
-        let (control, control_slow) = draw(&mut rng, control_n, &scenario.baseline);
-        let (canary, canary_slow) = draw(&mut rng, canary_n, cand);
-        let pairs = binomial(&mut rng, control_n, view.shadow_percent / 100.0);
-        let paired = if pairs > 0 {
-            let (b, _) = draw(&mut rng, pairs, &scenario.baseline);
-            let (c, _) = draw(&mut rng, pairs, cand);
-            PairedCounts {
-                pairs,
-                baseline_errors: b.errors,
-                candidate_errors: c.errors,
-                baseline_refusals: b.refusals,
-                candidate_refusals: c.refusals,
-                latency: None,
-            }
-        } else {
-            PairedCounts::default()
-        };
-        run.control_requests += control_n;
-        run.canary_requests += canary_n;
-        let b = Bucket {
-            window: WindowCounts {
-                control,
-                canary,
-                latency: None,
-                custom: Vec::new(),
-            },
-            control_slow,
-            canary_slow,
-            paired,
-        };
-        for acc in [&mut win, &mut stage] {
-            acc.window.control.add(&b.window.control);
-            acc.window.canary.add(&b.window.canary);
-            acc.control_slow += control_slow;
-            acc.canary_slow += canary_slow;
-            add_paired(&mut acc.paired, &paired);
-        }
+        let b = draw_bucket(&mut rng, total, &view, &scenario.baseline, cand);
+        run.control_requests += b.window.control.requests;
+        run.canary_requests += b.window.canary.requests;
+        win.add(&b);
+        stage.add(&b);
         buckets.push_back(b);
-        if buckets.len() > window_s
+        if buckets.len() > window_buckets
             && let Some(old) = buckets.pop_front()
         {
-            win.window.control.sub(&old.window.control);
-            win.window.canary.sub(&old.window.canary);
-            win.control_slow -= old.control_slow;
-            win.canary_slow -= old.canary_slow;
-            sub_paired(&mut win.paired, &old.paired);
+            win.sub(&old);
         }
-        let now_ms = ((sec + 1) * 1000) as i64;
-        if (sec + 1) % check_s != 0 {
+        start_s = end_s;
+        run.simulated_s = end_s;
+        if end_s % check_s != 0 {
             continue;
         }
-        let latency = |c: &CohortCounts, t: &CohortCounts, cs, ts| {
-            (c.requests > 0 && t.requests > 0).then_some(LatencyTail {
-                control_p95_ms: 1000.0,
-                threshold_ms: 1000.0 * ratio,
-                control_slow: cs,
-                canary_slow: ts,
-                canary_total: t.requests,
-                control_total: c.requests,
-            })
-        };
-        let mut window = win.window.clone();
-        window.latency = latency(
-            &window.control,
-            &window.canary,
-            win.control_slow,
-            win.canary_slow,
-        );
-        let obs = Observations {
-            window,
-            stage_since_ms: epoch,
-            stage_control: stage.window.control,
-            stage_canary: stage.window.canary,
-            paired_window: Some(win.paired),
-            paired_stage: Some(stage.paired),
-            shadow_gate: None,
-        };
-        let (next, actions) = step(cfg, &state, &obs, now_ms);
+        let obs = observations(&win, &stage, epoch, ratio);
+        let (next, actions) = step(cfg, &state, &obs, (end_s * 1000) as i64);
         for a in &actions {
             if let Action::Audit {
                 action, from, to, ..
             } = a
             {
                 run.transitions
-                    .push((sec + 1, action.clone(), from.clone(), to.clone()));
+                    .push((end_s, action.clone(), from.clone(), to.clone()));
             }
         }
         if let Phase::RolledBack {
@@ -285,7 +324,7 @@ pub fn simulate(
             ..
         } = next.phase
         {
-            run.tripped_at_s.get_or_insert(sec + 1);
+            run.tripped_at_s.get_or_insert(end_s);
         }
         if next != state {
             view = next.view(cfg);
@@ -297,7 +336,7 @@ pub fn simulate(
         }
         if matches!(
             state.phase,
-            Phase::RolledBack { .. } | Phase::Completed { .. } | Phase::ReadyToDecommission { .. }
+            Phase::RolledBack { .. } | Phase::ReadyToDecommission { .. }
         ) {
             break;
         }
