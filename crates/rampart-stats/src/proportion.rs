@@ -172,7 +172,7 @@ pub fn restricted_rates(
     // p_c ∈ (lo, hi) keeps p_c and k·p_c + m inside (0, 1).
     let lo = (-m / k).max(0.0);
     let hi = ((1.0 - m) / k).min(1.0);
-    if !(lo < hi) {
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
         return Err(StatsError::InvalidInput(
             "the null leaves no admissible rate",
         ));

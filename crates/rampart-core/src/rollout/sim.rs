@@ -305,7 +305,7 @@ pub fn simulate(
         }
         start_s = end_s;
         run.simulated_s = end_s;
-        if end_s % check_s != 0 {
+        if !end_s.is_multiple_of(check_s) {
             continue;
         }
         let obs = observations(&win, &stage, epoch, ratio);

@@ -31,7 +31,7 @@ pub(super) fn validate_gates(
             Some(n) if (2..=MAX_CLASS_PAIRS).contains(&n) => n,
             Some(n) => {
                 c.push(
-                    &format!("{path}.min_class_pairs"),
+                    format!("{path}.min_class_pairs"),
                     format!("must be between 2 and {MAX_CLASS_PAIRS}"),
                     Some(n.to_string()),
                 );
