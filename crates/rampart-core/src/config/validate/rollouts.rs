@@ -26,23 +26,13 @@ pub(super) fn validate_gates(
             None => base.min_win_rate,
             Some(x) => Some(c.rate(&format!("{path}.min_win_rate"), Some(x), 0.5)),
         },
-        min_class_pairs: match raw.min_class_pairs {
-            None => base.min_class_pairs,
-            Some(n) if (2..=MAX_CLASS_PAIRS).contains(&n) => n,
-            Some(n) => {
-                c.push(
-                    format!("{path}.min_class_pairs"),
-                    format!("must be between 2 and {MAX_CLASS_PAIRS}"),
-                    Some(n.to_string()),
-                );
-                base.min_class_pairs
-            }
-        },
+        min_class_pairs: c.int(
+            &format!("{path}.min_class_pairs"),
+            raw.min_class_pairs,
+            base.min_class_pairs,
+        ),
     }
 }
-
-/// Upper end of `gates.min_class_pairs` (a class needs at least two pairs for an interval).
-pub const MAX_CLASS_PAIRS: u64 = 1_000_000;
 
 pub(super) fn validate_rollout(
     c: &mut Collector,

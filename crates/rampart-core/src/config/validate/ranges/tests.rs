@@ -83,7 +83,7 @@ candidate = "b"
 keep_baseline_warm = "1h"
 cooldown = "1h"
 stages = [
-  { name = "s", shadow_percent = 10, min_duration = "1h", max_duration = "2h", gates = { mde = 0.1, alpha = 0.05, power = 0.8, min_equivalence = 0.5, min_win_rate = 0.4 } },
+  { name = "s", shadow_percent = 10, min_duration = "1h", max_duration = "2h", gates = { mde = 0.1, alpha = 0.05, power = 0.8, min_equivalence = 0.5, min_win_rate = 0.4, min_class_pairs = 20 } },
   { name = "c", percent = 5, min_duration = "1h" },
 ]
 [rollouts.ro.gates]
@@ -92,6 +92,7 @@ alpha = 0.05
 power = 0.8
 min_equivalence = 0.5
 min_win_rate = 0.4
+min_class_pairs = 20
 [rollouts.ro.guardrails]
 window = "5m"
 check_interval = "30s"
