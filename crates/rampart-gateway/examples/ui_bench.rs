@@ -198,7 +198,7 @@ fn calls() -> Vec<(&'static str, String)> {
         ),
         (
             "pairs, class+tenant+flag (20)",
-            format!("{r}/pairs?limit=20&class=fees&tenant=acme&flag=refusal"),
+            format!("{r}/pairs?limit=20&class=fees&tenant=initech&flag=refusal"),
         ),
         // Worst cases: nothing matches, so the walk covers every pair the index holds.
         (

@@ -277,7 +277,7 @@ pub(crate) fn page_sql<'a>(
 }
 
 /// `sql` with each `pair_features` column it names prefixed by `alias.`.
-fn qualified(sql: &str, alias: &str) -> String {
+pub(crate) fn qualified(sql: &str, alias: &str) -> String {
     const COLUMNS: [&str; 5] = [
         "b_flags",
         "c_flags",
@@ -357,7 +357,9 @@ mod tests {
     fn the_migrations_hold_the_flag_conditions_as_written_here() {
         for migration in [
             include_str!("sqlite/migrations/0005_pair_filters.sql"),
+            include_str!("sqlite/migrations/0007_pair_flag_groups.sql"),
             include_str!("postgres/migrations/0003_pair_filters.sql"),
+            include_str!("postgres/migrations/0004_pair_flag_groups.sql"),
         ] {
             let flat = migration.split_whitespace().collect::<Vec<_>>().join(" ");
             for f in PairFlag::ALL {

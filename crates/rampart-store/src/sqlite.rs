@@ -73,6 +73,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
         include_str!("sqlite/migrations/0006_rollout_version.sql"),
         None,
     ),
+    (
+        "0007_pair_flag_groups",
+        include_str!("sqlite/migrations/0007_pair_flag_groups.sql"),
+        None,
+    ),
 ];
 
 /// How long a connection waits for a lock held by another connection before SQLITE_BUSY.
@@ -569,6 +574,7 @@ impl Store for SqliteStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::pair_query::flag_sql;
 
     /// The pages of pairs the dashboard asks for: each filter alone and all at once, first
     /// pages and later ones.
@@ -596,6 +602,17 @@ mod tests {
         for flag in crate::PairFlag::ALL {
             queries.push(PairQuery {
                 flag: Some(flag),
+                ..PairQuery::default()
+            });
+            queries.push(PairQuery {
+                flag: Some(flag),
+                tenant: Some("t".into()),
+                ..PairQuery::default()
+            });
+            queries.push(PairQuery {
+                flag: Some(flag),
+                class: Some("c".into()),
+                before: cursor,
                 ..PairQuery::default()
             });
             queries.push(PairQuery {
@@ -664,10 +681,30 @@ mod tests {
                 .unwrap();
             let plan = plan.join(" | ");
             if sql.contains("pair_features f JOIN") {
-                // A page with a flag walks that flag's partial index.
+                // A page with a flag walks that flag's partial index, the tenant's or the
+                // class's part of it when it has one of those filters.
+                // With both, either part will do.
+                let groups: &[&str] = match (sql.contains("f.tenant ="), sql.contains("f.class ="))
+                {
+                    (true, true) => &["_tenant ", "_class "],
+                    (true, false) => &["_tenant "],
+                    (false, true) => &["_class "],
+                    (false, false) => &[" "],
+                };
+                let flag = crate::PairFlag::ALL
+                    .into_iter()
+                    .find(|f| {
+                        let cond = crate::pair_query::qualified(&flag_sql(*f), "f");
+                        sql.contains(&format!("{cond} ORDER BY"))
+                    })
+                    .map_or("?", |f| f.as_str());
+                let want: Vec<String> = groups
+                    .iter()
+                    .map(|g| format!("USING INDEX pair_features_{flag}{g}"))
+                    .collect();
                 assert!(
-                    plan.contains("USING INDEX pair_features_"),
-                    "{sql}\n plan: {plan}"
+                    want.iter().any(|w| plan.contains(w)),
+                    "{sql}\n wants {want:?}: {plan}"
                 );
             }
             assert!(!plan.contains("TEMP B-TREE"), "{sql}\n sorts: {plan}");

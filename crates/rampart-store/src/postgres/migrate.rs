@@ -22,6 +22,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_pair_filters",
         include_str!("migrations/0003_pair_filters.sql"),
     ),
+    (
+        "0004_pair_flag_groups",
+        include_str!("migrations/0004_pair_flag_groups.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold (`rampmigr` in ASCII).
