@@ -18,6 +18,8 @@ use rampart_gateway::signal::Signal;
 const CONFIG: &str = r#"
 [providers.sim]
 type = "mock"
+[providers.sim.models.a]
+[providers.sim.models.b]
 [routes.support]
 baseline = "v1"
 [routes.support.variants.v1]
