@@ -31,7 +31,7 @@ const NOW: i64 = 20_789 * DAY + DAY / 2;
 
 #[test]
 fn replicas_starting_together_migrate_once() {
-    let Some(db) = scratch() else { return };
+    let db = scratch();
     let url = db.url().to_string();
     let opened: Vec<_> = (0..4)
         .map(|_| {
@@ -56,7 +56,7 @@ fn replicas_starting_together_migrate_once() {
 
 #[test]
 fn reconnecting_keeps_data_and_a_newer_schema_is_refused() {
-    let Some(db) = scratch() else { return };
+    let db = scratch();
     {
         let store = PgStore::connect(db.url(), options()).unwrap();
         store.insert_events(&[event("r1", "ro", NOW)]).unwrap();
@@ -97,7 +97,7 @@ fn rollout_state_versions_grow_with_each_save() {
 
 #[test]
 fn rows_land_in_day_partitions_and_retention_drops_whole_days() {
-    let Some(db) = scratch() else { return };
+    let db = scratch();
     let store = PgStore::connect(
         db.url(),
         PgOptions {
@@ -208,7 +208,7 @@ fn an_unset_variable_and_an_unreachable_server_are_clear_errors() {
 
 #[tokio::test]
 async fn the_batch_writer_writes_to_postgres() {
-    let Some(db) = scratch() else { return };
+    let db = scratch();
     let store = Arc::new(PgStore::connect(db.url(), options()).unwrap());
     let writer = Writer::spawn(
         store.clone() as Arc<dyn Store>,

@@ -112,7 +112,7 @@ fn actions(audit: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_roll_back_once_and_all_serve_the_baseline_within_two_seconds() {
-    let Some(db) = scratch() else { return };
+    let db = scratch("rampart_cluster");
     let dir = tempfile::tempdir().unwrap();
     let body = body(0.3, CANARY);
     let fleet: Vec<Replica> = (0..3)
@@ -197,7 +197,7 @@ async fn agreed_leader(fleet: &[Replica], alive: &[usize]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_leader_killed_another_leads_within_10_s_and_a_pause_holds_on_all_three() {
-    let Some(db) = scratch() else { return };
+    let db = scratch("rampart_cluster");
     let dir = tempfile::tempdir().unwrap();
     let body = body(0.0, CANARY);
     let cluster = "poll_interval = \"500ms\"";
@@ -284,7 +284,7 @@ fn metric_sum(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_database_going_away_under_load_fails_no_request_and_loses_no_event() {
-    let Some(db) = scratch() else { return };
+    let db = scratch("rampart_cluster");
     let dir = tempfile::tempdir().unwrap();
     let proxy = Proxy::start(&replicas::host_port(db.url())).await;
     let url = replicas::through(db.url(), proxy.port);
@@ -373,7 +373,7 @@ async fn the_database_going_away_under_load_fails_no_request_and_loses_no_event(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn promote_and_rollback_racing_on_two_replicas_end_in_one_state() {
-    let Some(db) = scratch() else { return };
+    let db = scratch("rampart_cluster");
     let dir = tempfile::tempdir().unwrap();
     let stages = r#"[ { name = "a", percent = 10, min_duration = "1h" }, { name = "b", percent = 50, min_duration = "1h" }, { name = "full", percent = 100 } ]"#;
     let mut body = String::from(

@@ -2,44 +2,19 @@
 //! and stores their events in the database, and a rollback persists across a restart. Also the
 //! errors when the URL's variable is unset or the server unreachable.
 //!
-//! The server is `RAMPART_TEST_PG_URL`, or `postgres://postgres@127.0.0.1:5432/postgres`; the
-//! tests skip only when that variable and `CI` are both unset and no server answers there.
+//! The server is `RAMPART_TEST_PG_URL`, or `postgres://postgres@127.0.0.1:5432/postgres`; an
+//! unreachable server fails the tests (they never skip).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod replicas;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rampart_store::postgres::scratch::ScratchDatabase;
 use rampart_store::{EventStore, PgOptions, PgStore, RolloutStore};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 const URL_ENV: &str = "RAMPART_TEST_SERVE_DB";
-
-fn scratch() -> Option<ScratchDatabase> {
-    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "false");
-    let url = std::env::var("RAMPART_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match ScratchDatabase::create(&url, "rampart_serve") {
-        Ok(db) => Some(db),
-        Err(e) if set("CI") || set("RAMPART_TEST_PG_URL") => {
-            panic!("PostgreSQL is required here but: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no PostgreSQL ({e}); set RAMPART_TEST_PG_URL");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     let path = dir.join("pg.toml");
@@ -144,9 +119,9 @@ async fn send(port: u16, keys: std::ops::Range<u32>) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_postgres_stores_events_and_a_rollback_survives_a_restart() {
-    let Some(db) = scratch() else { return };
+    let db = replicas::scratch("rampart_serve");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = replicas::free_port();
     let cfg = config(dir.path(), port);
 
     let server = Server::start(&cfg, port, db.url());
@@ -210,7 +185,7 @@ async fn serve_on_postgres_stores_events_and_a_rollback_survives_a_restart() {
 #[test]
 fn serve_says_what_is_wrong_when_the_database_cannot_be_reached() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), free_port());
+    let cfg = config(dir.path(), replicas::free_port());
     let run = |url: Option<&str>| {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--config"])

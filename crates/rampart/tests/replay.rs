@@ -582,16 +582,9 @@ fn the_shadow_budget_stops_the_run() {
 fn replay_stores_its_pairs_in_postgres() {
     use rampart_store::postgres::scratch::ScratchDatabase;
     use rampart_store::{PgOptions, PgStore};
-    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "false");
-    let admin = std::env::var("RAMPART_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db = match ScratchDatabase::create(&admin, "rampart_replay") {
-        Ok(db) => db,
-        Err(e) if set("CI") || set("RAMPART_TEST_PG_URL") => panic!("PostgreSQL is required: {e}"),
-        Err(e) => return eprintln!("skipping: no PostgreSQL ({e})"),
-    };
+    // Never skipped: an unreachable server fails the test.
+    let db = ScratchDatabase::for_tests("rampart_replay")
+        .unwrap_or_else(|e| panic!("PostgreSQL is required (set RAMPART_TEST_PG_URL): {e}"));
     let dir = tempfile::tempdir().unwrap();
     let mock = mock_llm(dir.path(), 5);
     let store = "[store]\ntype = \"postgres\"\nurl_env = \"RAMPART_TEST_REPLAY_DB\"";

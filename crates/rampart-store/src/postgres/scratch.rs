@@ -62,7 +62,21 @@ fn with_database(url: &str, db: &str) -> String {
     out
 }
 
+/// The server the project's tests use when `RAMPART_TEST_PG_URL` is unset.
+pub const TEST_SERVER_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
 impl ScratchDatabase {
+    /// A scratch database on the tests' server: `RAMPART_TEST_PG_URL`, or
+    /// [`TEST_SERVER_DEFAULT`]. PostgreSQL tests never skip: an unreachable server is this
+    /// error, and the test fails with it.
+    pub fn for_tests(prefix: &str) -> Result<ScratchDatabase> {
+        let url = std::env::var("RAMPART_TEST_PG_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| TEST_SERVER_DEFAULT.to_string());
+        Self::create(&url, prefix)
+    }
+
     /// Create a new database named `<prefix>_<pid>_<n>_<nanos>` on the server `admin_url`
     /// connects to (a `postgres://` URL of a database the user may `CREATE DATABASE` from).
     pub fn create(admin_url: &str, prefix: &str) -> Result<ScratchDatabase> {

@@ -1,36 +1,16 @@
 //! The PostgreSQL server the tests use, and a scratch database per test.
 //!
 //! The server is `RAMPART_TEST_PG_URL` (a URL of a database from which `CREATE DATABASE` works),
-//! or `postgres://postgres@127.0.0.1:5432/postgres` when unset. A test skips (passes, saying so)
-//! only when that variable is unset, `CI` is unset and the default server is unreachable; when
-//! either is set, an unreachable server fails the test.
+//! or `postgres://postgres@127.0.0.1:5432/postgres` when unset. The tests never skip: an
+//! unreachable server fails them.
 
 use rampart_store::postgres::scratch::ScratchDatabase;
 use rampart_store::{PgOptions, PgStore};
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn must_run() -> bool {
-    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "false");
-    set("RAMPART_TEST_PG_URL") || set("CI")
-}
-
-/// A new empty database, or `None` when PostgreSQL tests are to be skipped here.
-pub fn scratch() -> Option<ScratchDatabase> {
-    let url = std::env::var("RAMPART_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_URL.to_string());
-    match ScratchDatabase::create(&url, "rampart_test") {
-        Ok(db) => Some(db),
-        Err(e) if must_run() => {
-            panic!("PostgreSQL is required here (CI or RAMPART_TEST_PG_URL set) but: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no PostgreSQL at {DEFAULT_URL} ({e}); set RAMPART_TEST_PG_URL");
-            None
-        }
-    }
+/// A new empty database.
+pub fn scratch() -> ScratchDatabase {
+    ScratchDatabase::for_tests("rampart_test")
+        .unwrap_or_else(|e| panic!("PostgreSQL is required (set RAMPART_TEST_PG_URL): {e}"))
 }
 
 /// Options for tests: a small pool, maintenance only when the test calls it.
@@ -50,7 +30,7 @@ pub struct PgFixture {
 
 impl PgFixture {
     pub fn open() -> Option<PgFixture> {
-        let db = scratch()?;
+        let db = scratch();
         let store = PgStore::connect(db.url(), options()).unwrap();
         Some(PgFixture { store, db })
     }

@@ -1,6 +1,6 @@
 //! The store's behaviour, whatever the backend: each case takes a fresh, empty store.
 //! `store_suite!` turns every case into a `#[test]` of the including file, over the store its
-//! `open` expression gives (`None`: skip, see `common::pg`).
+//! `open` expression gives.
 #![allow(dead_code)]
 
 use rampart_core::compare::judge::Verdict;

@@ -15,24 +15,10 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 pub const URL_ENV: &str = "RAMPART_TEST_CLUSTER_DB";
 
-/// A scratch database, or `None` (skip) when no server answers and neither `CI` nor
-/// `RAMPART_TEST_PG_URL` is set.
-pub fn scratch() -> Option<ScratchDatabase> {
-    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "false");
-    let url = std::env::var("RAMPART_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match ScratchDatabase::create(&url, "rampart_cluster") {
-        Ok(db) => Some(db),
-        Err(e) if set("CI") || set("RAMPART_TEST_PG_URL") => {
-            panic!("PostgreSQL is required here but: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no PostgreSQL ({e}); set RAMPART_TEST_PG_URL");
-            None
-        }
-    }
+/// A scratch database on the tests' server; an unreachable server fails the test.
+pub fn scratch(prefix: &str) -> ScratchDatabase {
+    ScratchDatabase::for_tests(prefix)
+        .unwrap_or_else(|e| panic!("PostgreSQL is required (set RAMPART_TEST_PG_URL): {e}"))
 }
 
 pub fn free_port() -> u16 {
