@@ -12,9 +12,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
+
+/// What the requests found, shared by their tasks.
+struct Tally {
+    /// Milliseconds from due to the last byte of every 2xx answer.
+    lat: Mutex<Vec<f64>>,
+    /// Requests with no (complete) answer.
+    errors: AtomicU64,
+    non_2xx: AtomicU64,
+    /// The request ids of 2xx answers, kept only with `LOADGEN_IDS`.
+    ids: std::sync::Mutex<Vec<String>>,
+    keep_ids: bool,
+}
+
+/// One request of the run, as it was due.
+struct Shot {
+    client: reqwest::Client,
+    url: String,
+    body: String,
+    keyed: bool,
+    i: u64,
+    due: Instant,
+}
 
 #[tokio::main]
 async fn main() {
@@ -39,83 +62,103 @@ async fn main() {
         "max_tokens": 64
     })
     .to_string();
-    let lat = Arc::new(Mutex::new(Vec::<f64>::with_capacity(
-        (rate * seconds) as usize,
-    )));
-    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let non_2xx = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let ids_file = std::env::var("LOADGEN_IDS").ok();
-    let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    // Warm the connection pool.
-    for _ in 0..20 {
-        let _ = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await;
-    }
+    let tally = Arc::new(Tally {
+        lat: Mutex::new(Vec::with_capacity((rate * seconds) as usize)),
+        errors: AtomicU64::new(0),
+        non_2xx: AtomicU64::new(0),
+        ids: std::sync::Mutex::new(Vec::new()),
+        keep_ids: ids_file.is_some(),
+    });
+    warm_up(&client, &url, &body).await;
     let total = (rate * seconds) as u64;
     let period = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
     let mut handles = Vec::with_capacity(total as usize);
     for i in 0..total {
         let due = start + period.mul_f64(i as f64);
+        // Pacing the offered load (open loop), not waiting for a result.
         tokio::time::sleep_until(due.into()).await;
-        let (client, url, body, lat, errors, non_2xx, ids) = (
-            client.clone(),
-            url.clone(),
-            body.clone(),
-            lat.clone(),
-            errors.clone(),
-            non_2xx.clone(),
-            ids.clone(),
-        );
-        let keep_ids = ids_file.is_some();
-        handles.push(tokio::spawn(async move {
-            let mut req = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body);
-            if keyed {
-                req = req.header("x-rampart-routing-key", format!("bench-user-{}", i % 5000));
-            }
-            // Latency counts from when the request was due, so queueing in the client shows.
-            let t0 = due;
-            match req.send().await {
-                Ok(r) if r.status().is_success() => {
-                    let id = r
-                        .headers()
-                        .get("x-rampart-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    if r.bytes().await.is_ok() {
-                        lat.lock().await.push(t0.elapsed().as_secs_f64() * 1e3);
-                        if let (true, Some(id)) = (keep_ids, id) {
-                            ids.lock().unwrap().push(id);
-                        }
-                    } else {
-                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-                Ok(_) => {
-                    non_2xx.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(_) => {
-                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        }));
+        let shot = Shot {
+            client: client.clone(),
+            url: url.clone(),
+            body: body.clone(),
+            keyed,
+            i,
+            due,
+        };
+        handles.push(tokio::spawn(send(shot, tally.clone())));
     }
     for h in handles {
         let _ = h.await;
     }
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(path) = ids_file {
-        let ids = ids.lock().unwrap();
+        let ids = tally.ids.lock().unwrap();
         std::fs::write(&path, ids.join("\n") + "\n").unwrap();
     }
-    let mut v = lat.lock().await.clone();
+    report(rate, elapsed, &tally).await;
+}
+
+/// Warms the connection pool with 20 requests.
+async fn warm_up(client: &reqwest::Client, url: &str, body: &str) {
+    for _ in 0..20 {
+        let _ = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+    }
+}
+
+/// Sends one request and counts what came back.
+async fn send(shot: Shot, tally: Arc<Tally>) {
+    let mut req = shot
+        .client
+        .post(&shot.url)
+        .header("content-type", "application/json")
+        .body(shot.body);
+    if shot.keyed {
+        req = req.header(
+            "x-rampart-routing-key",
+            format!("bench-user-{}", shot.i % 5000),
+        );
+    }
+    // Latency counts from when the request was due, so queueing in the client shows.
+    let t0 = shot.due;
+    match req.send().await {
+        Ok(r) if r.status().is_success() => {
+            let id = r
+                .headers()
+                .get("x-rampart-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if r.bytes().await.is_ok() {
+                tally
+                    .lat
+                    .lock()
+                    .await
+                    .push(t0.elapsed().as_secs_f64() * 1e3);
+                if let (true, Some(id)) = (tally.keep_ids, id) {
+                    tally.ids.lock().unwrap().push(id);
+                }
+            } else {
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(_) => {
+            tally.non_2xx.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            tally.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Prints the JSON line: percentiles, throughput and failure counts.
+async fn report(rate: f64, elapsed: f64, tally: &Tally) {
+    let mut v = tally.lat.lock().await.clone();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |q: f64| -> f64 {
         if v.is_empty() {
@@ -127,8 +170,8 @@ async fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "rate": rate, "ok": v.len(), "errors": errors.load(std::sync::atomic::Ordering::Relaxed),
-            "non_2xx": non_2xx.load(std::sync::atomic::Ordering::Relaxed),
+            "rate": rate, "ok": v.len(), "errors": tally.errors.load(Ordering::Relaxed),
+            "non_2xx": tally.non_2xx.load(Ordering::Relaxed),
             "throughput": v.len() as f64 / elapsed,
             "p50_ms": pct(50.0), "p90_ms": pct(90.0), "p99_ms": pct(99.0), "max_ms": pct(100.0),
         })

@@ -230,14 +230,28 @@ pub fn render_html_page(
     before: &str,
     after: &str,
 ) -> String {
-    let m = &report.metrics;
     let mut h = String::new();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rampart comparison report</title>\
          <style>{CSS}</style></head><body>\n<h1>rampart comparison report</h1>\n{before}"
     );
-    // Summary.
+    summary_section(&mut h, report);
+    length_section(&mut h, report);
+    openings_section(&mut h, report);
+    formats_section(&mut h, report);
+    judge_section(&mut h, report);
+    classes_section(&mut h, report);
+    guardrails_section(&mut h, guardrails);
+    h.push_str(after);
+    pairs_section(&mut h, report);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// `summary`: the pair counts, the flags and one row per metric (judge rows when judged).
+fn summary_section(h: &mut String, report: &ComparisonReport) {
+    let m = &report.metrics;
     let flags = if report.flags.is_empty() {
         "<span class=\"ok\">no flags</span>".to_string()
     } else {
@@ -298,7 +312,11 @@ pub fn render_html_page(
         );
     }
     h.push_str("</table></section>\n");
-    // Length.
+}
+
+/// `length`: the token-length histograms of both sides.
+fn length_section(h: &mut String, report: &ComparisonReport) {
+    let l = &report.metrics.length_ratio;
     h.push_str("<section id=\"length\"><h2>Length (tokens)</h2><p class=\"legend\"><span style=\"color:#4a7bd0\">■ baseline</span><span style=\"color:#e08a2c\">■ candidate</span></p>");
     if let Some(hist) = &l.histogram {
         h.push_str(&histogram_svg(&hist.edges, &hist.baseline, &hist.candidate));
@@ -306,7 +324,11 @@ pub fn render_html_page(
         h.push_str("<p>no data</p>");
     }
     h.push_str("</section>\n");
-    // Openings.
+}
+
+/// `openings`: the opening-phrase drift and its bars.
+fn openings_section(h: &mut String, report: &ComparisonReport) {
+    let m = &report.metrics;
     let o = &m.openings;
     let _ = write!(
         h,
@@ -324,7 +346,11 @@ pub fn render_html_page(
         bars_svg(&o.baseline_top, &o.candidate_top)
     );
     h.push('\n');
-    // Formats.
+}
+
+/// `formats`: one row per format feature.
+fn formats_section(h: &mut String, report: &ComparisonReport) {
+    let m = &report.metrics;
     h.push_str("<section id=\"formats\"><h2>Formats</h2><table><tr><th>feature</th><th>baseline</th><th>candidate</th><th>changed</th><th>direction</th><th>p (adjusted)</th></tr>");
     for f in &m.formats {
         let _ = write!(
@@ -340,6 +366,10 @@ pub fn render_html_page(
         );
     }
     h.push_str("</table></section>\n");
+}
+
+/// `judge`, when the report was judged: the swap-corrected win rate and its counts.
+fn judge_section(h: &mut String, report: &ComparisonReport) {
     if let Some(j) = &report.judge {
         let _ = writeln!(
             h,
@@ -361,7 +391,10 @@ pub fn render_html_page(
             pct(j.uncorrected_ci_high),
         );
     }
-    // Classes.
+}
+
+/// `classes`: the per-class regression table, flagged classes first.
+fn classes_section(h: &mut String, report: &ComparisonReport) {
     h.push_str("<section id=\"classes\"><h2>Per-class regressions</h2><table><tr><th>class</th><th>pairs</th><th>equivalence</th><th>length ×</th><th>refusal</th><th>refusal p (adj.)</th><th>flags</th></tr>");
     let mut classes: Vec<_> = report.classes.iter().collect();
     classes.sort_by_key(|c| (c.flags.is_empty(), c.class.clone()));
@@ -387,7 +420,10 @@ pub fn render_html_page(
         );
     }
     h.push_str("</table></section>\n");
-    // Guardrails.
+}
+
+/// `guardrails`: the series the caller supplied, or a note that there are none.
+fn guardrails_section(h: &mut String, guardrails: &[GuardrailPoint]) {
     h.push_str("<section id=\"guardrails\"><h2>Guardrails</h2>");
     if guardrails.is_empty() {
         h.push_str("<p>no guardrail series supplied</p>");
@@ -395,8 +431,10 @@ pub fn render_html_page(
         h.push_str(&series_svg(guardrails));
     }
     h.push_str("</section>\n");
-    h.push_str(after);
-    // Pairs.
+}
+
+/// `pairs`: the most different pairs side by side.
+fn pairs_section(h: &mut String, report: &ComparisonReport) {
     h.push_str("<section id=\"pairs\"><h2>Most different pairs</h2>");
     for d in &report.most_different {
         let _ = write!(
@@ -410,6 +448,5 @@ pub fn render_html_page(
             escape(&d.candidate)
         );
     }
-    h.push_str("</section>\n</body></html>\n");
-    h
+    h.push_str("</section>\n");
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::{ComparisonReport, GroupReport, PairedRate};
+use super::report::{ComparisonReport, GroupReport, Metrics, PairedRate};
 
 fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "–".to_string(), |v| format!("{:.1}%", v * 100.0))
@@ -56,6 +56,25 @@ fn rate_line(name: &str, r: &PairedRate) -> String {
 pub fn render_text(report: &ComparisonReport, width: usize) -> String {
     let m = &report.metrics;
     let mut lines: Vec<String> = Vec::new();
+    headline(&mut lines, report);
+    equivalence_and_length(&mut lines, m);
+    lines.push(rate_line("refusal", &m.refusal));
+    lines.push(rate_line("errors", &m.errors));
+    openings(&mut lines, m);
+    formats(&mut lines, m);
+    latency_and_cost(&mut lines, m);
+    judge(&mut lines, report);
+    groups(&mut lines, report);
+    most_different(&mut lines, report);
+    let mut out = String::new();
+    for line in lines {
+        let _ = writeln!(out, "{}", fit(&line, width));
+    }
+    out
+}
+
+/// The title line, the flags and a blank line.
+fn headline(lines: &mut Vec<String>, report: &ComparisonReport) {
     lines.push(format!(
         "rampart comparison report: {} pairs ({} comparable)",
         report.pairs, report.comparable_pairs
@@ -66,6 +85,10 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
         format!("flags: {}", report.flags.join(", "))
     });
     lines.push(String::new());
+}
+
+/// The equivalence rate and the length ratio.
+fn equivalence_and_length(lines: &mut Vec<String>, m: &Metrics) {
     let e = &m.equivalence;
     lines.push(format!(
         "{:<13} {} [{}, {}]  identical {}, equivalent {}, different {}; mean chrF {}",
@@ -92,8 +115,10 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
         pv(l.p_adjusted),
         flag(l.flagged)
     ));
-    lines.push(rate_line("refusal", &m.refusal));
-    lines.push(rate_line("errors", &m.errors));
+}
+
+/// The opening-phrase drift and the top five phrases of each side.
+fn openings(lines: &mut Vec<String>, m: &Metrics) {
     let o = &m.openings;
     lines.push(format!(
         "{:<13} drift (TVD) {}; most changed \"{}\" {} pts, p adj {}{}",
@@ -115,6 +140,10 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
             .collect();
         lines.push(format!("  {side:<10} {}", items.join(", ")));
     }
+}
+
+/// The format features that occur on either side.
+fn formats(lines: &mut Vec<String>, m: &Metrics) {
     lines.push("formats       baseline → candidate  changed  p adj".to_string());
     for f in &m.formats {
         if f.baseline_only + f.candidate_only == 0 && f.baseline_rate.unwrap_or(0.0) == 0.0 {
@@ -131,6 +160,10 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
             flag(f.flagged)
         ));
     }
+}
+
+/// Latency percentiles and cost per request.
+fn latency_and_cost(lines: &mut Vec<String>, m: &Metrics) {
     let lat = &m.latency;
     lines.push(format!(
         "{:<13} p50 {} → {} ms, p95 {} → {} ms",
@@ -149,6 +182,10 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
         num(c.baseline_per_success_usd, 5),
         num(c.candidate_per_success_usd, 5)
     ));
+}
+
+/// The judge's win rate, when the report was judged.
+fn judge(lines: &mut Vec<String>, report: &ComparisonReport) {
     if let Some(j) = &report.judge {
         lines.push(format!(
             "{:<13} win rate {} [{}, {}] (swap-corrected, {} pairs); first-position only {}",
@@ -160,6 +197,10 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
             pct(j.uncorrected_win_rate)
         ));
     }
+}
+
+/// Per class, then per tenant: how many are flagged, and the flagged ones.
+fn groups(lines: &mut Vec<String>, report: &ComparisonReport) {
     for (title, groups) in [("classes", &report.classes), ("tenants", &report.tenants)] {
         if groups.is_empty() {
             continue;
@@ -187,6 +228,10 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
             ));
         }
     }
+}
+
+/// The five most different pairs, each text on one line.
+fn most_different(lines: &mut Vec<String>, report: &ComparisonReport) {
     if !report.most_different.is_empty() {
         lines.push(String::new());
         lines.push("most different pairs".to_string());
@@ -201,9 +246,4 @@ pub fn render_text(report: &ComparisonReport, width: usize) -> String {
             lines.push(format!("    candidate: {}", one_line(&d.candidate)));
         }
     }
-    let mut out = String::new();
-    for line in lines {
-        let _ = writeln!(out, "{}", fit(&line, width));
-    }
-    out
 }

@@ -252,82 +252,57 @@ fn empty_file() -> ConfigErrors {
     }])
 }
 
-fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors> {
-    let table: toml::Table = match text.parse() {
-        Ok(t) => t,
-        Err(e) => {
-            let msg = e.message().to_string();
-            let got = e.span().and_then(|s| text.get(s)).map(str::to_string);
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            let path = match line {
-                Some(l) => format!("(line {l})"),
-                None => "(file)".to_string(),
-            };
-            return Err(ConfigErrors(vec![ConfigError {
-                path,
-                message: format!("invalid TOML: {msg}"),
-                got: got.filter(|g| !g.is_empty()),
-            }]));
-        }
-    };
+/// Parses the TOML; a syntax error is the only error reported (with its line).
+fn parse_toml(text: &str) -> Result<toml::Table, ConfigErrors> {
+    text.parse().map_err(|e: toml::de::Error| {
+        let msg = e.message().to_string();
+        let got = e.span().and_then(|s| text.get(s)).map(str::to_string);
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let path = match line {
+            Some(l) => format!("(line {l})"),
+            None => "(file)".to_string(),
+        };
+        ConfigErrors(vec![ConfigError {
+            path,
+            message: format!("invalid TOML: {msg}"),
+            got: got.filter(|g| !g.is_empty()),
+        }])
+    })
+}
 
-    if table.is_empty() {
-        return Err(empty_file());
-    }
-    let mut server = RawServer::default();
-    let mut store = RawStore::default();
-    let mut shadow = RawShadow::default();
-    let mut refusals = RawRefusals::default();
-    let mut alerts = RawAlerts::default();
-    let mut outcomes = RawOutcomes::default();
-    let mut telemetry = RawTelemetry::default();
-    let mut cluster = super::cluster::RawCluster::default();
-    let mut providers: BTreeMap<String, Option<RawProvider>> = BTreeMap::new();
-    let mut routes: BTreeMap<String, Option<RawRoute>> = BTreeMap::new();
-    let mut rollouts: BTreeMap<String, Option<RawRollout>> = BTreeMap::new();
+/// The file's top-level sections, each deserialized into its raw form (a section that does
+/// not deserialize is reported and left at its default; a named entry that does not is `None`).
+#[derive(Default)]
+struct RawSections {
+    server: RawServer,
+    store: RawStore,
+    shadow: RawShadow,
+    refusals: RawRefusals,
+    alerts: RawAlerts,
+    outcomes: RawOutcomes,
+    telemetry: RawTelemetry,
+    cluster: super::cluster::RawCluster,
+    providers: BTreeMap<String, Option<RawProvider>>,
+    routes: BTreeMap<String, Option<RawRoute>>,
+    rollouts: BTreeMap<String, Option<RawRollout>>,
+}
 
+/// Sorts the top-level table into [`RawSections`], reporting unknown sections and bad names.
+fn read_sections(c: &mut Collector, table: toml::Table) -> RawSections {
+    let mut raw = RawSections::default();
     for (key, value) in table {
         match key.as_str() {
-            "server" => server = c.de("server", value).unwrap_or_default(),
-            "store" => store = c.de("store", value).unwrap_or_default(),
-            "shadow" => shadow = c.de("shadow", value).unwrap_or_default(),
-            "refusals" => refusals = c.de("refusals", value).unwrap_or_default(),
-            "alerts" => alerts = c.de("alerts", value).unwrap_or_default(),
-            "outcomes" => outcomes = c.de("outcomes", value).unwrap_or_default(),
-            "telemetry" => telemetry = c.de("telemetry", value).unwrap_or_default(),
-            "cluster" => cluster = c.de("cluster", value).unwrap_or_default(),
-            "providers" | "routes" | "rollouts" => {
-                let toml::Value::Table(entries) = value else {
-                    c.push(key.as_str(), "must be a table", None);
-                    continue;
-                };
-                for (name, v) in entries {
-                    let path = format!("{key}.{name}");
-                    if !name_ok(&name) {
-                        c.push(
-                            path.clone(),
-                            "names may use only letters, digits, '-', '_' and '.'",
-                            Some(name.clone()),
-                        );
-                    }
-                    match key.as_str() {
-                        "providers" => {
-                            let p = c.de(&path, v);
-                            providers.insert(name, p);
-                        }
-                        "routes" => {
-                            let r = c.de(&path, v);
-                            routes.insert(name, r);
-                        }
-                        _ => {
-                            let r = c.de(&path, v);
-                            rollouts.insert(name, r);
-                        }
-                    }
-                }
-            }
+            "server" => raw.server = c.de("server", value).unwrap_or_default(),
+            "store" => raw.store = c.de("store", value).unwrap_or_default(),
+            "shadow" => raw.shadow = c.de("shadow", value).unwrap_or_default(),
+            "refusals" => raw.refusals = c.de("refusals", value).unwrap_or_default(),
+            "alerts" => raw.alerts = c.de("alerts", value).unwrap_or_default(),
+            "outcomes" => raw.outcomes = c.de("outcomes", value).unwrap_or_default(),
+            "telemetry" => raw.telemetry = c.de("telemetry", value).unwrap_or_default(),
+            "cluster" => raw.cluster = c.de("cluster", value).unwrap_or_default(),
+            "providers" | "routes" | "rollouts" => read_named(c, &key, value, &mut raw),
             other => c.push(
                 other,
                 "unknown section (expected one of: server, store, providers, routes, rollouts, shadow, refusals, alerts, outcomes, telemetry, cluster)",
@@ -335,19 +310,44 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
             ),
         }
     }
+    raw
+}
 
-    let server = validate_server(c, server);
-    let store = validate_store(c, store);
-    let shadow = validate_shadow(c, shadow);
-    let alerts = validate_alerts(c, alerts);
-    let outcomes = OutcomesConfig {
-        max_age: c.duration(
-            "outcomes.max_age",
-            outcomes.max_age.as_deref(),
-            OutcomesConfig::default().max_age,
-        ),
+/// The entries of `[providers]`, `[routes]` or `[rollouts]` (`key`), each under its name.
+fn read_named(c: &mut Collector, key: &str, value: toml::Value, raw: &mut RawSections) {
+    let toml::Value::Table(entries) = value else {
+        c.push(key, "must be a table", None);
+        return;
     };
-    let refusals = RefusalConfig {
+    for (name, v) in entries {
+        let path = format!("{key}.{name}");
+        if !name_ok(&name) {
+            c.push(
+                path.clone(),
+                "names may use only letters, digits, '-', '_' and '.'",
+                Some(name.clone()),
+            );
+        }
+        match key {
+            "providers" => {
+                let p = c.de(&path, v);
+                raw.providers.insert(name, p);
+            }
+            "routes" => {
+                let r = c.de(&path, v);
+                raw.routes.insert(name, r);
+            }
+            _ => {
+                let r = c.de(&path, v);
+                raw.rollouts.insert(name, r);
+            }
+        }
+    }
+}
+
+/// The refusal phrases: the defaults (or `phrases`) plus `extra_phrases`, lower-cased.
+fn validate_refusals(refusals: RawRefusals) -> RefusalConfig {
+    RefusalConfig {
         phrases: refusals
             .phrases
             .unwrap_or_else(|| {
@@ -361,24 +361,16 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
             .map(|p| p.to_lowercase())
             .filter(|p| !p.trim().is_empty())
             .collect(),
-    };
-
-    let known_providers: BTreeSet<String> = providers.keys().cloned().collect();
-    let providers: BTreeMap<String, ProviderConfig> = providers
-        .into_iter()
-        .filter_map(|(name, raw)| {
-            let p = validate_provider(c, &name, raw?)?;
-            Some((name, p))
-        })
-        .collect();
-
-    let mut vroutes = BTreeMap::new();
-    for (name, raw) in routes {
-        let Some(raw) = raw else { continue };
-        let route = validate_route(c, &name, raw, &known_providers, &providers);
-        vroutes.insert(name, route);
     }
+}
 
+/// Every rollout, each on a route no other rollout uses.
+fn validate_rollouts(
+    c: &mut Collector,
+    rollouts: BTreeMap<String, Option<RawRollout>>,
+    routes: &BTreeMap<String, RouteConfig>,
+    known_providers: &BTreeSet<String>,
+) -> BTreeMap<String, RolloutConfig> {
     let mut vrollouts = BTreeMap::new();
     let mut route_owner: BTreeMap<String, String> = BTreeMap::new();
     for (name, raw) in rollouts {
@@ -392,20 +384,59 @@ fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors
         } else {
             route_owner.insert(raw.route.clone(), name.clone());
         }
-        if let Some(r) = validate_rollout(c, &name, raw, &vroutes, &known_providers) {
+        if let Some(r) = validate_rollout(c, &name, raw, routes, known_providers) {
             vrollouts.insert(name, r);
         }
     }
+    vrollouts
+}
 
-    let telemetry = validate_telemetry(c, telemetry);
-    let cluster = validate_cluster(c, cluster);
+fn load_collecting(text: &str, c: &mut Collector) -> Result<Config, ConfigErrors> {
+    let table = parse_toml(text)?;
+    if table.is_empty() {
+        return Err(empty_file());
+    }
+    let raw = read_sections(c, table);
+    let server = validate_server(c, raw.server);
+    let store = validate_store(c, raw.store);
+    let shadow = validate_shadow(c, raw.shadow);
+    let alerts = validate_alerts(c, raw.alerts);
+    let outcomes = OutcomesConfig {
+        max_age: c.duration(
+            "outcomes.max_age",
+            raw.outcomes.max_age.as_deref(),
+            OutcomesConfig::default().max_age,
+        ),
+    };
+    let refusals = validate_refusals(raw.refusals);
+
+    let known_providers: BTreeSet<String> = raw.providers.keys().cloned().collect();
+    let providers: BTreeMap<String, ProviderConfig> = raw
+        .providers
+        .into_iter()
+        .filter_map(|(name, raw)| {
+            let p = validate_provider(c, &name, raw?)?;
+            Some((name, p))
+        })
+        .collect();
+
+    let mut routes = BTreeMap::new();
+    for (name, raw) in raw.routes {
+        let Some(raw) = raw else { continue };
+        let route = validate_route(c, &name, raw, &known_providers, &providers);
+        routes.insert(name, route);
+    }
+    let rollouts = validate_rollouts(c, raw.rollouts, &routes, &known_providers);
+
+    let telemetry = validate_telemetry(c, raw.telemetry);
+    let cluster = validate_cluster(c, raw.cluster);
     if c.errors.is_empty() {
         Ok(Config {
             server,
             store,
             providers,
-            routes: vroutes,
-            rollouts: vrollouts,
+            routes,
+            rollouts,
             shadow,
             refusals,
             alerts,

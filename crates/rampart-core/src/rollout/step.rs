@@ -317,6 +317,31 @@ fn last_index(cfg: &RolloutConfig) -> usize {
     cfg.stages.len().saturating_sub(1)
 }
 
+/// No transition: the state as it is, no actions.
+fn unchanged(state: &RolloutState) -> (RolloutState, Vec<Action>) {
+    (state.clone(), Vec::new())
+}
+
+/// A transition the controller decides from this tick's window (no guardrail reports).
+fn by_controller<'a>(
+    controller: &'a Trigger,
+    action: &'static str,
+    reason: String,
+    alert: Option<(Severity, AlertKind)>,
+    details: serde_json::Value,
+    window: &WindowCounts,
+) -> Transition<'a> {
+    Transition {
+        action,
+        trigger: controller,
+        reason,
+        details,
+        alert,
+        guardrails: Vec::new(),
+        window: window.clone(),
+    }
+}
+
 /// One controller tick (module docs). Pure and deterministic.
 pub fn step(
     cfg: &RolloutConfig,
@@ -325,163 +350,210 @@ pub fn step(
     now_ms: i64,
 ) -> (RolloutState, Vec<Action>) {
     if !state.guardrails_armed() {
-        return (state.clone(), Vec::new());
+        return unchanged(state);
     }
     let ev = evaluate(cfg, state, obs, now_ms);
-    let controller = Trigger::Controller;
-
     if ev.breached() {
-        let tripped: Vec<&GuardrailReport> = ev.guardrails.iter().filter(|g| g.breached).collect();
-        let reason = format!(
-            "guardrail breached: {}",
-            tripped
-                .iter()
-                .map(|g| g.name.as_ref())
-                .collect::<Vec<_>>()
-                .join(", ")
+        return trip(cfg, state, &ev, now_ms);
+    }
+    match &state.phase {
+        Phase::Completed { since_ms } if now_ms - since_ms >= ms(cfg.keep_baseline_warm) => {
+            warm_period_over(cfg, state, *since_ms, &ev, now_ms)
+        }
+        Phase::Stage { index } => stage_tick(cfg, state, *index, &ev, now_ms),
+        _ => unchanged(state),
+    }
+}
+
+/// Step 2 of the module docs: a breached guardrail rolls back (alert `trip`, critical).
+fn trip(
+    cfg: &RolloutConfig,
+    state: &RolloutState,
+    ev: &Evaluation,
+    now_ms: i64,
+) -> (RolloutState, Vec<Action>) {
+    let controller = Trigger::Controller;
+    let tripped: Vec<&GuardrailReport> = ev.guardrails.iter().filter(|g| g.breached).collect();
+    let reason = format!(
+        "guardrail breached: {}",
+        tripped
+            .iter()
+            .map(|g| g.name.as_ref())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let from_index = state.stage_index().unwrap_or(last_index(cfg));
+    let details = json!({ "guardrails": tripped, "window": ev.window });
+    let phase = Phase::RolledBack {
+        at_ms: now_ms,
+        from_index,
+        reason: reason.clone(),
+        trigger: controller.clone(),
+    };
+    transition(
+        cfg,
+        state,
+        phase,
+        state.stage_epoch_ms,
+        now_ms,
+        Transition {
+            action: "kill_switch",
+            trigger: &controller,
+            reason,
+            details,
+            alert: Some((Severity::Critical, AlertKind::Trip)),
+            guardrails: ev.guardrails.clone(),
+            window: ev.window.clone(),
+        },
+    )
+}
+
+/// Step 3 of the module docs: `completed` for `keep_baseline_warm` → `ready_to_decommission`.
+fn warm_period_over(
+    cfg: &RolloutConfig,
+    state: &RolloutState,
+    since_ms: i64,
+    ev: &Evaluation,
+    now_ms: i64,
+) -> (RolloutState, Vec<Action>) {
+    let controller = Trigger::Controller;
+    transition(
+        cfg,
+        state,
+        Phase::ReadyToDecommission { since_ms: now_ms },
+        state.stage_epoch_ms,
+        now_ms,
+        by_controller(
+            &controller,
+            "warm_period_over",
+            "baseline kept warm for keep_baseline_warm; ready to decommission".into(),
+            Some((Severity::Info, AlertKind::Completed)),
+            json!({ "completed_since_ms": since_ms }),
+            &ev.window,
+        ),
+    )
+}
+
+/// Step 4 of the module docs: a running stage completes at 100 %, holds, advances or waits.
+fn stage_tick(
+    cfg: &RolloutConfig,
+    state: &RolloutState,
+    index: usize,
+    ev: &Evaluation,
+    now_ms: i64,
+) -> (RolloutState, Vec<Action>) {
+    let index = index.min(last_index(cfg));
+    let Some(stage) = cfg.stages.get(index) else {
+        return unchanged(state);
+    };
+    let controller = Trigger::Controller;
+    if stage.percent >= 100.0 {
+        return transition(
+            cfg,
+            state,
+            Phase::Completed { since_ms: now_ms },
+            now_ms,
+            now_ms,
+            by_controller(
+                &controller,
+                "complete",
+                "stage serves 100%".into(),
+                Some((Severity::Info, AlertKind::Completed)),
+                json!({}),
+                &ev.window,
+            ),
         );
-        let from_index = state.stage_index().unwrap_or(last_index(cfg));
-        let details = json!({ "guardrails": tripped, "window": ev.window });
-        let phase = Phase::RolledBack {
-            at_ms: now_ms,
-            from_index,
-            reason: reason.clone(),
-            trigger: controller.clone(),
+    }
+    let Some(gates) = ev.gates.as_ref() else {
+        return unchanged(state);
+    };
+    let elapsed = now_ms - state.stage_epoch_ms;
+    let max_reached = stage.max_duration.is_some_and(|m| elapsed >= ms(m));
+    if let Some(reason) = blocking_hold(gates, max_reached) {
+        return hold(cfg, state, index, reason, gates, &ev.window, now_ms);
+    }
+    if gates.all_passed {
+        let phase = next_phase(cfg, index, now_ms);
+        let (kind, action) = match phase {
+            Phase::Completed { .. } => (AlertKind::Completed, "complete"),
+            _ => (AlertKind::Advance, "advance"),
         };
         return transition(
             cfg,
             state,
             phase,
-            state.stage_epoch_ms,
             now_ms,
-            Transition {
-                action: "kill_switch",
-                trigger: &controller,
-                reason,
-                details,
-                alert: Some((Severity::Critical, AlertKind::Trip)),
-                guardrails: ev.guardrails.clone(),
-                window: ev.window,
-            },
+            now_ms,
+            by_controller(
+                &controller,
+                action,
+                format!("every gate of `{}` passed", stage.name),
+                Some((Severity::Info, kind)),
+                json!({ "gates": gates.reports }),
+                &ev.window,
+            ),
         );
     }
-
-    let simple = |action: &'static str, reason: String, alert, details| Transition {
-        action,
-        trigger: &controller,
-        reason,
-        details,
-        alert,
-        guardrails: Vec::new(),
-        window: ev.window.clone(),
-    };
-
-    match &state.phase {
-        Phase::Completed { since_ms } if now_ms - since_ms >= ms(cfg.keep_baseline_warm) => {
-            transition(
-                cfg,
-                state,
-                Phase::ReadyToDecommission { since_ms: now_ms },
-                state.stage_epoch_ms,
-                now_ms,
-                simple(
-                    "warm_period_over",
-                    "baseline kept warm for keep_baseline_warm; ready to decommission".into(),
-                    Some((Severity::Info, AlertKind::Completed)),
-                    json!({ "completed_since_ms": since_ms }),
-                ),
-            )
-        }
-        Phase::Stage { index } => {
-            let index = (*index).min(last_index(cfg));
-            let Some(stage) = cfg.stages.get(index) else {
-                return (state.clone(), Vec::new());
-            };
-            if stage.percent >= 100.0 {
-                return transition(
-                    cfg,
-                    state,
-                    Phase::Completed { since_ms: now_ms },
-                    now_ms,
-                    now_ms,
-                    simple(
-                        "complete",
-                        "stage serves 100%".into(),
-                        Some((Severity::Info, AlertKind::Completed)),
-                        json!({}),
-                    ),
-                );
-            }
-            let Some(gates) = ev.gates.as_ref() else {
-                return (state.clone(), Vec::new());
-            };
-            let elapsed = now_ms - state.stage_epoch_ms;
-            let max_reached = stage.max_duration.is_some_and(|m| elapsed >= ms(m));
-            let hold = |reason: HoldReason| {
-                let text = reason.summary();
-                transition(
-                    cfg,
-                    state,
-                    Phase::Holding {
-                        index,
-                        at_ms: now_ms,
-                        reason,
-                    },
-                    state.stage_epoch_ms,
-                    now_ms,
-                    simple(
-                        "hold",
-                        text,
-                        Some((Severity::Warning, AlertKind::Hold)),
-                        json!({ "gates": gates.reports }),
-                    ),
-                )
-            };
-            if let Some(detail) = &gates.conflict {
-                return hold(HoldReason::ConflictingSignals {
-                    detail: detail.clone(),
-                });
-            }
-            let others_pass = gates
-                .reports
-                .iter()
-                .all(|g| g.passed || g.name == "sample_ratio");
-            if let Some(p) = gates.srm_failed
-                && (others_pass || max_reached)
-            {
-                return hold(HoldReason::SampleRatioMismatch {
-                    p_value: format!("{p:.2e}"),
-                });
-            }
-            if gates.all_passed {
-                let phase = next_phase(cfg, index, now_ms);
-                let (kind, action) = match phase {
-                    Phase::Completed { .. } => (AlertKind::Completed, "complete"),
-                    _ => (AlertKind::Advance, "advance"),
-                };
-                return transition(
-                    cfg,
-                    state,
-                    phase,
-                    now_ms,
-                    now_ms,
-                    simple(
-                        action,
-                        format!("every gate of `{}` passed", stage.name),
-                        Some((Severity::Info, kind)),
-                        json!({ "gates": gates.reports }),
-                    ),
-                );
-            }
-            if max_reached {
-                return hold(HoldReason::Inconclusive {
-                    gates: gates.pending(),
-                });
-            }
-            (state.clone(), Vec::new())
-        }
-        _ => (state.clone(), Vec::new()),
+    if max_reached {
+        let reason = HoldReason::Inconclusive {
+            gates: gates.pending(),
+        };
+        return hold(cfg, state, index, reason, gates, &ev.window, now_ms);
     }
+    unchanged(state)
+}
+
+/// The holds that win over passing gates: a conflicting signal, then a sample ratio mismatch
+/// (looked at once every other gate passes, or at `max_duration`).
+fn blocking_hold(gates: &GateOutcome, max_reached: bool) -> Option<HoldReason> {
+    if let Some(detail) = &gates.conflict {
+        return Some(HoldReason::ConflictingSignals {
+            detail: detail.clone(),
+        });
+    }
+    let others_pass = gates
+        .reports
+        .iter()
+        .all(|g| g.passed || g.name == "sample_ratio");
+    match gates.srm_failed {
+        Some(p) if others_pass || max_reached => Some(HoldReason::SampleRatioMismatch {
+            p_value: format!("{p:.2e}"),
+        }),
+        _ => None,
+    }
+}
+
+/// Stage `index` → `holding` for `reason` (alert `hold`, warning); the stage clock is kept.
+fn hold(
+    cfg: &RolloutConfig,
+    state: &RolloutState,
+    index: usize,
+    reason: HoldReason,
+    gates: &GateOutcome,
+    window: &WindowCounts,
+    now_ms: i64,
+) -> (RolloutState, Vec<Action>) {
+    let controller = Trigger::Controller;
+    let text = reason.summary();
+    transition(
+        cfg,
+        state,
+        Phase::Holding {
+            index,
+            at_ms: now_ms,
+            reason,
+        },
+        state.stage_epoch_ms,
+        now_ms,
+        by_controller(
+            &controller,
+            "hold",
+            text,
+            Some((Severity::Warning, AlertKind::Hold)),
+            json!({ "gates": gates.reports }),
+            window,
+        ),
+    )
 }
 
 /// Applies an operator's command (module docs). Refused commands leave the state unchanged.
@@ -494,133 +566,165 @@ pub fn apply(
     if cmd.actor.trim().is_empty() || cmd.reason.trim().is_empty() {
         return Err(CommandError::MissingReason);
     }
-    let trigger = Trigger::Operator {
-        actor: cmd.actor.clone(),
+    let op = Operator {
+        cfg,
+        state,
+        cmd,
+        trigger: Trigger::Operator {
+            actor: cmd.actor.clone(),
+        },
+        now_ms,
     };
-    let not_allowed = || CommandError::NotAllowed {
-        command: cmd.kind.as_str(),
-        phase: state.phase_name(),
-    };
-    let t = |alert: Option<(Severity, AlertKind)>| Transition {
-        action: cmd.kind.as_str(),
-        trigger: &trigger,
-        reason: cmd.reason.clone(),
-        details: json!({ "command": cmd }),
-        alert,
-        guardrails: Vec::new(),
-        window: WindowCounts::default(),
-    };
-    let epoch = state.stage_epoch_ms;
-    let out = match (cmd.kind, &state.phase) {
-        (CommandKind::Pause, Phase::Stage { index } | Phase::Holding { index, .. }) => transition(
-            cfg,
-            state,
-            Phase::Paused {
-                index: *index,
-                at_ms: now_ms,
-                actor: cmd.actor.clone(),
-                reason: cmd.reason.clone(),
+    match cmd.kind {
+        CommandKind::Pause => op.pause(),
+        CommandKind::Resume => op.resume(),
+        CommandKind::Promote => op.promote(),
+        CommandKind::Rollback => op.rollback(),
+        CommandKind::Reset => op.reset(),
+    }
+}
+
+/// One operator command being applied: one method per [`CommandKind`].
+struct Operator<'a> {
+    cfg: &'a RolloutConfig,
+    state: &'a RolloutState,
+    cmd: &'a Command,
+    trigger: Trigger,
+    now_ms: i64,
+}
+
+type Applied = Result<(RolloutState, Vec<Action>), CommandError>;
+
+impl Operator<'_> {
+    /// The transition to `phase` with stage epoch `epoch_ms`, audited as this command.
+    fn to(
+        &self,
+        phase: Phase,
+        epoch_ms: i64,
+        alert: (Severity, AlertKind),
+    ) -> (RolloutState, Vec<Action>) {
+        transition(
+            self.cfg,
+            self.state,
+            phase,
+            epoch_ms,
+            self.now_ms,
+            Transition {
+                action: self.cmd.kind.as_str(),
+                trigger: &self.trigger,
+                reason: self.cmd.reason.clone(),
+                details: json!({ "command": self.cmd }),
+                alert: Some(alert),
+                guardrails: Vec::new(),
+                window: WindowCounts::default(),
             },
-            epoch,
-            now_ms,
-            t(Some((Severity::Info, AlertKind::Hold))),
-        ),
-        (CommandKind::Pause, Phase::Paused { .. }) => return Err(CommandError::AlreadyPaused),
-        (CommandKind::Resume, Phase::Paused { index, .. }) => transition(
-            cfg,
-            state,
-            Phase::Stage { index: *index },
-            epoch,
-            now_ms,
-            t(Some((Severity::Info, AlertKind::Resolve))),
-        ),
-        (CommandKind::Resume, Phase::Holding { index, .. }) => transition(
-            cfg,
-            state,
-            Phase::Stage { index: *index },
-            now_ms,
-            now_ms,
-            t(Some((Severity::Info, AlertKind::Resolve))),
-        ),
-        (CommandKind::Resume, Phase::Pinned { index, .. }) => {
-            let (mut next, actions) = transition(
-                cfg,
-                state,
-                Phase::Stage { index: *index },
-                now_ms,
-                now_ms,
-                t(Some((Severity::Info, AlertKind::Resolve))),
-            );
-            next.slow = SlowSignalState::since(now_ms);
-            (next, actions)
+        )
+    }
+
+    fn not_allowed(&self) -> CommandError {
+        CommandError::NotAllowed {
+            command: self.cmd.kind.as_str(),
+            phase: self.state.phase_name(),
         }
-        (CommandKind::Resume, _) => return Err(CommandError::NotPaused),
-        (
-            CommandKind::Promote,
-            Phase::Stage { index } | Phase::Paused { index, .. } | Phase::Holding { index, .. },
-        ) => {
-            check_expected(cfg, state, cmd)?;
-            let phase = next_phase(cfg, *index, now_ms);
-            let kind = match phase {
-                Phase::Completed { .. } => AlertKind::Completed,
-                _ => AlertKind::Advance,
-            };
-            transition(
-                cfg,
-                state,
-                phase,
-                now_ms,
-                now_ms,
-                t(Some((Severity::Warning, kind))),
-            )
-        }
-        (CommandKind::Promote, Phase::Completed { .. }) => {
-            check_expected(cfg, state, cmd)?;
-            transition(
-                cfg,
-                state,
-                Phase::ReadyToDecommission { since_ms: now_ms },
-                epoch,
-                now_ms,
-                t(Some((Severity::Info, AlertKind::Completed))),
-            )
-        }
-        (CommandKind::Rollback, Phase::RolledBack { .. }) => return Err(not_allowed()),
-        (CommandKind::Rollback, _) => transition(
-            cfg,
-            state,
-            Phase::RolledBack {
-                at_ms: now_ms,
-                from_index: state.stage_index().unwrap_or(last_index(cfg)),
-                reason: cmd.reason.clone(),
-                trigger: trigger.clone(),
-            },
-            epoch,
-            now_ms,
-            t(Some((Severity::Warning, AlertKind::Trip))),
-        ),
-        (CommandKind::Reset, Phase::RolledBack { at_ms, .. }) => {
-            let ready_at = at_ms.saturating_add(ms(cfg.cooldown));
-            if now_ms < ready_at {
-                return Err(CommandError::CooldownActive {
-                    remaining_ms: ready_at - now_ms,
-                });
+    }
+
+    /// stage, holding → paused (stage clock unchanged).
+    fn pause(&self) -> Applied {
+        match &self.state.phase {
+            Phase::Stage { index } | Phase::Holding { index, .. } => {
+                let phase = Phase::Paused {
+                    index: *index,
+                    at_ms: self.now_ms,
+                    actor: self.cmd.actor.clone(),
+                    reason: self.cmd.reason.clone(),
+                };
+                let epoch = self.state.stage_epoch_ms;
+                Ok(self.to(phase, epoch, (Severity::Info, AlertKind::Hold)))
             }
-            let (mut next, actions) = transition(
-                cfg,
-                state,
-                Phase::Stage { index: 0 },
-                now_ms,
-                now_ms,
-                t(Some((Severity::Info, AlertKind::Resolve))),
-            );
-            next.started_ms = now_ms;
-            next.slow = SlowSignalState::since(now_ms);
-            (next, actions)
+            Phase::Paused { .. } => Err(CommandError::AlreadyPaused),
+            _ => Err(self.not_allowed()),
         }
-        _ => return Err(not_allowed()),
-    };
-    Ok(out)
+    }
+
+    /// paused → the same stage, stage clock unchanged; holding → a fresh stage epoch;
+    /// pinned → a fresh stage epoch and slow signals measured afresh.
+    fn resume(&self) -> Applied {
+        let resolve = (Severity::Info, AlertKind::Resolve);
+        let now_ms = self.now_ms;
+        match &self.state.phase {
+            Phase::Paused { index, .. } => {
+                let epoch = self.state.stage_epoch_ms;
+                Ok(self.to(Phase::Stage { index: *index }, epoch, resolve))
+            }
+            Phase::Holding { index, .. } => {
+                Ok(self.to(Phase::Stage { index: *index }, now_ms, resolve))
+            }
+            Phase::Pinned { index, .. } => {
+                let (mut next, actions) = self.to(Phase::Stage { index: *index }, now_ms, resolve);
+                next.slow = SlowSignalState::since(now_ms);
+                Ok((next, actions))
+            }
+            _ => Err(CommandError::NotPaused),
+        }
+    }
+
+    /// stage, paused, holding → the next stage; completed → ready_to_decommission. Honours
+    /// `expected_stage`.
+    fn promote(&self) -> Applied {
+        let now_ms = self.now_ms;
+        match &self.state.phase {
+            Phase::Stage { index } | Phase::Paused { index, .. } | Phase::Holding { index, .. } => {
+                check_expected(self.cfg, self.state, self.cmd)?;
+                let phase = next_phase(self.cfg, *index, now_ms);
+                let kind = match phase {
+                    Phase::Completed { .. } => AlertKind::Completed,
+                    _ => AlertKind::Advance,
+                };
+                Ok(self.to(phase, now_ms, (Severity::Warning, kind)))
+            }
+            Phase::Completed { .. } => {
+                check_expected(self.cfg, self.state, self.cmd)?;
+                let phase = Phase::ReadyToDecommission { since_ms: now_ms };
+                let epoch = self.state.stage_epoch_ms;
+                Ok(self.to(phase, epoch, (Severity::Info, AlertKind::Completed)))
+            }
+            _ => Err(self.not_allowed()),
+        }
+    }
+
+    /// Anything not already rolled back → rolled_back, whatever stage the operator saw.
+    fn rollback(&self) -> Applied {
+        if let Phase::RolledBack { .. } = self.state.phase {
+            return Err(self.not_allowed());
+        }
+        let phase = Phase::RolledBack {
+            at_ms: self.now_ms,
+            from_index: self.state.stage_index().unwrap_or(last_index(self.cfg)),
+            reason: self.cmd.reason.clone(),
+            trigger: self.trigger.clone(),
+        };
+        let epoch = self.state.stage_epoch_ms;
+        Ok(self.to(phase, epoch, (Severity::Warning, AlertKind::Trip)))
+    }
+
+    /// rolled_back → the first stage, once `cooldown` has passed since the rollback.
+    fn reset(&self) -> Applied {
+        let Phase::RolledBack { at_ms, .. } = &self.state.phase else {
+            return Err(self.not_allowed());
+        };
+        let now_ms = self.now_ms;
+        let ready_at = at_ms.saturating_add(ms(self.cfg.cooldown));
+        if now_ms < ready_at {
+            return Err(CommandError::CooldownActive {
+                remaining_ms: ready_at - now_ms,
+            });
+        }
+        let resolve = (Severity::Info, AlertKind::Resolve);
+        let (mut next, actions) = self.to(Phase::Stage { index: 0 }, now_ms, resolve);
+        next.started_ms = now_ms;
+        next.slow = SlowSignalState::since(now_ms);
+        Ok((next, actions))
+    }
 }
 
 fn check_expected(
