@@ -42,4 +42,4 @@ pub mod state;
 pub mod telemetry;
 
 pub use server::{serve, serve_until};
-pub use state::{BuildOptions, Gateway};
+pub use state::{BuildError, BuildOptions, Gateway};

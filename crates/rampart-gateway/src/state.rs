@@ -23,6 +23,27 @@ use crate::shadow::ShadowDispatcher;
 
 pub use crate::plane::Snapshot;
 
+/// Why [`Gateway::build`] refused to start (each message names the config key to fix).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Providers(#[from] providers::BuildError),
+    #[error(
+        "server.admin_token_env names the environment variable {var}, which is not set (or \
+         empty): set it to the admin token, or remove admin_token_env to serve the admin API \
+         to loopback clients only"
+    )]
+    AdminToken { var: String },
+    /// A rollout's state could not be read. Its message already carries the store's error, so
+    /// it is not a `source` (an error chain printed with `{:#}` would repeat it).
+    #[error("{0}")]
+    Restore(control::StartError),
+    #[error(transparent)]
+    Alerts(#[from] control::alerts::AlertsError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+}
+
 pub struct Inner {
     pub plane: DataPlane,
     /// Admin bearer token, read once from `server.admin_token_env`.
@@ -101,10 +122,9 @@ impl Gateway {
         config: Config,
         store: Arc<dyn Store>,
         opts: BuildOptions,
-    ) -> Result<Gateway, String> {
+    ) -> Result<Gateway, BuildError> {
         let metrics = Arc::new(Metrics::new(&config));
-        let providers =
-            providers::build_all(&config, &metrics.providers.retries).map_err(|e| e.to_string())?;
+        let providers = providers::build_all(&config, &metrics.providers.retries)?;
         let writer = Writer::spawn(
             store.clone(),
             WriterConfig {
@@ -117,15 +137,14 @@ impl Gateway {
         // Restore each rollout before serving, so the first request is routed by the stored
         // state (a gateway restarted after a trip comes back rolled back).
         let restored = control::restore(&config, store.as_ref(), opts.clock.now_ms())
-            .map_err(|e| e.to_string())?;
+            .map_err(BuildError::Restore)?;
         let routing = Arc::new(Routing::new(restored.snapshot.clone()));
         let (alerts, alert_task) =
             control::alerts::build(&config.alerts, metrics.alerts.deliveries.clone())?;
         let (telemetry, trace_task) = crate::telemetry::Telemetry::build(
             &config.telemetry,
             crate::telemetry::SpanCounts::of(&metrics.traces),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let (signals, signal_rx) = crate::signal::channel(config.store.queue_capacity);
         let status = Arc::new(ArcSwap::from_pointee(Default::default()));
         let writes = Arc::new(control::persist::WriteHealth::default());
@@ -225,16 +244,14 @@ impl Gateway {
 /// The admin token from the variable `server.admin_token_env` names. A named variable that is
 /// unset or empty refuses the start: the operator asked for a token, and serving the admin API
 /// without one (to every loopback peer, a local proxy's callers included) would be silent.
-fn admin_token(server: &rampart_core::config::ServerConfig) -> Result<Option<String>, String> {
+fn admin_token(server: &rampart_core::config::ServerConfig) -> Result<Option<String>, BuildError> {
     let Some(var) = server.admin_token_env.as_deref() else {
         return Ok(None);
     };
     match std::env::var(var) {
         Ok(t) if !t.is_empty() => Ok(Some(t)),
-        _ => Err(format!(
-            "server.admin_token_env names the environment variable {var}, which is not set (or \
-             empty): set it to the admin token, or remove admin_token_env to serve the admin API \
-             to loopback clients only"
-        )),
+        _ => Err(BuildError::AdminToken {
+            var: var.to_string(),
+        }),
     }
 }

@@ -318,7 +318,7 @@ async fn an_unset_admin_token_variable_refuses_the_start() {
         std::sync::Arc::new(rampart_store::SqliteStore::open(&dir.path().join("r.db")).unwrap());
     let err = match rampart_gateway::Gateway::build(config, store, Default::default()) {
         Ok(_) => panic!("the gateway started without its admin token"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     assert!(
         err.contains(var) && err.contains("not set"),

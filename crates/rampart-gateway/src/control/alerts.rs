@@ -53,15 +53,25 @@ pub struct Alerts {
     counts: Family<AlertLabels, Counter>,
 }
 
+/// Why the alert sinks could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    /// A sink's secret names an environment variable that is not set.
+    #[error("alerts: sink {index} ({what}): its environment variable is not set")]
+    MissingSecret { index: usize, what: &'static str },
+    /// The HTTP client (TLS backend) could not be built.
+    #[error("alerts: cannot build HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
 /// Build the sinks; fails when a named env var is unset.
 pub fn build(
     cfg: &AlertsConfig,
     counts: Family<AlertLabels, Counter>,
-) -> Result<(Alerts, Option<AlertTask>), String> {
+) -> Result<(Alerts, Option<AlertTask>), AlertsError> {
     let mut sinks = Vec::new();
     for (i, s) in cfg.sinks.iter().enumerate() {
-        let missing =
-            |what: &str| format!("alerts: sink {i} ({what}): its environment variable is not set");
+        let missing = |what: &'static str| AlertsError::MissingSecret { index: i, what };
         sinks.push(match s {
             AlertSink::Slack { url } => Sink::Slack {
                 url: url.resolve().ok_or_else(|| missing("slack url"))?,
@@ -90,7 +100,7 @@ pub fn build(
     let client = reqwest::Client::builder()
         .timeout(cfg.timeout)
         .build()
-        .map_err(|e| format!("alerts: cannot build HTTP client: {e}"))?;
+        .map_err(AlertsError::Client)?;
     Ok((
         Alerts {
             tx: Some(tx),

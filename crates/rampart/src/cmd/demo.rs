@@ -219,8 +219,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         config,
         store.clone() as Arc<dyn Store>,
         BuildOptions::default(),
-    )
-    .map_err(|e| anyhow!(e))?;
+    )?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -57,8 +57,9 @@ fn csv_item(header: &[String], line: &str) -> Value {
     Value::Object(m)
 }
 
-/// The file's items with their line numbers (1-based).
-pub fn read_items(path: &Path) -> anyhow::Result<Vec<(usize, Result<Value, String>)>> {
+/// The file's items with their line numbers (1-based); a JSON Lines item that does not parse
+/// keeps its parse error (the import reports it as refused and goes on).
+pub fn read_items(path: &Path) -> anyhow::Result<Vec<(usize, Result<Value, serde_json::Error>)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -69,12 +70,7 @@ pub fn read_items(path: &Path) -> anyhow::Result<Vec<(usize, Result<Value, Strin
         .filter(|(_, l)| !l.trim().is_empty());
     match ext {
         "jsonl" | "ndjson" => Ok(lines
-            .map(|(n, l)| {
-                (
-                    n,
-                    serde_json::from_str::<Value>(l).map_err(|e| e.to_string()),
-                )
-            })
+            .map(|(n, l)| (n, serde_json::from_str::<Value>(l)))
             .collect()),
         "csv" => {
             let mut lines = lines;

@@ -87,7 +87,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             pg,
             ..BuildOptions::default()
         };
-        let gw = Gateway::build(config, store, opts).map_err(|e| anyhow!(e))?;
+        let gw = Gateway::build(config, store, opts)?;
         tracing::info!(addr = %listener.local_addr()?, "rampart listening");
         let force = tokio_util::sync::CancellationToken::new();
         let signal = shutdown_signal(Some(force.clone()));
