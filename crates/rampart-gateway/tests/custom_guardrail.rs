@@ -54,6 +54,7 @@ async fn longer_answers_trip_a_completion_tokens_ratio_guardrail() {
             break;
         }
         tripped = t.gw.view_of("support-v2").unwrap().stage == "rolled_back";
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(tripped, "the custom guardrail did not trip");
@@ -66,6 +67,7 @@ async fn longer_answers_trip_a_completion_tokens_ratio_guardrail() {
         if trip.is_some() {
             break;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let trip = trip.expect("audit entry for the trip");

@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -58,6 +58,7 @@ where
         if cond().await {
             return true;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
@@ -179,7 +180,13 @@ async fn tenant_caps_racing_a_rollback_never_undo_it() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The writers are racing once their caps reach the routing view.
+    let racing = eventually(|| async {
+        t.gw.view_of("support-v2")
+            .is_some_and(|v| v.tenant_caps.len() >= 4)
+    })
+    .await;
+    assert!(racing, "no tenant cap was applied");
     t.gw.command("support-v2", rollback()).await.unwrap();
     stop.store(true, Ordering::Relaxed);
     for w in writers {
@@ -229,9 +236,10 @@ async fn checks_stay_on_schedule_under_a_flood_of_signals() {
     let t = TestGateway::start_with(&cfg, Some(clock.clone())).await;
     assert!(eventually(|| async { t.gw.controller.status_of("support-v2").is_some() }).await);
     let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
     let mut floods = Vec::new();
     for _ in 0..3 {
-        let (gw, stop, clock) = (t.gw.clone(), stop.clone(), clock.clone());
+        let (gw, stop, clock, sent) = (t.gw.clone(), stop.clone(), clock.clone(), sent.clone());
         floods.push(tokio::spawn(async move {
             use rampart_gateway::clock::Clock;
             while !stop.load(Ordering::Relaxed) {
@@ -249,12 +257,15 @@ async fn checks_stay_on_schedule_under_a_flood_of_signals() {
                         cost_usd: Some(0.0),
                     });
                 }
+                sent.fetch_add(256, Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
         }));
     }
-    // Let the flood fill the queue, then move past the next check.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Let the flood fill the queue (it has sent a queue's worth), then move past the next check.
+    let capacity = t.gw.config.store.queue_capacity as u64;
+    let flooding = eventually(|| async { sent.load(Ordering::Relaxed) >= capacity }).await;
+    assert!(flooding, "the flood did not send {capacity} signals");
     clock.advance_ms(1_000);
     let target = 1_800_000_001_000;
     let checked = eventually(|| async {

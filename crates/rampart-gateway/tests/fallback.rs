@@ -110,6 +110,7 @@ async fn canary_users_get_the_baseline_and_the_kill_switch_still_trips() {
             tripped = true;
             break;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(

@@ -154,6 +154,7 @@ async fn a_biased_judge_is_swap_corrected_and_its_win_rate_holds_the_stage() {
             break s;
         }
         assert!(Instant::now() < deadline, "no win-rate verdict: {s}");
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let win = gate(&s, "shadow_win_rate").unwrap();
@@ -176,6 +177,7 @@ async fn a_candidate_the_judge_prefers_advances_on_the_win_rate() {
             break;
         }
         assert!(Instant::now() < deadline, "did not leave shadow: {s}");
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let audit = get(&t, "/admin/rollouts/support-v2/events").await;

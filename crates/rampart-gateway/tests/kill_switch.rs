@@ -32,6 +32,7 @@ async fn flaky_upstream(broken: Arc<AtomicBool>) -> String {
         post(move |axum::Json(body): axum::Json<Value>| {
             let (broken, counter) = (broken.clone(), counter.clone());
             async move {
+                // Simulated upstream latency, not a wait.
                 tokio::time::sleep(Duration::from_millis(2)).await;
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 if body["model"] == "candidate" && broken.load(Ordering::Relaxed) && n % 5 == 0 {
@@ -127,6 +128,7 @@ async fn wait_for_requests(
         if log.lock().await.iter().filter(|(s, _, _)| when(*s)).count() >= n {
             return;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("fewer than {n} requests were served in 60 s");
@@ -180,6 +182,7 @@ async fn error_jump_trips_routes_everyone_to_baseline_alerts_and_survives_restar
             tripped = true;
             break;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(tripped, "the kill switch did not trip");
@@ -247,6 +250,7 @@ async fn error_jump_trips_routes_everyone_to_baseline_alerts_and_survives_restar
         if got.len() >= 3 {
             break;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let slack = got
@@ -334,6 +338,7 @@ async fn a_pause_pages_and_the_resume_resolves_the_same_incident() {
             if got.len() >= expected {
                 break;
             }
+            // Poll interval of the bounded wait.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(got.len(), expected, "{action}: {got:?}");

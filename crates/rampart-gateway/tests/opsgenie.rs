@@ -89,6 +89,7 @@ async fn wait_calls(stand: &Stand, n: usize) -> Vec<Call> {
         if got.len() >= n {
             return got;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stand.calls.lock().await.clone()
@@ -191,6 +192,7 @@ url = "{og}"
             "{}",
             r.text().await.unwrap()
         );
+        // Retry interval until the cooldown has passed (bounded by the loop).
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(reset, "the reset was refused past the cooldown");

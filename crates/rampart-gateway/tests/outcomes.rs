@@ -102,6 +102,7 @@ async fn checked_at(c: &reqwest::Client, url: &str, at_ms: i64, n: u64) -> Value
         if seen == n && checked == Some(at_ms) || s["phase"] == "pinned" {
             return last;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("no slow check at {at_ms} with {n} outcomes: {last:#}");
@@ -221,6 +222,7 @@ async fn late_outcomes_pin_the_canary_and_a_restart_stays_pinned() {
         if !got.is_empty() {
             break;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let alert = got.first().expect("an alert for the pin").to_string();

@@ -50,6 +50,7 @@ fn chunk(text: &str) -> String {
 fn sse(parts: Vec<(Duration, String)>) -> Response {
     let s = futures_util::stream::unfold(parts.into_iter(), |mut it| async move {
         let (delay, part) = it.next()?;
+        // The fault under test: the upstream sends this part late.
         tokio::time::sleep(delay).await;
         Some((Ok::<_, Infallible>(Bytes::from(part)), it))
     });
@@ -89,6 +90,7 @@ async fn event(t: &TestGateway, id: &str) -> rampart_core::record::RequestEvent 
         if let Some(e) = t.store.get_event(id).unwrap() {
             return e;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("event {id} never stored");

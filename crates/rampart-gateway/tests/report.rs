@@ -39,6 +39,7 @@ async fn run_with_pairs() -> TestGateway {
     while t.store.count_pairs("support-v2").unwrap() < PAIRS {
         assert!(Instant::now() < deadline, "pairs were not stored in time");
         t.gw.writer.flush().await.unwrap();
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     t

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{TestGateway, chat, config, metric, metrics, wait_pairs};
+use rampart_gateway::clock::ManualClock;
 use rampart_store::{EventStore, PairStore};
 use serde_json::{Value, json};
 
@@ -201,6 +202,7 @@ async fn slow_counting_upstream() -> (String, Arc<AtomicUsize>) {
             async move {
                 let cur = now.fetch_add(1, Ordering::SeqCst) + 1;
                 max.fetch_max(cur, Ordering::SeqCst);
+                // The slow upstream under test, not a wait.
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 now.fetch_sub(1, Ordering::SeqCst);
                 axum::Json(json!({"choices": [{"message": {"role": "assistant", "content": "slow answer"}, "finish_reason": "stop"}],
@@ -445,6 +447,7 @@ async fn wait_shadow_settled(t: &TestGateway, n: u64) -> String {
         if settled(&m) >= n as f64 {
             break;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
         m = metrics(&t.url).await;
     }
@@ -455,16 +458,12 @@ async fn wait_shadow_settled(t: &TestGateway, n: u64) -> String {
 async fn identical_requests_hit_the_shadow_cache_within_its_ttl() {
     let t = TestGateway::start(&config(SHADOW_ALL, "[shadow]\ncache_ttl = \"1h\"")).await;
     let body = chat("support", "What are the fees for international transfers?");
+    let mut stored = 0;
     for key in ["cache-a", "cache-b", "cache-c"] {
         assert_eq!(send(&t.url, key, &body).await.status(), 200);
         // One at a time, so the first answer is cached before the next request.
-        wait_pairs(&t, 0).await;
-        for _ in 0..100 {
-            if t.store.count_pairs("support-v2").unwrap() > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        stored += 1;
+        wait_pairs(&t, stored).await;
     }
     assert_eq!(wait_pairs(&t, 3).await, 3);
     let calls_to_candidate = t
@@ -502,8 +501,11 @@ async fn identical_requests_hit_the_shadow_cache_within_its_ttl() {
 
 #[tokio::test]
 async fn pairs_endpoint_filters_and_orders_newest_first() {
-    let t = TestGateway::start(&config(SHADOW_ALL, "")).await;
+    // A manual clock a second apart per request gives every pair its own time to order by.
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let t = TestGateway::start_with(&config(SHADOW_ALL, ""), Some(clock.clone())).await;
     for (i, class) in ["cards", "refunds", "cards", "cash"].iter().enumerate() {
+        clock.advance_ms(1_000);
         reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", t.url))
             .header("x-rampart-routing-key", format!("u{i}"))
@@ -512,7 +514,6 @@ async fn pairs_endpoint_filters_and_orders_newest_first() {
             .send()
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(wait_pairs(&t, 4).await, 4);
     let get = |q: &str| {

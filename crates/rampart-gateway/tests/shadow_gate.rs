@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestGateway, chat, config};
+use common::{TestGateway, chat, config, wait_until};
 use rampart_store::PairStore;
 use serde_json::Value;
 
@@ -53,6 +53,7 @@ async fn shadow_traffic(t: &TestGateway) {
     {
         assert!(Instant::now() < deadline, "pairs were not stored in time");
         t.gw.writer.flush().await.unwrap();
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -91,6 +92,7 @@ async fn a_candidate_in_another_style_stays_in_shadow() {
             break s;
         }
         assert!(Instant::now() < deadline, "no equivalence verdict: {s}");
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let eq = gate(&s, "shadow_equivalence").unwrap();
@@ -99,11 +101,16 @@ async fn a_candidate_in_another_style_stays_in_shadow() {
     // Every other gate is satisfied: only the comparison holds the stage.
     let pairs = gate(&s, "min_pairs").unwrap();
     assert_eq!(pairs["passed"], true, "{pairs}");
-    // And it keeps holding over several more checks and verdicts.
-    for _ in 0..15 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let s = status(&t).await;
+    // And it keeps holding over several more checks (each publishes a newer status).
+    let mut seen = s["status"]["updated_ms"].as_i64();
+    for check in 1..=10 {
+        let s = wait_until(&format!("check {check} after the verdict"), || async {
+            let s = status(&t).await;
+            (s["status"]["updated_ms"].as_i64() > seen).then_some(s)
+        })
+        .await;
         assert_eq!(s["stage"], "shadow", "{s}");
+        seen = s["status"]["updated_ms"].as_i64();
     }
     t.shutdown().await;
 }
@@ -122,6 +129,7 @@ async fn an_equivalent_candidate_advances() {
             Instant::now() < deadline,
             "an equivalent candidate did not leave shadow: {s}"
         );
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let audit: Value = reqwest::get(format!("{}/admin/rollouts/support-v2/events", t.url))

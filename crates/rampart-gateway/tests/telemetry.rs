@@ -104,6 +104,7 @@ async fn span_of(spans: &Spans, request_id: &str, shadow: bool) -> Got {
         if let Some(s) = found {
             return s;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!(
@@ -243,6 +244,7 @@ async fn a_dead_or_hanging_collector_costs_requests_nothing_and_lost_spans_are_c
         if failed >= 10.0 {
             break;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(failed >= 10.0, "export failures counted: {failed}");

@@ -3,7 +3,10 @@
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rampart_core::config::ProviderKind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
@@ -108,7 +111,9 @@ window = "5 parsecs"
     );
 }
 
-fn slow_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+/// The gateway's config: route `support` on the upstream at `upstream` (an OpenAI-compatible
+/// endpoint, see [`slow_upstream`]).
+fn slow_config(dir: &std::path::Path, port: u16, upstream: u16) -> std::path::PathBuf {
     write(
         dir,
         "slow.toml",
@@ -120,10 +125,8 @@ shutdown_grace = "20s"
 [store]
 path = "{db}"
 [providers.sim]
-type = "mock"
-[providers.sim.models.slow]
-style = "casual"
-latency_ms = {{ median = 1500, p95 = 1600 }}
+type = "openai"
+base_url = "http://127.0.0.1:{upstream}/v1"
 [routes.support]
 baseline = "v1"
 [routes.support.variants.v1]
@@ -133,6 +136,51 @@ model = "slow"
             db = dir.join("rampart.db").display()
         ),
     )
+}
+
+/// A slow upstream in this process: the simulator's model `slow` answering after
+/// `latency_ms = (median, p95)`, recording what it receives so a test can wait until its
+/// requests have reached the provider. Returns its port.
+async fn slow_upstream(latency_ms: (u32, u32)) -> (u16, Arc<rampart_mock::Simulator>) {
+    let mock = format!(
+        r#"
+[providers.sim]
+type = "mock"
+[providers.sim.models.slow]
+style = "casual"
+latency_ms = {{ median = {}, p95 = {} }}
+[routes.support]
+baseline = "v1"
+[routes.support.variants.v1]
+provider = "sim"
+model = "slow"
+"#,
+        latency_ms.0, latency_ms.1
+    );
+    let config = rampart_core::config::Config::from_toml_str(&mock).unwrap();
+    let ProviderKind::Mock(m) = &config.providers["sim"].kind else {
+        panic!("the upstream's config declares a mock provider");
+    };
+    let sim = Arc::new(rampart_mock::Simulator::from_config(m));
+    sim.record_received(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(rampart_mock::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
+    (port, sim)
+}
+
+/// Wait (bounded, 30 s) until `cond` holds.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        // Poll interval of the bounded wait.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 struct Server(Child);
@@ -157,6 +205,7 @@ fn start(cfg: &std::path::Path, port: u16) -> Server {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Server(child);
         }
+        // Poll interval of the bounded wait.
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
@@ -176,7 +225,8 @@ fn signal(child: &Child, sig: &str) {
 async fn sigterm_drains_in_flight_requests_and_stores_their_events() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = slow_config(dir.path(), port);
+    let (upstream, sim) = slow_upstream((1500, 1600)).await;
+    let cfg = slow_config(dir.path(), port, upstream);
     let mut server = start(&cfg, port);
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     let client = reqwest::Client::new();
@@ -196,8 +246,11 @@ async fn sigterm_drains_in_flight_requests_and_stores_their_events() {
             })
         })
         .collect();
-    // Let the requests reach the provider, then ask the gateway to stop.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Once the requests have reached the provider, ask the gateway to stop.
+    until("five requests at the provider", || {
+        sim.received().len() >= 5
+    })
+    .await;
     signal(&server.0, "TERM");
     let mut ids = Vec::new();
     for h in in_flight {
@@ -226,12 +279,9 @@ async fn sigterm_drains_in_flight_requests_and_stores_their_events() {
 async fn a_second_signal_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = slow_config(dir.path(), port).to_path_buf();
-    // Make the in-flight request far slower than the test is willing to wait.
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("median = 1500, p95 = 1600", "median = 60000, p95 = 61000");
-    std::fs::write(&cfg, text).unwrap();
+    // The in-flight request is far slower than the test is willing to wait.
+    let (upstream, sim) = slow_upstream((60000, 61000)).await;
+    let cfg = slow_config(dir.path(), port, upstream);
     let mut server = start(&cfg, port);
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     tokio::spawn(async move {
@@ -241,9 +291,13 @@ async fn a_second_signal_exits_at_once() {
             .send()
             .await;
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until("the request at the provider", || !sim.received().is_empty()).await;
     signal(&server.0, "TERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first signal was taken once the gateway stops accepting connections (it drains).
+    until("the listener to close", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    })
+    .await;
     assert!(
         server.0.try_wait().unwrap().is_none(),
         "the first signal drains; it must not exit yet"
@@ -254,6 +308,7 @@ async fn a_second_signal_exits_at_once() {
             if let Some(s) = server.0.try_wait().unwrap() {
                 return Some(s);
             }
+            // Poll interval of the bounded wait.
             std::thread::sleep(Duration::from_millis(50));
         }
         None
@@ -311,6 +366,7 @@ stages = [ {{ name = "c5", percent = 5, min_duration = "1h" }} ]
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
+        // Poll interval of the bounded wait.
         std::thread::sleep(Duration::from_millis(50));
     }
     let url = format!("http://127.0.0.1:{port}/admin/rollouts");

@@ -69,6 +69,7 @@ async fn pairs_at_least(db: &std::path::Path, n: u64) -> Vec<rampart_core::recor
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.count_pairs("support-v2").unwrap() < n {
         assert!(Instant::now() < deadline, "fewer than {n} pairs stored");
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     store

@@ -69,6 +69,7 @@ max_decrease = 1
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return (Server(child), format!("http://127.0.0.1:{port}"));
         }
+        // Poll interval of the bounded wait.
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
@@ -123,6 +124,7 @@ async fn import_stores_good_lines_and_names_the_bad_ones() {
             break;
         }
         assert!(Instant::now() < deadline, "events never stored");
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 

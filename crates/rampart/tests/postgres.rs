@@ -81,6 +81,7 @@ impl Server {
             if let Some(status) = server.0.try_wait().unwrap() {
                 panic!("rampart serve exited: {status}");
             }
+            // Poll interval of the bounded wait.
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("rampart serve did not start listening");

@@ -136,6 +136,7 @@ refusal_rate = 1.0
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "mock-llm did not start");
+        // Poll interval of the bounded wait.
         std::thread::sleep(Duration::from_millis(20));
     }
     Mock {

@@ -115,6 +115,29 @@ pub fn metric(text: &str, name_and_labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How often the waits below look again (a poll interval, not a wait for a result).
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Wait until `probe` returns `Some`, and return it; panics naming `what` after 30 s (a bound
+/// for a hung test, not a timing assertion).
+pub async fn wait_until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after 30 s waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Wait (bounded, 30 s) until the store holds `n` pairs of rollout `support-v2`, flushing the
 /// writer; returns how many it holds.
 pub async fn wait_pairs(t: &TestGateway, n: u64) -> u64 {
@@ -125,6 +148,7 @@ pub async fn wait_pairs(t: &TestGateway, n: u64) -> u64 {
         if c >= n {
             return c;
         }
+        // Poll interval of the bounded wait.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     t.store.count_pairs("support-v2").unwrap()

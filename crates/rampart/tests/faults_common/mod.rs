@@ -40,6 +40,23 @@ impl Proc {
         assert!(status.success(), "kill -s {sig} failed");
     }
 
+    /// Wait (bounded, 30 s) until the process's log holds `text`.
+    pub async fn until_logged(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains(text) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` not logged within 30 s; log:\n{log}"
+            );
+            // Poll interval of the bounded wait.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The exit status, waiting at most `within` (then the test fails with the log).
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
@@ -47,6 +64,7 @@ impl Proc {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
+            // Poll interval of the bounded wait.
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!(
@@ -79,6 +97,7 @@ pub fn spawn(dir: &Path, name: &str, args: &[&str], port: u16) -> Proc {
                 std::fs::read_to_string(&p.log).unwrap_or_default()
             );
         }
+        // Poll interval of the bounded wait.
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("{name} did not listen on {port}");
@@ -163,6 +182,7 @@ impl Load {
                             .await;
                         let Ok(r) = sent else {
                             failed.fetch_add(1, Ordering::SeqCst);
+                            // Back off before the next attempt (pacing the load), not a wait for a result.
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
                         };
@@ -209,6 +229,7 @@ impl Load {
                 "only {} answers within 120s",
                 self.acked()
             );
+            // Poll interval of the bounded wait.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
