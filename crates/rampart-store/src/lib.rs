@@ -12,12 +12,15 @@
 //!   the record is refused and the caller counts the drop.
 //! - [`pair_query`]: a filtered, keyset-paged page of a rollout's pairs ([`PairQuery`],
 //!   [`PairPage`]), what the dashboard's pairs page shows.
+//! - [`aggregates`]: [`AggregateStore`], per-second window aggregates of each replica of a
+//!   cluster, which the leading controller merges into the fleet's guardrail window.
 //! - [`error`]: the error type, [`StoreError`], and which failures are worth retrying.
 //!
 //! All store methods are blocking; call them from a dedicated thread (the writer's) or from
 //! `tokio::task::spawn_blocking`, never directly on an async worker.
 #![forbid(unsafe_code)]
 
+pub mod aggregates;
 mod columns;
 pub mod error;
 pub mod pair_query;
@@ -32,6 +35,7 @@ use rampart_core::outcomes::OutcomeRecord;
 use rampart_core::record::{Feedback, Pair, RequestEvent};
 use serde::{Deserialize, Serialize};
 
+pub use aggregates::{AggregateRow, AggregateSide, AggregateStore, AggregateTotal};
 pub use error::{Result, StoreError};
 pub use pair_query::{FlaggedPair, PairCursor, PairFlag, PairPage, PairQuery};
 pub use postgres::{PgOptions, PgStore};
@@ -233,6 +237,11 @@ pub use rampart_core::outcomes::OutcomeMoments;
 pub trait Store: EventStore + FeedbackStore + PairStore + RolloutStore {
     /// The backend's outcome store, `None` when it has none (outcomes are then refused).
     fn outcomes(&self) -> Option<&dyn OutcomeStore> {
+        None
+    }
+
+    /// The backend's per-second window aggregates, `None` when it keeps none.
+    fn aggregates(&self) -> Option<&dyn AggregateStore> {
         None
     }
 

@@ -21,6 +21,8 @@
 //!   compare-and-set on it with its audit rows in the same transaction, and sends `NOTIFY`
 //!   ([`versioned`]); a replica's own connection hears those and holds the controller's lease
 //!   ([`link`]).
+//! - Per-second window aggregates of the replicas (`window_aggregates`) are written once per
+//!   key and deleted row-wise past a day ([`aggregates`]).
 //! - Text holding NUL characters (which PostgreSQL's `text` cannot store) is written with U+FFFD
 //!   in their place by batch writes; a single-row write of such text fails with a data error.
 
@@ -40,6 +42,7 @@ use crate::{
     RolloutChange, RolloutStore, Store, StoredRollout,
 };
 
+mod aggregates;
 mod batch;
 mod copy;
 pub mod link;
@@ -486,6 +489,10 @@ impl RolloutStore for PgStore {
 
 impl Store for PgStore {
     fn outcomes(&self) -> Option<&dyn crate::OutcomeStore> {
+        Some(self)
+    }
+
+    fn aggregates(&self) -> Option<&dyn crate::AggregateStore> {
         Some(self)
     }
 

@@ -32,6 +32,7 @@ use crate::{
     RolloutChange, RolloutStore, Store, StoredRollout,
 };
 
+mod aggregates;
 pub(crate) mod features;
 mod outcomes;
 mod rows;
@@ -76,6 +77,11 @@ const MIGRATIONS: &[(&str, &str, Option<DataStep>)] = &[
     (
         "0007_pair_flag_groups",
         include_str!("sqlite/migrations/0007_pair_flag_groups.sql"),
+        None,
+    ),
+    (
+        "0008_window_aggregates",
+        include_str!("sqlite/migrations/0008_window_aggregates.sql"),
         None,
     ),
 ];
@@ -552,6 +558,10 @@ impl RolloutStore for SqliteStore {
 
 impl Store for SqliteStore {
     fn outcomes(&self) -> Option<&dyn crate::OutcomeStore> {
+        Some(self)
+    }
+
+    fn aggregates(&self) -> Option<&dyn crate::AggregateStore> {
         Some(self)
     }
 

@@ -26,6 +26,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_pair_flag_groups",
         include_str!("migrations/0004_pair_flag_groups.sql"),
     ),
+    (
+        "0005_window_aggregates",
+        include_str!("migrations/0005_window_aggregates.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold (`rampmigr` in ASCII).

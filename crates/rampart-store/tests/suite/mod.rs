@@ -11,7 +11,9 @@ use rampart_store::{AuditEntry, OutcomeMoments, PairFilter, PairFlag, PairQuery,
 
 use crate::common::{event, pair};
 
+mod aggregates;
 mod cas;
+pub use aggregates::*;
 pub use cas::*;
 
 /// What a test holds while it runs: the store and whatever keeps it alive (a temp dir, a
@@ -44,6 +46,7 @@ macro_rules! store_suite {
             outcomes_are_summed_per_name_and_cohort_and_repeats_skipped,
             a_change_is_a_compare_and_set_with_its_audit_rows,
             racing_changes_on_one_version_apply_once,
+            window_aggregates_are_written_once_read_in_order_summed_and_pruned,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
