@@ -8,7 +8,8 @@
 //!   with its audit rows, in order, retried until stored; orders are acknowledged only once
 //!   stored. [`changes`]: what the controller does when another change was stored first.
 //! - [`cluster`]: several replicas on PostgreSQL: version polling, notifications, the
-//!   controller's lease, staleness.
+//!   controller's lease, staleness, the per-second window aggregates' task.
+//! - [`fleet`]: the leader's guardrail window merged from every replica's aggregate rows.
 //! - [`shadow_gate`]: the comparison engine's verdict on shadow stages, computed off the loop.
 //! - [`slow_gate`]: business outcomes per cohort for the slow gates, read off the loop.
 //! - [`alerts`]: Slack, PagerDuty and webhook delivery with retries.
@@ -20,6 +21,7 @@ pub mod alerts;
 mod changes;
 pub mod cluster;
 pub mod controller;
+pub mod fleet;
 pub mod handle;
 pub mod persist;
 mod runtime;

@@ -120,7 +120,7 @@ pub fn encode_moments(moments: &[MetricMoments]) -> Vec<u8> {
 
 /// Decodes [`encode_moments`].
 pub fn decode_moments(bytes: &[u8]) -> Result<Vec<MetricMoments>> {
-    if bytes.len() % MOMENT_BYTES != 0 {
+    if !bytes.len().is_multiple_of(MOMENT_BYTES) {
         return Err(StoreError::Corrupt {
             column: "custom",
             value: format!("{} bytes", bytes.len()),

@@ -92,7 +92,7 @@ impl StoreError {
 
 /// The server's message (and detail) when there is one: `tokio_postgres::Error`'s own text is
 /// just "db error".
-fn postgres_message(e: &tokio_postgres::Error) -> String {
+pub(crate) fn postgres_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),

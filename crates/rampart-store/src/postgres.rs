@@ -54,7 +54,7 @@ mod rows;
 pub mod scratch;
 mod versioned;
 
-pub use link::{Link, LinkEvent};
+pub use link::{Link, LinkError, LinkEvent};
 pub use partitions::Maintenance;
 
 /// Rows per page when walking all pairs of a rollout, and all their features.

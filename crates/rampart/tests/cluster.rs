@@ -275,6 +275,87 @@ async fn the_leader_killed_another_leads_within_10_s_and_a_pause_holds_on_all_th
     );
 }
 
+/// Guardrails over the fleet: no replica ever serves enough canary requests to trip on its own
+/// (`catastrophic_min_requests = 60`; 30 to each follower, none to the leader) but the fleet
+/// does. The leader rolls back on the window it merged from the followers' aggregate rows, and
+/// its audit row's evidence holds the fleet's counts, not one replica's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_trips_on_the_fleets_merged_window_which_no_replica_reaches_alone() {
+    let db = scratch("rampart_cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let body = body(1.0, CANARY).replace(
+        "error_rate_max = 0.05",
+        "error_rate_max = 0.05\nmin_exposure = 1000\ncatastrophic_error_rate = 0.5\n\
+         catastrophic_min_requests = 60",
+    );
+    let cluster = "poll_interval = \"200ms\"";
+    let fleet: Vec<Replica> = (0..3)
+        .map(|i| Replica::start(dir.path(), &format!("r{i}"), cluster, &body, db.url()))
+        .collect();
+    let leader = agreed_leader(&fleet, &[0, 1, 2]).await;
+    let followers: Vec<usize> = (0..3).filter(|i| fleet[*i].id != leader).collect();
+    // The fleet's stage counters cover whole seconds since the stage began: start the traffic
+    // in the first one.
+    let epoch = fleet[0].status("r").await["status"]["state"]["stage_epoch_ms"]
+        .as_i64()
+        .unwrap();
+    until("the stage's first whole second", WAIT, || async {
+        now_ms() >= (epoch / 1000 + 1) * 1000
+    })
+    .await;
+    let c = reqwest::Client::new();
+    let (mut n, mut control) = (0, 0);
+    for &f in &followers {
+        let mut canary = 0;
+        while canary < 30 {
+            let a = chat(&c, &fleet[f].url(), &format!("user-{n}"), f).await;
+            n += 1;
+            assert_eq!(a.status, 200, "{a:?}");
+            match a.cohort.as_str() {
+                "canary" => canary += 1,
+                "control" => control += 1,
+                other => panic!("keyed request in cohort {other:?}"),
+            }
+        }
+    }
+    let lead = fleet.iter().position(|r| r.id == leader).unwrap();
+    let trip = wait_for("the leader's kill-switch row", WAIT, || async {
+        let audit = fleet[lead].audit("r").await;
+        audit.into_iter().find(|e| e["action"] == "kill_switch")
+    })
+    .await;
+    assert_eq!(trip["details"]["replica"], leader.as_str(), "{trip}");
+    let window = &trip["details"]["window"];
+    assert_eq!(
+        window["canary"]["requests"], 60,
+        "the fleet's canary: {trip}"
+    );
+    assert_eq!(window["canary"]["errors"], 60, "{trip}");
+    assert_eq!(window["control"]["requests"], control, "{trip}");
+    // One rollback for the fleet; every replica ends rolled back.
+    let audit = actions(&fleet[lead].audit("r").await);
+    assert_eq!(
+        audit.iter().filter(|a| *a == "kill_switch").count(),
+        1,
+        "{audit:?}"
+    );
+    until("every replica rolled back", WAIT, || async {
+        let mut all = true;
+        for r in &fleet {
+            all &= r.status("r").await["status"]["phase"] == "rolled_back";
+        }
+        all
+    })
+    .await;
+    // The followers' own stage counters hold their own 30; the leader's the fleet's 60.
+    let st = fleet[lead].status("r").await;
+    assert_eq!(st["status"]["stage_canary"]["requests"], 60, "{st}");
+    for &f in &followers {
+        let st = fleet[f].status("r").await;
+        assert_eq!(st["status"]["stage_canary"]["requests"], 30, "{st}");
+    }
+}
+
 fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name))

@@ -200,6 +200,7 @@ impl Controller {
 
     fn on_leading(&mut self, leading: bool) {
         self.leading = leading;
+        self.reset_fleet();
         let Some(replica) = self
             .ctx
             .cluster

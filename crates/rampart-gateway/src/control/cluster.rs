@@ -5,6 +5,8 @@
 //!   ([`rampart_store::postgres::Link`]), and hands the controller every stored row newer than
 //!   what it has ([`ClusterEvent`]); after a reconnection it reloads everything, since
 //!   notifications are lost while a connection is down.
+//! - [`aggregates`]: the task that writes this replica's sealed per-second window aggregates
+//!   and reads the fleet's for the leader ([`super::fleet`]), off the controller's loop.
 //! - [`ClusterHealth`]: whether this replica reaches the database (for `/readyz` and
 //!   fail-static), and which replica leads (for status).
 //!
@@ -15,9 +17,27 @@
 
 use std::sync::Mutex;
 
-use rampart_store::StoredRollout;
+use rampart_store::{StoreError, StoredRollout};
 
+pub mod aggregates;
 pub mod sync;
+
+/// Why a store call made by a cluster task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking call panicked or was cancelled.
+    #[error("the store call did not finish: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Run a blocking store call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, CallError> {
+    Ok(tokio::task::spawn_blocking(f).await??)
+}
 
 /// What the cluster tells the controller.
 #[derive(Debug)]

@@ -33,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::alerts::Alerts;
+use super::cluster::aggregates::{self, Answer};
 use super::cluster::{ClusterEvent, ClusterHealth};
+use super::fleet::{Fleet, FleetLink};
 use super::handle::{
     ClusterView, CommandReceiver, CommandRequest, ControlError, Order, RolloutStatus, Statuses,
 };
@@ -168,6 +170,9 @@ pub(super) struct Controller {
     pub(super) leading: bool,
     /// Cut off from the store for longer than `cluster.stale_after`.
     pub(super) stale: bool,
+    /// Several replicas: the aggregates task this replica flushes its window to and the leader
+    /// reads the fleet's from ([`super::fleet`]).
+    pub(super) fleet: Option<FleetLink>,
 }
 
 /// The controller loop. Runs until the gateway shuts down.
@@ -189,11 +194,13 @@ pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
         slow_inputs: Default::default(),
         leading,
         stale: false,
+        fleet: None,
     };
     c.restore(restored);
     if c.rollouts.is_empty() {
         return idle(&c.ctx, inbox).await;
     }
+    let mut fleet_rows = c.start_fleet();
     c.start_shadow_gate();
     c.start_slow_gate();
     let mut interval = tokio::time::interval(c.tick());
@@ -210,13 +217,14 @@ pub async fn run(ctx: Ctx, mut inbox: Inbox, restored: Restored) {
             Some(cmd) = inbox.commands.recv() => c.on_command(cmd),
             Some(report) = reports.recv() => c.on_report(report),
             Some(ev) = next_event(&mut cluster) => c.on_cluster(ev),
+            Some(rows) = next_event(&mut fleet_rows) => c.on_fleet_rows(rows),
             _ = interval.tick() => c.on_tick(),
             Some(sig) = inbox.signals.recv() => c.on_signals(sig, &mut inbox.signals),
         }
     }
 }
 
-async fn next_event(rx: &mut Option<mpsc::Receiver<ClusterEvent>>) -> Option<ClusterEvent> {
+async fn next_event<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -251,6 +259,8 @@ impl Controller {
                 cfg: cfg.clone(),
                 state,
                 window: Window::default(),
+                fleet: (self.ctx.cluster.is_some() && self.ctx.store.aggregates().is_some())
+                    .then(Fleet::default),
                 caps,
                 next_check_ms: now,
                 last_eval: None,
@@ -261,6 +271,9 @@ impl Controller {
                 pending: VecDeque::new(),
             };
             rt.window.reset_stage(rt.state.stage_epoch_ms());
+            if let Some(f) = rt.fleet.as_mut() {
+                f.window.reset_stage(rt.state.stage_epoch_ms());
+            }
             self.publish_trip_metric(&rt);
             self.publish_percent(&rt.view());
             self.rollouts.insert(name.clone(), rt);
@@ -278,6 +291,25 @@ impl Controller {
             .min()
             .unwrap_or(Duration::from_secs(1))
             .clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
+    /// Several replicas on a store that keeps window aggregates: start the aggregates task;
+    /// its answers (the fleet's rows, for the leader) come back on the returned queue.
+    fn start_fleet(&mut self) -> Option<mpsc::Receiver<Answer>> {
+        let replica = self.ctx.cluster.as_ref()?.health.replica_id.clone();
+        self.ctx.store.aggregates()?;
+        let (work, work_rx) = mpsc::channel(4);
+        let (answers, answers_rx) = mpsc::channel(4);
+        self.ctx.tasks.spawn(aggregates::run(aggregates::Task {
+            store: self.ctx.store.clone(),
+            replica,
+            clock: self.ctx.clock.clone(),
+            work: work_rx,
+            answers,
+            shutdown: self.ctx.shutdown.clone(),
+        }));
+        self.fleet = Some(FleetLink::new(work));
+        Some(answers_rx)
     }
 
     fn start_shadow_gate(&self) {
@@ -379,9 +411,11 @@ impl Controller {
     }
 
     /// Check every rollout that is due. A replica that does not lead applies only a
-    /// kill-switch trip over its own traffic.
+    /// kill-switch trip over its own traffic; the leader of several replicas judges the
+    /// fleet's window ([`super::fleet`]), and only a trip on its own until it has it.
     fn on_tick(&mut self) {
         let now = self.ctx.clock.now_ms();
+        self.fleet_tick(now);
         let verdicts = self.verdicts.load_full();
         let slow_inputs = self.slow_inputs.load_full();
         let names: Vec<String> = self.rollouts.keys().cloned().collect();
@@ -393,10 +427,19 @@ impl Controller {
                 continue;
             }
             rt.next_check_ms = now + rt.cfg.guardrails.check_interval.as_millis() as i64;
-            let mut obs = rt.window.observations(&rt.cfg, now);
+            let local = rt.window.observations(&rt.cfg, now);
+            let fleet = match rt.fleet.as_mut() {
+                Some(f) if self.leading => Some(f.observations(&rt.cfg, now)),
+                _ => None,
+            };
+            let (mut obs, decides) = match fleet {
+                None => (local, self.leading),
+                Some(Some(obs)) => (obs, true),
+                Some(None) => (local, false),
+            };
             obs.shadow_gate = shadow_gate::input_for(&rt.cfg, &rt.state, &verdicts);
             let (mut state, mut actions) = step(&rt.cfg, &rt.state, &obs, now);
-            if !self.leading {
+            if !decides {
                 let trip =
                     state.phase_name() == "rolled_back" && rt.state.phase_name() != "rolled_back";
                 if trip {

@@ -15,6 +15,7 @@ use rampart_core::routing::RolloutView;
 use rampart_store::AuditEntry;
 use tokio::sync::oneshot;
 
+use super::fleet::Fleet;
 use super::handle::{ClusterView, ControlError, RolloutStatus};
 use super::window::Window;
 
@@ -47,7 +48,11 @@ pub struct Pending {
 pub struct Runtime {
     pub cfg: RolloutConfig,
     pub state: RolloutState,
+    /// What this replica measured itself.
     pub window: Window,
+    /// Several replicas: the fleet's window merged from every replica's aggregate rows (used
+    /// while this replica leads; `None` on a single node).
+    pub fleet: Option<Fleet>,
     /// Tenant caps set at runtime (stored), merged over the configured ones.
     pub caps: BTreeMap<String, f64>,
     pub next_check_ms: i64,
@@ -90,7 +95,11 @@ impl Runtime {
         let epoch_changed = state.stage_epoch_ms() != self.state.stage_epoch_ms();
         self.state = state;
         if epoch_changed {
-            self.window.reset_stage(self.state.stage_epoch_ms());
+            let epoch = self.state.stage_epoch_ms();
+            self.window.reset_stage(epoch);
+            if let Some(f) = self.fleet.as_mut() {
+                f.restage(epoch);
+            }
         }
     }
 
@@ -102,7 +111,11 @@ impl Runtime {
         cluster: Option<ClusterView>,
     ) -> RolloutStatus {
         let view = self.state.view(&self.cfg);
-        let w = &self.window;
+        // The leader's counters are the fleet's once it has them.
+        let w = match &self.fleet {
+            Some(f) if f.complete => &f.window,
+            _ => &self.window,
+        };
         RolloutStatus {
             rollout: self.cfg.name.clone(),
             state: self.state.clone(),

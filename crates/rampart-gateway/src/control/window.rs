@@ -1,6 +1,11 @@
 //! What the controller measures per rollout: one-second buckets of per-cohort counters,
 //! latency sketches and custom guardrails' metric moments over the guardrail window, and
 //! counters since the stage began. Fed by [`Signal`]s; read as [`Observations`].
+//!
+//! Several replicas: each replica seals its completed seconds and flushes them as aggregate
+//! rows, and the leader's fleet window is the same structure fed by those rows instead of
+//! signals ([`rows`]). A sealed second is never written again: a late signal lands in the
+//! first second not sealed yet.
 
 use std::collections::VecDeque;
 
@@ -14,6 +19,8 @@ use rampart_core::routing::Cohort;
 use rampart_stats::sketch::DdSketch;
 
 use crate::signal::Signal;
+
+mod rows;
 
 #[derive(Default)]
 struct Side {
@@ -59,6 +66,8 @@ pub struct Window {
     pub stage_control: CohortCounts,
     pub stage_canary: CohortCounts,
     pub stage_pairs: PairedCounts,
+    /// Seconds up to this one are sealed (flushed as rows); `None` until the first seal.
+    sealed_through: Option<i64>,
 }
 
 fn merge(into: &mut Option<DdSketch>, from: &Option<DdSketch>) {
@@ -110,14 +119,18 @@ fn metric_value(metric: RecordedMetric, s: &Signal) -> Option<f64> {
 
 impl Window {
     fn bucket(&mut self, ts_ms: i64) -> &mut Bucket {
-        let second = ts_ms.div_euclid(1000);
+        let mut second = ts_ms.div_euclid(1000);
+        if let Some(sealed) = self.sealed_through {
+            second = second.max(sealed + 1);
+        }
         if self.buckets.back().is_none_or(|b| b.second < second) {
             self.buckets.push_back(Bucket {
                 second,
                 ..Bucket::default()
             });
         }
-        // Late signals land in the newest bucket; they are at most a request's latency late.
+        // Late signals land in the newest bucket (or the first one not sealed); they are at most
+        // a request's latency late.
         let n = self.buckets.len() - 1;
         &mut self.buckets[n]
     }
@@ -275,12 +288,14 @@ impl Window {
         for b in &self.buckets {
             control.add(&b.control.counts);
             canary.add(&b.canary.counts);
-            for (acc, (c, t)) in custom
-                .iter_mut()
-                .zip(b.control.custom.iter().zip(b.canary.custom.iter()))
-            {
-                acc.control.merge(c);
-                acc.canary.merge(t);
+            // A cohort without traffic in a second has no moments there: take each side's own.
+            for (i, acc) in custom.iter_mut().enumerate() {
+                if let Some(c) = b.control.custom.get(i) {
+                    acc.control.merge(c);
+                }
+                if let Some(t) = b.canary.custom.get(i) {
+                    acc.canary.merge(t);
+                }
             }
             merge(&mut cl, &b.control.latency);
             merge(&mut tl, &b.canary.latency);

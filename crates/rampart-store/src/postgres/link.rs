@@ -40,6 +40,17 @@ pub enum LinkEvent {
     Leading(bool),
 }
 
+/// Why the link's connection ended (sent on as [`LinkEvent::Down`]'s text).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("no answer from PostgreSQL within {0:?}")]
+    Timeout(Duration),
+    #[error("{}", crate::error::postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the connection closed")]
+    Closed,
+}
+
 /// The link's receiving end. Dropping it closes the connection (and frees the lease).
 pub struct Link {
     pub events: mpsc::Receiver<LinkEvent>,
@@ -70,7 +81,7 @@ async fn run(config: tokio_postgres::Config, tick: Duration, tx: mpsc::Sender<Li
     loop {
         let why = match session(&config, tick, &tx).await {
             Ok(()) => return, // the receiver is gone
-            Err(why) => why,
+            Err(why) => why.to_string(),
         };
         if tx.send(LinkEvent::Down(why)).await.is_err() {
             return;
@@ -79,18 +90,16 @@ async fn run(config: tokio_postgres::Config, tick: Duration, tx: mpsc::Sender<Li
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// One connection's life. `Ok(())` when the receiver is gone, `Err(why)` when the connection is.
 async fn session(
     config: &tokio_postgres::Config,
     tick: Duration,
     tx: &mpsc::Sender<LinkEvent>,
-) -> Result<(), String> {
+) -> Result<(), LinkError> {
     let connect = tokio::time::timeout(QUERY_TIMEOUT * 2, config.connect(NoTls));
-    let (client, mut conn) = connect.await.map_err(err)?.map_err(err)?;
+    let (client, mut conn) = connect
+        .await
+        .map_err(|_| LinkError::Timeout(QUERY_TIMEOUT * 2))??;
     let (ntx, mut nrx) = mpsc::unbounded_channel::<String>();
     // Drives the connection and forwards notifications; ends when the connection does.
     let driver = tokio::spawn(async move {
@@ -126,7 +135,7 @@ async fn session(
                     // A full queue only delays the change to the next poll.
                     let _ = tx.try_send(LinkEvent::Changed(rollout));
                 }
-                None => break Err("the connection closed".to_string()),
+                None => break Err(LinkError::Closed),
             },
             _ = every.tick() => match lease(&client, leading).await {
                 Ok(true) if !leading => {
@@ -147,7 +156,7 @@ async fn session(
 }
 
 /// Try for the lease, or (holding it) check the connection still works. Whether it is held.
-async fn lease(client: &tokio_postgres::Client, leading: bool) -> Result<bool, String> {
+async fn lease(client: &tokio_postgres::Client, leading: bool) -> Result<bool, LinkError> {
     if leading {
         bounded(client.simple_query("SELECT 1")).await?;
         return Ok(true);
@@ -157,16 +166,15 @@ async fn lease(client: &tokio_postgres::Client, leading: bool) -> Result<bool, S
         &[&LEADER_LOCK.0, &LEADER_LOCK.1],
     ))
     .await?;
-    row.try_get(0).map_err(err)
+    Ok(row.try_get(0)?)
 }
 
 async fn bounded<T>(
     f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, String> {
-    tokio::time::timeout(QUERY_TIMEOUT, f)
+) -> Result<T, LinkError> {
+    Ok(tokio::time::timeout(QUERY_TIMEOUT, f)
         .await
-        .map_err(|_| "no answer from PostgreSQL".to_string())?
-        .map_err(err)
+        .map_err(|_| LinkError::Timeout(QUERY_TIMEOUT))??)
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);

@@ -193,6 +193,8 @@ pub struct Answer {
     pub sent_ms: i64,
     pub status: u16,
     pub variant: String,
+    /// `x-rampart-cohort`: `canary`, `control` or `unkeyed`.
+    pub cohort: String,
     pub fallback: bool,
     pub request_id: String,
 }
@@ -212,6 +214,7 @@ pub async fn chat(c: &reqwest::Client, url: &str, key: &str, replica: usize) -> 
             sent_ms,
             status: 0,
             variant: String::new(),
+            cohort: String::new(),
             fallback: false,
             request_id: String::new(),
         };
@@ -228,6 +231,7 @@ pub async fn chat(c: &reqwest::Client, url: &str, key: &str, replica: usize) -> 
         sent_ms,
         status: r.status().as_u16(),
         variant: h("x-rampart-variant"),
+        cohort: h("x-rampart-cohort"),
         fallback: r.headers().contains_key("x-rampart-fallback"),
         request_id: h("x-rampart-request-id"),
     }

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_store::postgres::{Link, LinkEvent};
-use rampart_store::{PgStore, Store, StoreError};
+use rampart_store::{PgStore, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClusterEvent, ClusterHealth};
+use super::{ClusterEvent, ClusterHealth, blocking};
 use crate::clock::Clock;
 
 /// What the sync task works with.
@@ -35,15 +35,6 @@ pub struct Sync {
     pub clock: Arc<dyn Clock>,
     pub events: mpsc::Sender<ClusterEvent>,
     pub shutdown: CancellationToken,
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 async fn next(link: &mut Link) -> Option<LinkEvent> {
@@ -101,7 +92,7 @@ impl Sync {
         let versions = match blocking(move || store.rollout_versions()).await {
             Ok(v) => v,
             Err(e) => {
-                self.health.failed(self.clock.now_ms(), e);
+                self.health.failed(self.clock.now_ms(), e.to_string());
                 return true;
             }
         };
@@ -139,7 +130,7 @@ impl Sync {
             }
             Ok(None) => true,
             Err(e) => {
-                self.health.failed(self.clock.now_ms(), e);
+                self.health.failed(self.clock.now_ms(), e.to_string());
                 true
             }
         }
