@@ -4,12 +4,17 @@
 #
 # Per trial: a fresh database, three release `rampart serve` replicas behind round-robin keyed
 # traffic, a candidate that fails 30% of its calls from the first request on (the injected
-# regression), and one prober per replica that keeps asking with canary keys. Printed
-# separately, median and max over the trials:
+# regression), and one prober per replica that keeps asking with canary keys. The kill switch
+# is the catastrophic rule on 300 canary requests (the statistical guardrails are off): the
+# leader reaches 300 on the fleet's merged window while each replica has about 100 of its own,
+# so no follower can trip locally and each one moves only when it sees the stored rollback
+# (NOTIFY, else the poll). Printed separately, median and max over the trials:
 #   - regression → decision: first request → the kill-switch row's time in the audit log;
 #   - decision → last replica on the baseline: the decision → the moment after which every
-#     replica answers the probes from the control cohort (probe resolution ~10 ms).
-# Then the controller's evaluation time at 1,000 and 10,000 events/s
+#     replica answers the probes from the control cohort (probe resolution ~10 ms), i.e. the
+#     propagation of the leader's decision; `tripped_by` in the trial lines says which replica
+#     decided (always the leader when the isolation holds).
+# Then the leader's evaluation time at 1,000 and 10,000 aggregated events/s
 # (crates/rampart-gateway/examples/controller_bench.rs), side by side.
 #
 #   bash bench/cluster.sh                 # 5 trials
@@ -76,6 +81,9 @@ stages = [ { name = "canary-25", percent = 25, min_duration = "1h" }, { name = "
 window = "1m"
 check_interval = "1s"
 error_rate_max = 0.05
+min_exposure = 1000000000
+catastrophic_error_rate = 0.2
+catastrophic_min_requests = 300
 TOML
     "$BIN" serve --config "$TMP/r$i.toml" 2>"$TMP/r$i.log" & PIDS+=($!)
   done
@@ -118,8 +126,10 @@ while decision is None and now() - start < 300_000:
     time.sleep(0.2)
     with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/admin/rollouts/r/events") as r:
         ev = json.load(r)["events"]
-    hits = [e["ts_ms"] for e in ev if e["action"] == "kill_switch"]
-    decision = hits[0] if hits else None
+    hits = [e for e in ev if e["action"] == "kill_switch"]
+    decision = hits[0]["ts_ms"] if hits else None
+    tripped_by = hits[0]["details"].get("replica") if hits else None
+    canary_seen = hits[0]["details"].get("window", {}).get("canary", {}).get("requests") if hits else None
 time.sleep(4)
 stop = True
 for t in threads: t.join()
@@ -130,7 +140,8 @@ for p, seen in probes.items():
     canary_after = [s for s, c in seen if c == "canary"]
     last = max(last, (max(canary_after) if canary_after else decision))
 print(json.dumps({"regression_to_decision_ms": decision - start,
-                  "decision_to_last_replica_ms": max(0, last - decision)}))
+                  "decision_to_last_replica_ms": max(0, last - decision),
+                  "tripped_by": tripped_by, "fleet_canary_at_decision": canary_seen}))
 PY
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   PIDS=()
@@ -148,5 +159,5 @@ for k, label in [("regression_to_decision_ms", "regression -> decision"),
     v = [r[k] for r in ok]
     if v: print(f"{label:40s} median {statistics.median(v):7.0f} ms   max {max(v):7.0f} ms")
 PY
-echo "controller evaluation (one check over a full window):"
+echo "leader evaluation (absorb the newest second's rows of 3 replicas, then one check over a full window):"
 target/release/examples/controller_bench
