@@ -356,6 +356,57 @@ async fn the_leader_trips_on_the_fleets_merged_window_which_no_replica_reaches_a
     }
 }
 
+/// Gates over the fleet: the leader, sent no request at all, advances the stage once the
+/// followers' traffic gives the fleet's stage counters the gates' sample size (its own stage
+/// counters stay at zero, which no `min_samples` gate passes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_advances_a_stage_on_the_fleets_samples_having_served_none() {
+    let db = scratch("rampart_cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let stages = r#"[ { name = "a", percent = 50, min_duration = "1s" }, { name = "b", percent = 60, min_duration = "1h" }, { name = "full", percent = 100 } ]"#;
+    let body = format!(
+        "{}[rollouts.r.gates]\nmde = 0.3\nalpha = 0.2\npower = 0.5\n",
+        body(0.0, stages)
+    );
+    let cluster = "poll_interval = \"200ms\"";
+    let fleet: Vec<Replica> = (0..3)
+        .map(|i| Replica::start(dir.path(), &format!("g{i}"), cluster, &body, db.url()))
+        .collect();
+    let leader = agreed_leader(&fleet, &[0, 1, 2]).await;
+    let lead = fleet.iter().position(|r| r.id == leader).unwrap();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != lead).collect();
+    let c = reqwest::Client::new();
+    let mut n = 0;
+    let advance = wait_for("the leader's advance", WAIT, || {
+        let (c, fleet, followers) = (&c, &fleet, &followers);
+        n += 1;
+        let round = n;
+        async move {
+            for &f in followers {
+                for k in 0..4 {
+                    let a = chat(c, &fleet[f].url(), &format!("u-{round}-{k}"), f).await;
+                    assert_eq!(a.status, 200, "{a:?}");
+                }
+            }
+            let audit = fleet[lead].audit("r").await;
+            audit.into_iter().find(|e| e["action"] == "advance")
+        }
+    })
+    .await;
+    assert_eq!(advance["details"]["replica"], leader.as_str(), "{advance}");
+    let reports = advance["details"]["gates"].as_array().unwrap();
+    let min = reports
+        .iter()
+        .find(|g| g["name"] == "min_samples")
+        .unwrap_or_else(|| panic!("no min_samples gate: {advance}"));
+    assert_eq!(min["passed"], true, "{advance}");
+    assert!(min["samples"].as_u64().unwrap() >= 1, "{advance}");
+    assert!(
+        min["samples"].as_u64() >= min["samples_needed"].as_u64(),
+        "{advance}"
+    );
+}
+
 fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name))
