@@ -24,6 +24,8 @@ pub const MAX_PENDING: usize = 5_000;
 /// Rows older than this are deleted (a day).
 pub const RETENTION_S: i64 = 86_400;
 const PRUNE_EVERY_MS: i64 = 600_000;
+/// How long the last write at shutdown may take.
+const FINAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One rollout's fleet window from scratch: its rows since `window_start` and, when its stage
 /// began before that, the stage's counters summed over `[stage_from, window_start)`.
@@ -193,7 +195,18 @@ pub async fn run(mut t: Task) {
             }
         }
     }
-    // What is left is written once more at shutdown (best effort).
-    t.flush(&mut pending, &mut dropped).await;
+    // What is left is written once more at shutdown (best effort, and never holding the drain
+    // up for long when the store is away).
+    let last = t.flush(&mut pending, &mut dropped);
+    if tokio::time::timeout(FINAL_FLUSH, last).await.is_err() {
+        tracing::debug!(
+            rows = pending.len(),
+            "window aggregates not written at shutdown"
+        );
+    }
     tracing::debug!(replica = %t.replica, "aggregates task stopped");
 }
+
+#[cfg(test)]
+#[path = "aggregates_tests.rs"]
+mod tests;
