@@ -75,6 +75,33 @@ fn chat_like() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A `chat.completion` answer whose fields may each be of any type (or absent).
+fn completion_like() -> impl Strategy<Value = Value> {
+    let field = || prop_oneof![".{0,12}".prop_map(Value::String), any_json()];
+    let count = || prop_oneof![any::<u64>().prop_map(|n| json!(n)), any_json()];
+    let message = (field(), field(), prop_oneof![Just(Value::Null), any_json()]).prop_map(
+        |(c, r, t)| json!({"role": "assistant", "content": c, "refusal": r, "tool_calls": t}),
+    );
+    let choice = (prop_oneof![message, any_json()], field())
+        .prop_map(|(m, f)| json!({"index": 0, "message": m, "finish_reason": f}));
+    let usage = prop_oneof![
+        (count(), count()).prop_map(|(p, c)| json!({"prompt_tokens": p, "completion_tokens": c})),
+        any_json(),
+    ];
+    (
+        prop::collection::vec(prop_oneof![choice, any_json()], 0..3),
+        prop::option::of(usage),
+        any_json(),
+    )
+        .prop_map(|(choices, usage, extra)| {
+            let mut v = json!({"id": "c1", "object": "chat.completion", "choices": choices, "extra": extra});
+            if let Some(u) = usage {
+                v["usage"] = u;
+            }
+            v
+        })
+}
+
 fn limits() -> impl Strategy<Value = Limits> {
     (1usize..10, 2usize..=Limits::MAX_DEPTH_CEILING).prop_map(|(max_messages, max_depth)| Limits {
         max_messages,
@@ -134,6 +161,30 @@ proptest! {
             prop_assert!(matches!(got, Err(RequestError::TooDeep { .. })), "{got:?}");
         } else {
             prop_assert!(got.is_ok(), "{got:?}");
+        }
+    }
+
+    /// The request path reads answers from their bytes, without a tree: it reads what the tree
+    /// reader reads, field for field, whatever type each field has.
+    #[test]
+    fn an_answer_read_from_bytes_equals_the_one_read_from_its_tree(v in completion_like()) {
+        // Both read the same bytes (a float does not always survive a round trip).
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let tree: Value = serde_json::from_slice(&bytes).unwrap();
+        let got = Answer::from_completion_json(&bytes);
+        prop_assert_eq!(got.ok(), Some(Answer::from_completion(&tree)));
+    }
+
+    /// Only a body that is not JSON or has no `choices` array is refused.
+    #[test]
+    fn an_answer_without_a_choices_array_is_refused(v in any_json()) {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let tree: Value = serde_json::from_slice(&bytes).unwrap();
+        let has_array = tree.get("choices").is_some_and(Value::is_array);
+        let got = Answer::from_completion_json(&bytes);
+        prop_assert_eq!(got.is_ok(), has_array, "{:?}", got);
+        if let Ok(a) = got {
+            prop_assert_eq!(a, Answer::from_completion(&tree));
         }
     }
 

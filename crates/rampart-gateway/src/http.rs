@@ -95,6 +95,16 @@ async fn openai_error_shape(resp: Response) -> Response {
     Response::from_parts(parts, Body::from(body.to_string()))
 }
 
+/// A JSON body as it is (an answer's bytes), `application/json`.
+pub fn json_response(body: bytes::Bytes) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no endpoint at {}", uri.path()))
 }

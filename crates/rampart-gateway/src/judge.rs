@@ -24,7 +24,7 @@ use std::time::Duration;
 use rampart_core::compare::judge::{JudgeBudget, judge_prompt, parse_verdict};
 use rampart_core::config::{Config, JudgeConfig, VariantConfig};
 use rampart_core::record::{Pair, PairJudgment};
-use rampart_core::request::{self, Answer};
+use rampart_core::request;
 use rampart_core::routing::{shadow_bucket, under_percent};
 use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -217,8 +217,8 @@ async fn call(
     };
     let body = request::for_variant(&request, variant, false);
     match tokio::time::timeout(timeout, provider.chat(&body, None, false)).await {
-        Ok(Ok(Reply::Json(v, _))) => {
-            let a = Answer::from_completion(&v);
+        Ok(Ok(Reply::Json(c))) => {
+            let a = c.answer;
             Ok((
                 a.text,
                 variant.cost_usd(a.prompt_tokens, a.completion_tokens),

@@ -18,17 +18,52 @@ use std::time::Instant;
 
 use futures_util::stream::BoxStream;
 use rampart_core::config::{Config, ProviderKind};
+use rampart_core::request::Answer;
 use serde_json::Value;
 
 use crate::error::ApiError;
 
 /// What a provider answered.
 pub enum Reply {
-    /// The whole answer, and its bytes as the provider sent them when there are any, so the
-    /// client gets exactly the upstream body without a second serialization.
-    Json(Value, Option<bytes::Bytes>),
+    /// The whole answer.
+    Json(Completion),
     /// Chunks as they arrive; the stream ends after the last one (`[DONE]` is not included).
     Stream(BoxStream<'static, Result<Value, ProviderError>>),
+}
+
+/// A whole `chat.completion`: the body the client gets, byte for byte as the provider sent it
+/// (`openai`) or serialised once (translated or simulated answers), and what rampart read from
+/// it. No JSON tree of the answer is kept.
+pub struct Completion {
+    pub body: bytes::Bytes,
+    pub answer: Answer,
+}
+
+impl Completion {
+    /// An upstream's answer, read from its bytes without building a tree. A body the fast
+    /// reader refuses is read again as a tree, so the error (or, for an answer the tree reader
+    /// takes, such as one with a duplicate key, the answer) is the same as the tree's.
+    pub fn from_bytes(body: bytes::Bytes) -> Result<Completion, ProviderError> {
+        if let Ok(answer) = Answer::from_completion_json(&body) {
+            return Ok(Completion { body, answer });
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| {
+            ProviderError::Invalid(format!("the provider's answer is not valid JSON: {e}"))
+        })?;
+        transport::expect_array(&v, "choices", "a chat completion")?;
+        Ok(Completion {
+            answer: Answer::from_completion(&v),
+            body,
+        })
+    }
+
+    /// An answer rampart built (translated from another format, or simulated).
+    pub fn from_value(v: &Value) -> Completion {
+        Completion {
+            body: bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+            answer: Answer::from_completion(v),
+        }
+    }
 }
 
 /// Why the providers could not be built at start-up.

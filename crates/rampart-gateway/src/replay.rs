@@ -28,7 +28,7 @@ use rampart_core::compare::{CompareConfig, ComparisonReport, pair_features};
 use rampart_core::config::{Config, VariantConfig};
 use rampart_core::record::{Pair, PairSide};
 use rampart_core::replay::ReplayItem;
-use rampart_core::request::{self, Answer};
+use rampart_core::request;
 use rampart_core::rollout::PairedCounts;
 use rampart_core::routing::key_hash;
 use rampart_store::{PairFilter, Store, StoreError, Writer, WriterConfig};
@@ -356,7 +356,7 @@ async fn call(
     let (answer, error) = match plane.providers.get(&variant.provider) {
         None => (None, Some(format!("no provider `{}`", variant.provider))),
         Some(p) => match tokio::time::timeout(timeout, p.chat(&body, class, false)).await {
-            Ok(Ok(Reply::Json(v, _))) => (Some(Answer::from_completion(&v)), None),
+            Ok(Ok(Reply::Json(c))) => (Some(c.answer), None),
             Ok(Ok(Reply::Stream(_))) => {
                 (None, Some("provider streamed an unrequested stream".into()))
             }

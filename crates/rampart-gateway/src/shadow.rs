@@ -49,7 +49,7 @@ pub struct ShadowJob<'a> {
 /// Identical (variant, request) answered once within the TTL.
 struct ResponseCache {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Instant, Value)>>,
+    entries: Mutex<HashMap<[u8; 32], (Instant, Answer)>>,
 }
 
 impl ResponseCache {
@@ -62,7 +62,7 @@ impl ResponseCache {
         h.finalize().into()
     }
 
-    fn get(&self, key: &[u8; 32]) -> Option<Value> {
+    fn get(&self, key: &[u8; 32]) -> Option<Answer> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
@@ -70,7 +70,7 @@ impl ResponseCache {
             .map(|(_, v)| v.clone())
     }
 
-    fn put(&self, key: [u8; 32], value: Value) {
+    fn put(&self, key: [u8; 32], value: Answer) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -306,15 +306,15 @@ impl ShadowCall {
             _ => None,
         };
         let (answer, error, outcome) = match &cached {
-            Some(v) => (Some(Answer::from_completion(v)), None, "ok"),
+            Some(a) => (Some(a.clone()), None, "ok"),
             None => {
                 match tokio::time::timeout(self.timeout, self.provider.chat(body, class, false))
                     .await
                 {
-                    Ok(Ok(Reply::Json(v, _))) => {
-                        let answer = Answer::from_completion(&v);
-                        if let (Some(c), Some(k)) = (&dispatcher.cache, cache_key) {
-                            c.put(k, v);
+                    Ok(Ok(Reply::Json(c))) => {
+                        let answer = c.answer;
+                        if let (Some(cache), Some(k)) = (&dispatcher.cache, cache_key) {
+                            cache.put(k, answer.clone());
                         }
                         (Some(answer), None, "ok")
                     }

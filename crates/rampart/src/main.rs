@@ -12,6 +12,11 @@ use clap::{Parser, Subcommand};
 /// Exit status for an invalid config (EX_DATAERR's neighbour EX_USAGE, as DESIGN.md specifies).
 pub const EXIT_CONFIG: u8 = 64;
 
+/// mimalloc rather than glibc's malloc (see the `mimalloc` feature in Cargo.toml).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rampart",

@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+mod wire;
+
 /// What rampart reads from an answer, streamed or not.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Answer {
@@ -20,6 +22,13 @@ impl Answer {
     /// here (the gateway's stream guard already ends such a stream as a provider error), so an
     /// index the upstream names can never size an allocation.
     pub const MAX_TOOL_CALLS: usize = 128;
+
+    /// Read a `chat.completion` body from its bytes, building no tree of it: what
+    /// [`Answer::from_completion`] reads, for the request path. Errs when the body is not JSON or
+    /// its `choices` is missing or not an array.
+    pub fn from_completion_json(bytes: &[u8]) -> Result<Answer, serde_json::Error> {
+        wire::completion(bytes)
+    }
 
     /// Read a `chat.completion` body.
     pub fn from_completion(v: &Value) -> Answer {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rampart_core::config::{RouteConfig, VariantConfig};
 use rampart_core::record::Outcome;
-use rampart_core::request::{self, Answer, ChatRequest, Limits};
+use rampart_core::request::{self, ChatRequest, Limits};
 use rampart_core::routing::{self, RolloutView};
 use serde_json::Value;
 
@@ -311,17 +311,9 @@ async fn respond(
             }
             Err(Box::new((err, out_headers)))
         }
-        Ok(Reply::Json(v, raw)) => {
-            let answer = Answer::from_completion(&v);
-            served.finish(200, Outcome::Ok, Some(&answer), None, None);
-            let mut resp = match raw {
-                Some(bytes) => (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    bytes,
-                )
-                    .into_response(),
-                None => axum::Json(v).into_response(),
-            };
+        Ok(Reply::Json(c)) => {
+            served.finish(200, Outcome::Ok, Some(&c.answer), None, None);
+            let mut resp = super::json_response(c.body);
             resp.headers_mut().extend(out_headers);
             Ok(resp)
         }

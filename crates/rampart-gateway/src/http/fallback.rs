@@ -57,12 +57,7 @@ pub async fn baseline_answer(
     }
     headers.insert(HEADER, HeaderValue::from_static("candidate-error"));
     let mut resp = match reply {
-        Reply::Json(v, Some(bytes)) if v.is_object() => (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            bytes,
-        )
-            .into_response(),
-        Reply::Json(v, _) => axum::Json(v).into_response(),
+        Reply::Json(c) => super::json_response(c.body),
         Reply::Stream(chunks) => {
             let forward_usage = f.request.stream_usage;
             Sse::new(relay(chunks, forward_usage)).into_response()

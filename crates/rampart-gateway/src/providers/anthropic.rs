@@ -14,7 +14,7 @@ use futures_util::stream::BoxStream;
 use rampart_core::config::{AnthropicProvider, HttpSettings};
 use serde_json::Value;
 
-use super::{BuildError, ProviderError, Reply, transport};
+use super::{BuildError, Completion, ProviderError, Reply, transport};
 
 pub struct AnthropicClient {
     client: reqwest::Client,
@@ -73,7 +73,8 @@ impl AnthropicClient {
         if !stream {
             let (v, _) = transport::read_json(resp, deadline, timeout).await?;
             transport::expect_array(&v, "content", "a Messages answer")?;
-            return Ok(Reply::Json(response::to_completion(&v, now_secs()), None));
+            let completion = response::to_completion(&v, now_secs());
+            return Ok(Reply::Json(Completion::from_value(&completion)));
         }
         let events = transport::events(resp, self.http.idle_timeout)?;
         let chunks = super::guard::bounded(chunks(events));

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use rampart_mock::{SimError, Simulator};
 use serde_json::Value;
 
-use super::{ProviderError, Reply};
+use super::{Completion, ProviderError, Reply};
 
 fn from_sim(e: SimError) -> ProviderError {
     ProviderError::Status {
@@ -30,7 +30,7 @@ pub async fn chat(
     } else {
         sim.complete(body, class)
             .await
-            .map(|v| Reply::Json(v, None))
+            .map(|v| Reply::Json(Completion::from_value(&v)))
             .map_err(from_sim)
     }
 }

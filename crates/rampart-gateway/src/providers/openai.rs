@@ -13,7 +13,7 @@ use futures_util::stream::BoxStream;
 use rampart_core::config::{AzureOpenAiProvider, HttpSettings, OpenAiProvider};
 use serde_json::Value;
 
-use super::{BuildError, ProviderError, Reply, transport};
+use super::{BuildError, Completion, ProviderError, Reply, transport};
 
 /// How the key travels.
 enum Auth {
@@ -26,8 +26,12 @@ enum Auth {
 
 /// Where the chat and embeddings calls of one variant go.
 enum Urls {
-    /// `{base_url}/chat/completions` and `{base_url}/embeddings`.
-    Fixed { chat: String, embeddings: String },
+    /// `{base_url}/chat/completions` and `{base_url}/embeddings`, parsed once at start-up
+    /// rather than on every call.
+    Fixed {
+        chat: reqwest::Url,
+        embeddings: reqwest::Url,
+    },
     /// Azure: the deployment (a variant's `model`) is part of the path.
     Azure {
         endpoint: String,
@@ -47,8 +51,8 @@ impl OpenAiClient {
         Ok(OpenAiClient {
             client: transport::client(name, &cfg.http)?,
             urls: Urls::Fixed {
-                chat: format!("{}/chat/completions", cfg.base_url),
-                embeddings: format!("{}/embeddings", cfg.base_url),
+                chat: parse_url(name, &format!("{}/chat/completions", cfg.base_url))?,
+                embeddings: parse_url(name, &format!("{}/embeddings", cfg.base_url))?,
             },
             auth: transport::api_key(name, cfg.api_key_env.as_deref())?
                 .map_or(Auth::None, Auth::Bearer),
@@ -70,31 +74,36 @@ impl OpenAiClient {
     }
 
     /// The URL of `op` (`chat/completions` or `embeddings`) for the body's `model`.
-    fn url(&self, op: &str, body: &[u8]) -> String {
+    fn url(&self, op: &str, body: &[u8]) -> Result<reqwest::Url, ProviderError> {
         match &self.urls {
-            Urls::Fixed { chat, embeddings } => {
-                if op == "embeddings" {
-                    embeddings.clone()
-                } else {
-                    chat.clone()
-                }
-            }
+            Urls::Fixed { chat, embeddings } => Ok(if op == "embeddings" {
+                embeddings.clone()
+            } else {
+                chat.clone()
+            }),
             Urls::Azure {
                 endpoint,
                 api_version,
             } => {
                 let deployment = model_of(body).unwrap_or_default();
-                format!(
+                let url = format!(
                     "{endpoint}/openai/deployments/{}/{op}?api-version={}",
                     encode_segment(&deployment),
                     encode_segment(api_version)
-                )
+                );
+                reqwest::Url::parse(&url)
+                    .map_err(|e| ProviderError::Invalid(format!("cannot build the Azure URL: {e}")))
             }
         }
     }
 
     /// A POST of `body` (JSON bytes, shared with the caller rather than copied).
-    fn request(&self, url: &str, body: &Bytes, class: Option<&str>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        url: reqwest::Url,
+        body: &Bytes,
+        class: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self
             .client
             .post(url)
@@ -117,7 +126,7 @@ impl OpenAiClient {
         let bytes = Bytes::from(
             serde_json::to_vec(body).map_err(|e| ProviderError::Invalid(e.to_string()))?,
         );
-        let req = self.request(&self.url("embeddings", &bytes), &bytes, None);
+        let req = self.request(self.url("embeddings", &bytes)?, &bytes, None);
         let resp = transport::send(req, deadline, self.http.timeout).await?;
         Ok(transport::read_json(resp, deadline, self.http.timeout)
             .await?
@@ -133,7 +142,7 @@ impl OpenAiClient {
         stream: bool,
         deadline: Instant,
     ) -> Result<Reply, ProviderError> {
-        let req = self.request(&self.url("chat/completions", body), body, class);
+        let req = self.request(self.url("chat/completions", body)?, body, class);
         let timeout = if stream {
             self.http.first_byte_timeout
         } else {
@@ -141,9 +150,8 @@ impl OpenAiClient {
         };
         let resp = transport::send(req, deadline, timeout).await?;
         if !stream {
-            let (v, bytes) = transport::read_json(resp, deadline, timeout).await?;
-            transport::expect_array(&v, "choices", "a chat completion")?;
-            return Ok(Reply::Json(v, Some(bytes)));
+            let body = transport::read_limited(resp, deadline, timeout).await?;
+            return Completion::from_bytes(body).map(Reply::Json);
         }
         let events = transport::events(resp, self.http.idle_timeout)?;
         let chunks = super::guard::bounded(chunks(events));
@@ -151,6 +159,13 @@ impl OpenAiClient {
             transport::first_item(chunks, deadline, timeout).await?,
         ))
     }
+}
+
+fn parse_url(provider: &str, url: &str) -> Result<reqwest::Url, BuildError> {
+    reqwest::Url::parse(url).map_err(|e| BuildError::Client {
+        provider: provider.to_string(),
+        message: format!("invalid base_url `{url}`: {e}"),
+    })
 }
 
 /// The `model` of a JSON body, read without building the body's tree.
