@@ -14,7 +14,7 @@
 # Counts everything the gateway process does while wrk sends requests for SECS seconds (the
 # request path and the side work: the event writer, the controller's checks, shadow calls),
 # after a warm-up, and prints the total per request and the functions with the most
-# instructions of their own. Needs the shared harness's mock upstream and wrk
+# instructions of their own (the whole dump is kept in bench/out/). Needs the shared harness's mock upstream and wrk
 # (../shared/bench/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,5 +65,8 @@ N=$(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); bad=sum(v for k,v in
 TOTAL=$(sed -n 's/^summary: \([0-9]*\).*/\1/p' "$DUMP")
 [ -n "$TOTAL" ] || TOTAL=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$DUMP")
 echo "setup=$SETUP stream=$STREAM requests=$N instructions/request=$((TOTAL / N))"
-callgrind_annotate --threshold=100 "$DUMP" 2>/dev/null | sed -n '/^Ir /,$p' | head -n $((TOP + 2)) \
+OUT=${OUT:-bench/out}
+mkdir -p "$OUT"
+cp "$DUMP" "$OUT/callgrind-$SETUP-stream$STREAM.out"   # for callgrind_annotate --inclusive=yes, kcachegrind
+callgrind_annotate --inclusive=no --threshold=100 "$DUMP" 2>/dev/null | sed -n '/^Ir /,$p' | head -n $((TOP + 2)) \
   | awk -v n="$N" 'NR<=2 {print; next} { ir=$1; gsub(",","",ir); printf "%10d/req  %s\n", ir/n, $0 }'

@@ -532,3 +532,30 @@ model = "my-gpt4o deployment"
     assert_eq!(headers["api-key"], env!("CARGO_PKG_NAME"));
     assert!(headers.get("authorization").is_none());
 }
+
+/// A whole answer reaches the client byte for byte as the upstream sent it (spacing, key order,
+/// escapes and fields rampart does not know), and the event stores what the answer says; the
+/// answer is read from its bytes, without a tree.
+#[tokio::test]
+async fn a_json_answer_passes_through_byte_for_byte_and_is_read_into_the_event() {
+    const BODY: &str = "{ \"id\":\"c-1\",  \"object\":\"chat.completion\",\"x_vendor\":{\"k\":[1,2.50,null]},\n \
+        \"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Caf\\u00e9 \\\"ok\\\"\",\
+        \"refusal\":null},\"logprobs\":null,\"finish_reason\":\"length\"},{\"index\":1}],\
+        \"usage\":{\"completion_tokens\":7,\"prompt_tokens\":11,\"total_tokens\":18} }";
+    let up = spawn_app(Router::new().route(
+        "/v1/chat/completions",
+        post(|| async { ([(header::CONTENT_TYPE, "application/json")], BODY) }),
+    ))
+    .await;
+    let t = TestGateway::start(&cfg(&format!("{up}/v1"), "")).await;
+    let r = send(&t.url, &chat("r", "hi")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+    let id = request_id(&r);
+    assert_eq!(r.text().await.unwrap(), BODY);
+    let e = event(&t, &id).await;
+    assert_eq!((e.prompt_tokens, e.completion_tokens), (11, 7));
+    assert_eq!(e.finish_reason.as_deref(), Some("length"));
+    assert_eq!(e.output_text.as_deref(), Some("Café \"ok\""));
+    assert!(!e.refusal);
+}

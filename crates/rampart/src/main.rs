@@ -12,10 +12,11 @@ use clap::{Parser, Subcommand};
 /// Exit status for an invalid config (EX_DATAERR's neighbour EX_USAGE, as DESIGN.md specifies).
 pub const EXIT_CONFIG: u8 = 64;
 
-/// mimalloc rather than glibc's malloc (see the `mimalloc` feature in Cargo.toml).
-#[cfg(feature = "mimalloc")]
+/// jemalloc rather than glibc's malloc: glibc kept a load spike's freed memory (RSS stayed at
+/// the spike's peak long after its connections had closed), jemalloc returns pages unused for
+/// ten seconds to the system. Measured in `bench/soak.sh` and the README.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(

@@ -184,6 +184,11 @@ impl RolloutState {
 
     /// Short name of the phase: `stage`, `paused`, `holding`, `pinned`, `rolled_back`, `completed`,
     /// `ready_to_decommission`.
+    /// Whether the kill switch (or an operator) has rolled the rollout back.
+    pub fn is_rolled_back(&self) -> bool {
+        matches!(self.phase, Phase::RolledBack { .. })
+    }
+
     pub fn phase_name(&self) -> &'static str {
         match self.phase {
             Phase::Stage { .. } => "stage",

@@ -440,8 +440,7 @@ impl Controller {
             obs.shadow_gate = shadow_gate::input_for(&rt.cfg, &rt.state, &verdicts);
             let (mut state, mut actions) = step(&rt.cfg, &rt.state, &obs, now);
             if !decides {
-                let trip =
-                    state.phase_name() == "rolled_back" && rt.state.phase_name() != "rolled_back";
+                let trip = state.is_rolled_back() && !rt.state.is_rolled_back();
                 if trip {
                     tracing::error!(rollout = %name, "kill switch over this replica's own traffic");
                     rt.enter(state);
@@ -571,7 +570,7 @@ impl Controller {
     }
 
     pub(super) fn publish_trip_metric(&self, rt: &Runtime) {
-        let tripped = i64::from(rt.state.phase_name() == "rolled_back");
+        let tripped = i64::from(rt.state.is_rolled_back());
         self.ctx
             .metrics
             .rollout

@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use rampart_core::compare::{CompareConfig, ShadowGateInput, shadow_gate_input};
 use rampart_core::config::RolloutConfig;
 use rampart_core::rollout::gates::is_shadow;
-use rampart_core::rollout::{RolloutState, observations};
+use rampart_core::rollout::{Phase, RolloutState, observations};
 
 use rampart_core::config::Config;
 use rampart_store::Store;
@@ -83,8 +83,8 @@ pub fn period(check_interval: Duration) -> Duration {
 /// The shadow stage a rollout is in, if any: (stage name, epoch).
 fn shadow_stage(cfg: &RolloutConfig, state: &RolloutState) -> Option<(String, i64)> {
     let stage = cfg.stages.get(state.stage_index()?)?;
-    (is_shadow(stage) && matches!(state.phase_name(), "stage" | "holding"))
-        .then(|| (stage.name.clone(), state.stage_epoch_ms()))
+    let running = matches!(state.phase, Phase::Stage { .. } | Phase::Holding { .. });
+    (is_shadow(stage) && running).then(|| (stage.name.clone(), state.stage_epoch_ms()))
 }
 
 /// What the pure gates get this tick: `None` off shadow stages; on one, the verdict for this

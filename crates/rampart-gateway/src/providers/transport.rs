@@ -20,10 +20,17 @@ pub const MAX_ANSWER_BYTES: usize = 32 << 20;
 /// Builds the pooled client for provider `name`. Redirects are never followed: a hop could
 /// carry the API key to another origin (and a 302 would turn the POST into a GET); a 3xx is
 /// reported as a provider error instead.
+/// How long an idle pooled connection to a provider is kept. reqwest's default (90 s) kept a
+/// load spike's connections, and their buffers, long after it: in `bench/soak.sh` the
+/// gateway's memory stayed at the spike's level. A connection idle this long is closed; one in
+/// use is never cut.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 pub fn client(name: &str, http: &HttpSettings) -> Result<reqwest::Client, BuildError> {
     reqwest::Client::builder()
         .connect_timeout(http.connect_timeout)
         .pool_max_idle_per_host(http.max_idle_per_host)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .build()
