@@ -161,7 +161,11 @@ async fn operator_actions_move_the_rollout_and_are_audited() {
         .unwrap();
     assert_eq!(r.status(), 400);
     // A cap the store cannot keep (the database locked by another process) is refused with a
-    // clear error and not applied: `startup` still sees the canary.
+    // clear error and not applied: `startup` still sees the canary. The events of the requests
+    // above are stored first: a batch of them stuck on the lock would hold the store's write
+    // connection for its busy timeout, and the cap's one attempt could then outlast the
+    // controller's acknowledgement wait (a 503 "not stored yet" instead of this refusal).
+    t.gw.writer.flush().await.unwrap();
     let lock = rusqlite::Connection::open(t.store.path()).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     let r = reqwest::Client::new()

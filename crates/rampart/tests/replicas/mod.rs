@@ -95,6 +95,7 @@ impl Replica {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("rampart serve {} exited: {status}", self.id);
             }
+            // Poll interval of the bounded wait.
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("rampart serve {} did not start listening", self.id);
@@ -247,6 +248,7 @@ where
     let deadline = Instant::now() + limit;
     while !cond().await {
         assert!(Instant::now() < deadline, "gave up waiting for: {what}");
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -263,6 +265,7 @@ where
             return v;
         }
         assert!(Instant::now() < deadline, "gave up waiting for: {what}");
+        // Poll interval of the bounded wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
