@@ -126,8 +126,13 @@ def test_pairs_page_filters_by_tenant_and_by_flag_and_pages(gateway, page):
     page.select_option("#tenant", "")
     wait_until(lambda: rows.count() == 20 and page.locator("#older").is_enabled(), what="a full first page")
     expect(page.locator("#newer")).to_be_disabled()
-    first = [int(t) for t in column(rows, "ts")]
-    page.click("#older")
+    # Page 1 is polled while traffic runs, so new pairs can replace it at any moment: read the
+    # page shown and press Older in one task of the page, as a user presses it on what they see.
+    first = page.evaluate("""() => {
+        const ts = [...document.querySelectorAll('#pairs tbody tr')].map((r) => Number(r.dataset.ts));
+        document.getElementById('older').click();
+        return ts;
+    }""")
     expect(page.locator("#pairs-count")).to_contain_text("21–40")
     second = [int(t) for t in column(rows, "ts")]
     assert len(second) == 20 and max(second) <= min(first)
