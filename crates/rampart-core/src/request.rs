@@ -10,7 +10,7 @@ pub mod answer;
 pub mod parse;
 pub mod rewrite;
 
-pub use answer::Answer;
+pub use answer::{Answer, ChunkFields};
 pub use parse::{ChatRequest, Limits, RequestError};
 pub use rewrite::for_variant;
 

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use rampart_core::outcomes::{OutcomeItem, parse_item};
-use rampart_core::request::{Answer, ChatRequest, Limits, RequestError};
+use rampart_core::request::{Answer, ChatRequest, ChunkFields, Limits, RequestError};
 use serde_json::{Value, json};
 
 /// Any JSON value, a few levels deep, with the numbers and strings parsers trip on.
@@ -102,6 +102,49 @@ fn completion_like() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A `chat.completion.chunk` whose fields may each be of any type (or absent).
+fn chunk_like() -> impl Strategy<Value = Value> {
+    let field = || prop_oneof![".{0,12}".prop_map(Value::String), any_json()];
+    let fragment = (
+        prop_oneof![(0u64..3).prop_map(|n| json!(n)), any_json()],
+        field(),
+    )
+        .prop_map(|(i, a)| json!({"index": i, "function": {"arguments": a}}));
+    let calls = prop_oneof![
+        Just(Value::Null),
+        prop::collection::vec(prop_oneof![fragment, any_json()], 0..3).prop_map(Value::Array),
+        any_json(),
+    ];
+    let delta = (field(), field(), calls).prop_map(
+        |(c, r, t)| json!({"role": "assistant", "content": c, "refusal": r, "tool_calls": t}),
+    );
+    let choice = (prop_oneof![delta, any_json()], field())
+        .prop_map(|(d, f)| json!({"index": 0, "delta": d, "finish_reason": f}));
+    let count = || prop_oneof![any::<u64>().prop_map(|n| json!(n)), any_json()];
+    let usage = prop_oneof![
+        (count(), count()).prop_map(|(p, c)| json!({"prompt_tokens": p, "completion_tokens": c})),
+        any_json(),
+    ];
+    (
+        prop_oneof![
+            prop::collection::vec(prop_oneof![choice, any_json()], 0..3).prop_map(Value::Array),
+            any_json(),
+        ],
+        prop::option::of(usage),
+        prop::option::of(any_json()),
+    )
+        .prop_map(|(choices, usage, error)| {
+            let mut v = json!({"id": "c1", "object": "chat.completion.chunk", "choices": choices});
+            if let Some(u) = usage {
+                v["usage"] = u;
+            }
+            if let Some(e) = error {
+                v["error"] = e;
+            }
+            v
+        })
+}
+
 fn limits() -> impl Strategy<Value = Limits> {
     (1usize..10, 2usize..=Limits::MAX_DEPTH_CEILING).prop_map(|(max_messages, max_depth)| Limits {
         max_messages,
@@ -173,6 +216,28 @@ proptest! {
         let tree: Value = serde_json::from_slice(&bytes).unwrap();
         let got = Answer::from_completion_json(&bytes);
         prop_assert_eq!(got.ok(), Some(Answer::from_completion(&tree)));
+    }
+
+    /// Streamed chunks are read from their bytes too (and relayed as they came): the same
+    /// fields as from their tree, whatever type each has.
+    #[test]
+    fn a_chunk_read_from_bytes_equals_the_one_read_from_its_tree(v in chunk_like()) {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let tree: Value = serde_json::from_slice(&bytes).unwrap();
+        let got = ChunkFields::from_json(&bytes);
+        prop_assert_eq!(got.ok(), Some(ChunkFields::from_value(&tree)));
+    }
+
+    /// Any JSON object is a chunk the byte reader reads as the tree reader does; anything
+    /// else is refused.
+    #[test]
+    fn any_object_reads_as_a_chunk(v in any_json()) {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let tree: Value = serde_json::from_slice(&bytes).unwrap();
+        match ChunkFields::from_json(&bytes) {
+            Ok(c) => prop_assert_eq!(c, ChunkFields::from_value(&tree)),
+            Err(_) => prop_assert!(!tree.is_object()),
+        }
     }
 
     /// Only a body that is not JSON or has no `choices` array is refused.

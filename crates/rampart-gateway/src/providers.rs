@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use futures_util::stream::BoxStream;
 use rampart_core::config::{Config, ProviderKind};
-use rampart_core::request::Answer;
+use rampart_core::request::{Answer, ChunkFields};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -28,7 +28,54 @@ pub enum Reply {
     /// The whole answer.
     Json(Completion),
     /// Chunks as they arrive; the stream ends after the last one (`[DONE]` is not included).
-    Stream(BoxStream<'static, Result<Value, ProviderError>>),
+    Stream(Chunks),
+}
+
+/// A streamed answer's chunks.
+pub type Chunks = BoxStream<'static, Result<Chunk, ProviderError>>;
+
+/// One `chat.completion.chunk`: the JSON text the client gets, as the provider sent it
+/// (`openai`) or serialised once (translated or simulated chunks), and what rampart read from
+/// it. The relay forwards the text and never re-encodes it.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub json: String,
+    pub fields: ChunkFields,
+}
+
+impl Chunk {
+    /// A chunk an upstream sent, read from its text without building a tree. Text the fast
+    /// reader refuses is read again as a tree, so the verdict is the tree's: a provider error
+    /// when it is not JSON, an error event (`{"error": …}`) as the upstream's error status.
+    pub fn from_json(json: String) -> Result<Chunk, ProviderError> {
+        let fields = match ChunkFields::from_json(json.as_bytes()) {
+            Ok(f) if !f.error => f,
+            _ => {
+                let v: Value = serde_json::from_str(&json).map_err(|err| {
+                    ProviderError::Invalid(format!(
+                        "the provider sent a stream event that is not valid JSON: {err}"
+                    ))
+                })?;
+                if v.get("error").is_some_and(|e| !e.is_null()) {
+                    return Err(ProviderError::Status {
+                        status: 502,
+                        body: v,
+                        retry_after: None,
+                    });
+                }
+                ChunkFields::from_value(&v)
+            }
+        };
+        Ok(Chunk { json, fields })
+    }
+
+    /// A chunk rampart built (translated from another format, or simulated).
+    pub fn from_value(v: &Value) -> Chunk {
+        Chunk {
+            json: v.to_string(),
+            fields: ChunkFields::from_value(v),
+        }
+    }
 }
 
 /// A whole `chat.completion`: the body the client gets, byte for byte as the provider sent it

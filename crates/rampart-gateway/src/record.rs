@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use rampart_core::config::VariantConfig;
 use rampart_core::record::{Outcome, PairSide, RequestEvent};
 use rampart_core::refusal;
-use rampart_core::request::Answer;
+use rampart_core::request::{Answer, ChunkFields};
 use rampart_core::routing::Cohort;
 use rampart_store::{Record, TrySendError};
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
@@ -212,8 +211,8 @@ impl StreamRecorder {
         }
     }
 
-    pub fn push(&mut self, chunk: &Value) {
-        let content = self.answer.push_chunk(chunk);
+    pub fn push(&mut self, chunk: &ChunkFields) {
+        let content = self.answer.push(chunk);
         if content && self.ttft.is_none() {
             self.ttft = Some(self.served.started.elapsed());
         }

@@ -559,3 +559,55 @@ async fn a_json_answer_passes_through_byte_for_byte_and_is_read_into_the_event()
     assert_eq!(e.output_text.as_deref(), Some("Café \"ok\""));
     assert!(!e.refusal);
 }
+
+/// A stream's chunks reach the client as the upstream wrote them (spacing, key order, escapes,
+/// fields rampart does not know), each as one `data:` event, never re-encoded; the usage-only
+/// chunk rampart asked for on its own account is held back unless the client asked for it
+/// too; and the event stores what the chunks said.
+#[tokio::test]
+async fn stream_chunks_pass_through_byte_for_byte_and_are_read_into_the_event() {
+    const CHUNKS: [&str; 5] = [
+        // Azure's first chunk: no choice, no usage (content-filter results only).
+        r#"{"choices":[],"created":0,"id":"","prompt_filter_results":[{"prompt_index":0}]}"#,
+        r#"{ "id":"c-1","object":"chat.completion.chunk", "choices":[{"index":0,"delta":{"role":"assistant","content":"Caf\u00e9 "},"logprobs":null,"finish_reason":null}],"x_vendor":[1,2.50]}"#,
+        r#"{"id":"c-1","choices":[{"delta":{"content":"\"ok\""},"index":0,"finish_reason":null}]}"#,
+        r#"{"id":"c-1","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#,
+        r#"{"id":"c-1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}"#,
+    ];
+    let up = spawn_app(Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            let mut parts: Vec<(Duration, String)> = CHUNKS
+                .iter()
+                .map(|c| (Duration::ZERO, format!("data: {c}\n\n")))
+                .collect();
+            parts.push((Duration::ZERO, "data: [DONE]\n\n".into()));
+            sse(parts)
+        }),
+    ))
+    .await;
+    let t = TestGateway::start(&cfg(&format!("{up}/v1"), "")).await;
+
+    let r = send(&t.url, &streaming("hi")).await;
+    assert_eq!(r.status(), 200);
+    let id = request_id(&r);
+    let got = datas(&r.text().await.unwrap());
+    let mut want: Vec<String> = CHUNKS[..4].iter().map(|c| c.to_string()).collect();
+    want.push("[DONE]".into());
+    assert_eq!(
+        got, want,
+        "every chunk as sent, but the usage rampart asked for"
+    );
+    let e = event(&t, &id).await;
+    assert_eq!(e.output_text.as_deref(), Some("Café \"ok\""));
+    assert_eq!(e.finish_reason.as_deref(), Some("length"));
+    assert_eq!((e.prompt_tokens, e.completion_tokens), (11, 7));
+    assert_eq!(e.outcome, Outcome::Ok);
+
+    let mut body = streaming("hi");
+    body["stream_options"] = json!({"include_usage": true});
+    let got = datas(&send(&t.url, &body).await.text().await.unwrap());
+    let mut want: Vec<String> = CHUNKS.iter().map(|c| c.to_string()).collect();
+    want.push("[DONE]".into());
+    assert_eq!(got, want, "the usage too, when the client asked for it");
+}

@@ -68,34 +68,38 @@ impl Answer {
         }
     }
 
-    /// Fold one `chat.completion.chunk` into the answer. Returns whether it carried content
-    /// (text, refusal or a tool call), which marks the first token.
+    /// Fold one `chat.completion.chunk` tree into the answer: [`Answer::push`] of
+    /// [`ChunkFields::from_value`].
     pub fn push_chunk(&mut self, chunk: &Value) -> bool {
+        self.push(&ChunkFields::from_value(chunk))
+    }
+
+    /// Fold what was read from one `chat.completion.chunk` into the answer. Returns whether it
+    /// carried content (text, refusal or a tool call), which marks the first token.
+    pub fn push(&mut self, chunk: &ChunkFields) -> bool {
         let mut content = false;
-        if let Some(choice) = chunk.pointer("/choices/0") {
-            if let Some(delta) = choice.get("delta") {
-                if let Some(t) = delta.get("content").and_then(Value::as_str) {
-                    if !t.is_empty() {
-                        content = true;
-                    }
-                    self.text.push_str(t);
-                }
-                if let Some(r) = delta.get("refusal").and_then(Value::as_str) {
-                    content = true;
-                    self.refusal_field
-                        .get_or_insert_with(String::new)
-                        .push_str(r);
-                }
-                if let Some(Value::Array(calls)) = delta.get("tool_calls") {
-                    content = true;
-                    self.merge_tool_calls(calls);
-                }
-            }
-            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
-                self.finish_reason = Some(f.to_string());
-            }
+        if let Some(t) = &chunk.content {
+            content |= !t.is_empty();
+            self.text.push_str(t);
         }
-        self.read_usage(chunk);
+        if let Some(r) = &chunk.refusal {
+            content = true;
+            self.refusal_field
+                .get_or_insert_with(String::new)
+                .push_str(r);
+        }
+        if let Some(calls) = &chunk.tool_calls {
+            content = true;
+            self.merge_tool_calls(calls);
+        }
+        if let Some(f) = &chunk.finish_reason {
+            self.finish_reason = Some(f.clone());
+        }
+        if let Some((prompt, completion)) = chunk.usage {
+            self.has_usage = true;
+            self.prompt_tokens = prompt;
+            self.completion_tokens = completion;
+        }
         content
     }
 
@@ -135,5 +139,69 @@ impl Answer {
                 call["function"]["arguments"] = Value::String(cur + args);
             }
         }
+    }
+}
+
+/// What rampart reads from one `chat.completion.chunk`: the first choice's delta, the usage,
+/// and what the stream guard checks. Read from the chunk's bytes on the request path
+/// ([`ChunkFields::from_json`]), so a relayed chunk is forwarded as the upstream wrote it and
+/// never re-encoded; [`ChunkFields::from_value`] reads the same from a tree, with the same
+/// leniency (a field of another type than expected is absent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChunkFields {
+    /// How many choices the chunk carries; `None` when `choices` is absent or not an array.
+    pub choices: Option<usize>,
+    pub content: Option<String>,
+    pub refusal: Option<String>,
+    /// The first choice's `delta.tool_calls` when it is an array: fragments keyed by `index`.
+    pub tool_calls: Option<Vec<Value>>,
+    pub finish_reason: Option<String>,
+    /// `(prompt_tokens, completion_tokens)` when `usage` is an object (a count that is not a
+    /// non-negative integer reads as 0).
+    pub usage: Option<(u64, u64)>,
+    /// Whether the chunk has an `error` member that is not `null` (an error sent mid-stream).
+    pub error: bool,
+}
+
+impl ChunkFields {
+    /// Read a chunk from its bytes, building no tree. Errs when they are not a JSON object.
+    pub fn from_json(bytes: &[u8]) -> Result<ChunkFields, serde_json::Error> {
+        wire::chunk(bytes)
+    }
+
+    /// Read a chunk from its tree.
+    pub fn from_value(v: &Value) -> ChunkFields {
+        let choices = v.get("choices").and_then(Value::as_array);
+        let first = choices.and_then(|c| c.first());
+        let delta = first.and_then(|c| c.get("delta"));
+        let text = |key: &str| {
+            delta
+                .and_then(|d| d.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        ChunkFields {
+            choices: choices.map(Vec::len),
+            content: text("content"),
+            refusal: text("refusal"),
+            tool_calls: delta
+                .and_then(|d| d.get("tool_calls"))
+                .and_then(Value::as_array)
+                .cloned(),
+            finish_reason: first
+                .and_then(|c| c.get("finish_reason"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            usage: v.get("usage").filter(|u| u.is_object()).map(|u| {
+                let count = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+                (count("prompt_tokens"), count("completion_tokens"))
+            }),
+            error: v.get("error").is_some_and(|e| !e.is_null()),
+        }
+    }
+
+    /// The chunk `stream_options.include_usage` asks for: no choice, only the usage.
+    pub fn usage_only(&self) -> bool {
+        self.choices == Some(0) && self.usage.is_some()
     }
 }

@@ -20,11 +20,10 @@ use rampart_core::config::{RouteConfig, VariantConfig};
 use rampart_core::record::Outcome;
 use rampart_core::request::{self, ChatRequest, Limits};
 use rampart_core::routing::{self, RolloutView};
-use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::plane::DataPlane;
-use crate::providers::{Provider, Reply};
+use crate::providers::{Chunk, Chunks, Provider, Reply};
 use crate::record::Served;
 use crate::shadow::ShadowJob;
 
@@ -341,9 +340,18 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// The SSE event relaying `chunk` to the client: its text as the provider sent it, never
+/// re-encoded. `None` for the usage-only chunk rampart asked for on its own account, when the
+/// client did not ask for it too.
+pub(super) fn chunk_event(chunk: Chunk, forward_usage: bool) -> Option<Event> {
+    if chunk.fields.usage_only() && !forward_usage {
+        return None;
+    }
+    Some(Event::default().data(chunk.json))
+}
+
 struct StreamState {
-    chunks:
-        futures_util::stream::BoxStream<'static, Result<Value, crate::providers::ProviderError>>,
+    chunks: Chunks,
     rec: crate::record::StreamRecorder,
     forward_usage: bool,
     /// The shutdown grace deadline ([`crate::plane::PlaneInner::cut`]).
@@ -372,17 +380,11 @@ async fn next_event(
         };
         match next {
             Some(Ok(chunk)) => {
-                st.rec.push(&chunk);
-                // The usage-only chunk was requested by rampart; pass it on only if the client asked too.
-                let usage_only = chunk
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty)
-                    && chunk.get("usage").is_some_and(|u| !u.is_null());
-                if usage_only && !st.forward_usage {
-                    continue;
+                st.rec.push(&chunk.fields);
+                match chunk_event(chunk, st.forward_usage) {
+                    Some(ev) => return Some((Ok(ev), st)),
+                    None => continue,
                 }
-                return Some((Ok(Event::default().data(chunk.to_string())), st));
             }
             Some(Err(e)) => {
                 let err = ApiError::from(e);

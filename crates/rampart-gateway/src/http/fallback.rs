@@ -12,15 +12,13 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 use rampart_core::config::RouteConfig;
 use rampart_core::request::{self, ChatRequest};
 use rampart_core::routing::RolloutView;
-use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::plane::DataPlane;
-use crate::providers::{ProviderError, Reply};
+use crate::providers::{Chunks, Reply};
 
 pub const HEADER: &str = "x-rampart-fallback";
 
@@ -70,7 +68,7 @@ pub async fn baseline_answer(
 /// The baseline's chunks as SSE events: an error ends the stream with an error event, the
 /// end with `[DONE]`; the usage-only chunk only when the client asked for it.
 fn relay(
-    chunks: BoxStream<'static, Result<Value, ProviderError>>,
+    chunks: Chunks,
     forward_usage: bool,
 ) -> impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>> {
     futures_util::stream::unfold((chunks, false), move |(mut s, done)| async move {
@@ -79,16 +77,10 @@ fn relay(
         }
         loop {
             let ev = match s.next().await {
-                Some(Ok(chunk)) => {
-                    let usage_only = chunk
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(Vec::is_empty);
-                    if usage_only && !forward_usage {
-                        continue;
-                    }
-                    return Some((Ok(Event::default().data(chunk.to_string())), (s, false)));
-                }
+                Some(Ok(chunk)) => match super::chat::chunk_event(chunk, forward_usage) {
+                    Some(ev) => return Some((Ok(ev), (s, false))),
+                    None => continue,
+                },
                 Some(Err(e)) => Event::default().data(ApiError::from(e).body().to_string()),
                 None => Event::default().data("[DONE]"),
             };

@@ -14,7 +14,7 @@ use futures_util::stream::BoxStream;
 use rampart_core::config::{AnthropicProvider, HttpSettings};
 use serde_json::Value;
 
-use super::{BuildError, Completion, ProviderError, Reply, transport};
+use super::{BuildError, Chunk, Chunks, Completion, ProviderError, Reply, transport};
 
 pub struct AnthropicClient {
     client: reqwest::Client,
@@ -104,9 +104,7 @@ fn translate_error(e: ProviderError) -> ProviderError {
 }
 
 /// The translated chunk stream; ends cleanly only after `message_stop`.
-fn chunks(
-    events: BoxStream<'static, Result<Event, ProviderError>>,
-) -> BoxStream<'static, Result<Value, ProviderError>> {
+fn chunks(events: BoxStream<'static, Result<Event, ProviderError>>) -> Chunks {
     let state = (
         events,
         stream::Translator::new(now_secs()),
@@ -118,7 +116,7 @@ fn chunks(
         |(mut ev, mut tr, mut pending, mut over)| async move {
             loop {
                 if let Some(c) = pending.pop_front() {
-                    return Some((Ok(c), (ev, tr, pending, over)));
+                    return Some((Ok(Chunk::from_value(&c)), (ev, tr, pending, over)));
                 }
                 if over {
                     return None;

@@ -6,30 +6,21 @@
 //! seen so far, is a provider error and ends the stream.
 
 use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
-use serde_json::Value;
+use rampart_core::request::ChunkFields;
 
-use super::ProviderError;
+use super::{Chunks, ProviderError};
 
 /// Most tool calls one answer may carry.
 pub const MAX_TOOL_CALLS: u64 = 128;
 
 /// Checks one chunk; `calls` is how many tool calls the stream has opened so far.
-pub fn check_chunk(chunk: &Value, calls: &mut u64) -> Result<(), ProviderError> {
-    let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
-        return Ok(());
-    };
-    if choices.len() > 1 {
+pub fn check_chunk(chunk: &ChunkFields, calls: &mut u64) -> Result<(), ProviderError> {
+    if let Some(n @ 2..) = chunk.choices {
         return Err(ProviderError::Invalid(format!(
-            "the provider streamed {} choices in one chunk; rampart asks for one",
-            choices.len()
+            "the provider streamed {n} choices in one chunk; rampart asks for one"
         )));
     }
-    let fragments = choices
-        .first()
-        .and_then(|c| c.pointer("/delta/tool_calls"))
-        .and_then(Value::as_array);
-    for frag in fragments.into_iter().flatten() {
+    for frag in chunk.tool_calls.iter().flatten() {
         let index = match frag.get("index") {
             None => 0,
             Some(i) => i.as_u64().ok_or_else(|| {
@@ -48,9 +39,7 @@ pub fn check_chunk(chunk: &Value, calls: &mut u64) -> Result<(), ProviderError> 
 }
 
 /// `chunks`, ending with a provider error at the first chunk [`check_chunk`] refuses.
-pub fn bounded(
-    chunks: BoxStream<'static, Result<Value, ProviderError>>,
-) -> BoxStream<'static, Result<Value, ProviderError>> {
+pub fn bounded(chunks: Chunks) -> Chunks {
     futures_util::stream::unfold(
         (chunks, 0u64, false),
         |(mut s, mut calls, over)| async move {
@@ -58,7 +47,7 @@ pub fn bounded(
                 return None;
             }
             let item = s.next().await?;
-            let item = item.and_then(|c| check_chunk(&c, &mut calls).map(|()| c));
+            let item = item.and_then(|c| check_chunk(&c.fields, &mut calls).map(|()| c));
             let over = item.is_err();
             Some((item, (s, calls, over)))
         },
@@ -70,10 +59,12 @@ pub fn bounded(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn call(index: Value) -> Value {
-        json!({"choices": [{"delta": {"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]}}]})
+    fn call(index: Value) -> ChunkFields {
+        ChunkFields::from_value(
+            &json!({"choices": [{"delta": {"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]}}]}),
+        )
     }
 
     #[test]

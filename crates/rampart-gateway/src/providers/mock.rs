@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use rampart_mock::{SimError, Simulator};
 use serde_json::Value;
 
-use super::{Completion, ProviderError, Reply};
+use super::{Chunk, Completion, ProviderError, Reply};
 
 fn from_sim(e: SimError) -> ProviderError {
     ProviderError::Status {
@@ -26,7 +26,9 @@ pub async fn chat(
     let body = &body;
     if stream {
         let chunks = sim.stream(body, class).await.map_err(from_sim)?;
-        Ok(Reply::Stream(chunks.map(Ok).boxed()))
+        Ok(Reply::Stream(
+            chunks.map(|c| Ok(Chunk::from_value(&c))).boxed(),
+        ))
     } else {
         sim.complete(body, class)
             .await

@@ -13,7 +13,7 @@ use futures_util::stream::BoxStream;
 use rampart_core::config::{AzureOpenAiProvider, HttpSettings, OpenAiProvider};
 use serde_json::Value;
 
-use super::{BuildError, Completion, ProviderError, Reply, transport};
+use super::{BuildError, Chunk, Chunks, Completion, ProviderError, Reply, transport};
 
 /// How the key travels.
 enum Auth {
@@ -193,9 +193,7 @@ fn encode_segment(s: &str) -> String {
 /// OpenAI's stream: `data: {chunk}` events ending in `data: [DONE]`. A stream that ends
 /// without `[DONE]`, an event that is not JSON, or an `{"error": …}` event is a provider
 /// error, and the stream ends there.
-fn chunks(
-    events: BoxStream<'static, Result<Event, ProviderError>>,
-) -> BoxStream<'static, Result<Value, ProviderError>> {
+fn chunks(events: BoxStream<'static, Result<Event, ProviderError>>) -> Chunks {
     futures_util::stream::unfold((events, false), |(mut ev, over)| async move {
         if over {
             return None;
@@ -207,26 +205,20 @@ fn chunks(
                 )),
                 Some(Err(e)) => Err(e),
                 Some(Ok(e)) => {
-                    let data = e.data.trim();
-                    if data == "[DONE]" {
+                    let trimmed = e.data.trim();
+                    if trimmed == "[DONE]" {
                         return None;
                     }
-                    if data.is_empty() {
+                    if trimmed.is_empty() {
                         continue;
                     }
-                    match serde_json::from_str::<Value>(data) {
-                        Ok(v) if v.get("error").is_some_and(|e| !e.is_null()) => {
-                            Err(ProviderError::Status {
-                                status: 502,
-                                body: v,
-                                retry_after: None,
-                            })
-                        }
-                        Ok(v) => Ok(v),
-                        Err(err) => Err(ProviderError::Invalid(format!(
-                            "the provider sent a stream event that is not valid JSON: {err}"
-                        ))),
-                    }
+                    // The event's own text when nothing was trimmed (the usual case): no copy.
+                    let data = if trimmed.len() == e.data.len() {
+                        e.data
+                    } else {
+                        trimmed.to_string()
+                    };
+                    Chunk::from_json(data)
                 }
             };
             let over = item.is_err();

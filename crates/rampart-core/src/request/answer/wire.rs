@@ -4,6 +4,7 @@
 //! path). Reads exactly what [`Answer::from_completion`] reads from a tree, with the same
 //! leniency: a field of another type than expected is treated as absent, never as an error.
 //! Only a body that is not JSON, or whose `choices` is missing or not an array, is refused.
+//! A stream's chunks are read the same way, into [`ChunkFields`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -13,14 +14,19 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::Answer;
+use super::{Answer, ChunkFields};
+
+/// A derived struct also reads from an array (`[choices, usage]`): only an object is one.
+fn object(bytes: &[u8], what: &str) -> Result<(), serde_json::Error> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(de::Error::custom(format_args!("{what} is a JSON object")));
+    }
+    Ok(())
+}
 
 /// Read a `chat.completion` body.
 pub fn completion(bytes: &[u8]) -> Result<Answer, serde_json::Error> {
-    // A derived struct also reads from an array (`[choices, usage]`): only an object is one.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(de::Error::custom("a chat completion is a JSON object"));
-    }
+    object(bytes, "a chat completion")?;
     let wire: Completion = serde_json::from_slice(bytes)?;
     let mut a = Answer::default();
     if let Some(choice) = wire.choices.0.and_then(|c| c.0) {
@@ -37,6 +43,75 @@ pub fn completion(bytes: &[u8]) -> Result<Answer, serde_json::Error> {
         a.completion_tokens = u.completion_tokens.0.unwrap_or(0);
     }
     Ok(a)
+}
+
+/// Read one `chat.completion.chunk`.
+pub fn chunk(bytes: &[u8]) -> Result<ChunkFields, serde_json::Error> {
+    object(bytes, "a chat completion chunk")?;
+    let wire: Chunk = serde_json::from_slice(bytes)?;
+    let (choices, first) = match wire.choices.0 {
+        Some((n, first)) => (Some(n), first.and_then(|c| c.0)),
+        None => (None, None),
+    };
+    let (delta, finish_reason) = match first {
+        Some(c) => (c.delta.0, c.finish_reason.0),
+        None => (None, None),
+    };
+    let (content, refusal, tool_calls) = match delta {
+        Some(d) => (
+            d.content.0,
+            d.refusal.0,
+            match d.tool_calls {
+                Some(Value::Array(calls)) => Some(calls),
+                _ => None,
+            },
+        ),
+        None => (None, None, None),
+    };
+    Ok(ChunkFields {
+        choices,
+        content,
+        refusal,
+        tool_calls,
+        finish_reason,
+        usage: wire.usage.0.map(|u| {
+            (
+                u.prompt_tokens.0.unwrap_or(0),
+                u.completion_tokens.0.unwrap_or(0),
+            )
+        }),
+        error: wire.error.is_some(),
+    })
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Counted<Loose<ChunkChoice>>,
+    #[serde(default)]
+    usage: Loose<Usage>,
+    /// `null` reads as `None`.
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Loose<Delta>,
+    #[serde(default)]
+    finish_reason: Loose<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Loose<String>,
+    #[serde(default)]
+    refusal: Loose<String>,
+    /// Kept as a tree: rare, and checked fragment by fragment. `null` reads as `None`.
+    #[serde(default)]
+    tool_calls: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +170,12 @@ impl Shape for Message {
     const OBJECT: bool = true;
 }
 impl Shape for Usage {
+    const OBJECT: bool = true;
+}
+impl Shape for ChunkChoice {
+    const OBJECT: bool = true;
+}
+impl Shape for Delta {
     const OBJECT: bool = true;
 }
 
@@ -191,5 +272,58 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
             }
         }
         d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// An array's length and its first element (the rest skipped unbuilt); absent when the value
+/// is not an array (`Value::as_array` semantics).
+struct Counted<T>(Option<(usize, Option<T>)>);
+
+impl<T> Default for Counted<T> {
+    fn default() -> Self {
+        Counted(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Counted<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Counted<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Counted<T>, A::Error> {
+                let first = seq.next_element::<T>()?;
+                let mut n = usize::from(first.is_some());
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Counted(Some((n, first))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Counted<T>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Counted(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Counted<T>, E> {
+                Ok(Counted(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Counted<T>, E> {
+                Ok(Counted(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Counted<T>, E> {
+                Ok(Counted(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Counted<T>, E> {
+                Ok(Counted(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Counted<T>, E> {
+                Ok(Counted(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Counted<T>, E> {
+                Ok(Counted(None))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
     }
 }
