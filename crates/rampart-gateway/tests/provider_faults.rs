@@ -218,6 +218,16 @@ async fn html_or_invalid_json_in_answer_to_a_stream_is_a_provider_error() {
                 }),
             )
             .route(
+                "/latin1/chat/completions",
+                post(|| async {
+                    let mut body = chunk("Hi").into_bytes();
+                    body.extend_from_slice(
+                        b"data: {\"choices\": [{\"delta\": {\"content\": \"caf\xe9\"}}]}\n\n",
+                    );
+                    ([(header::CONTENT_TYPE, "text/event-stream")], body)
+                }),
+            )
+            .route(
                 "/junk/chat/completions",
                 post(|| async {
                     sse(vec![
@@ -238,6 +248,17 @@ async fn html_or_invalid_json_in_answer_to_a_stream_is_a_provider_error() {
     assert_eq!(event(&t, &id).await.outcome, Outcome::Error);
 
     let t = TestGateway::start(&cfg(&format!("{up}/junk"), "")).await;
+    let r = send(&t.url, &streaming("hi")).await;
+    assert_eq!(r.status(), 200);
+    let id = request_id(&r);
+    let d = datas(&r.text().await.unwrap());
+    assert_eq!(d.len(), 2, "{d:?}");
+    let last: Value = serde_json::from_str(&d[1]).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_invalid_response", "{last}");
+    assert_eq!(event(&t, &id).await.outcome, Outcome::Error);
+
+    // An event stream that is not UTF-8 (here Latin-1) is malformed.
+    let t = TestGateway::start(&cfg(&format!("{up}/latin1"), "")).await;
     let r = send(&t.url, &streaming("hi")).await;
     assert_eq!(r.status(), 200);
     let id = request_id(&r);

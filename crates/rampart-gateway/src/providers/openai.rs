@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use eventsource_stream::Event;
+use eventsource_stream2::Event;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use rampart_core::config::{AzureOpenAiProvider, HttpSettings, OpenAiProvider};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use eventsource_stream::{Event, Eventsource};
+use eventsource_stream2::{Event, Eventsource};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use rampart_core::config::HttpSettings;
@@ -205,15 +205,18 @@ pub fn events(
             Err(e) => Err(Bounded::Transport(e)),
         })
         .take_while_inclusive_ok();
-    let parsed = bounded.eventsource().map(move |ev| match ev {
-        Ok(e) => Ok(e),
-        Err(eventsource_stream::EventStreamError::Transport(Bounded::TooLarge)) => Err(too_large()),
-        Err(eventsource_stream::EventStreamError::Transport(Bounded::Transport(t))) => {
-            Err(classify(&t, idle))
-        }
-        Err(other) => Err(ProviderError::Invalid(format!(
-            "the provider's event stream is malformed: {other}"
-        ))),
+    let parsed = bounded.eventsource().map(move |ev| {
+        ev.map_err(|e| {
+            if !e.is_transport() {
+                return ProviderError::Invalid(format!(
+                    "the provider's event stream is malformed: {e}"
+                ));
+            }
+            match e.into_transport() {
+                Some(Bounded::Transport(t)) => classify(&t, idle),
+                _ => too_large(),
+            }
+        })
     });
     Ok(with_idle_timeout(parsed, idle).boxed())
 }
