@@ -8,7 +8,9 @@
 # Two rampart set-ups, as the performance figures in the README use them:
 #   rampart-log     a rollout at a canary stage, every request's event stored (SQLite)
 #   rampart-shadow  shadow at 100% to a second mock, pairs with their features stored
-# Both get the keyed payloads, so the sticky bucket and the shadow path run. Needs a quiet
+# Both get the keyed payloads, so the sticky bucket and the shadow path run. BARE=1 adds
+# bare-proxy: the same HTTP stack (hyper server, reqwest client) with none of rampart's work
+# (crates/rampart-gateway/examples/bare_proxy.rs), the floor under rampart's cost. Needs a quiet
 # machine: figures taken while other builds run are not results. Results: $OUT (the harness's
 # summary.md and raw.jsonl).
 set -euo pipefail
@@ -20,6 +22,10 @@ bash "$HARNESS/setup.sh" >/dev/null
 if [ -z "${RAMPART_BIN:-}" ]; then
   cargo build --release --bins -q
   RAMPART_BIN=$PWD/target/release/rampart
+fi
+extra=()
+if [ "${BARE:-0}" = 1 ]; then
+  cargo build --release -q -p rampart-gateway --example bare_proxy
 fi
 BIN=$RAMPART_BIN
 WORK=$(mktemp -d)
@@ -33,6 +39,12 @@ for setup in log shadow; do
       >"$WORK/rampart-$setup.log" 2>&1) &
   pids+=($!)
 done
+if [ "${BARE:-0}" = 1 ]; then
+  taskset -c "${SUT_CPUS:-0}" target/release/examples/bare_proxy 127.0.0.1:18120 http://127.0.0.1:18080 \
+    >"$WORK/bare.log" 2>&1 &
+  pids+=($!)
+  extra+=("bare-proxy=http://127.0.0.1:18120/v1/chat/completions")
+fi
 port_of() { sed -n 's/^listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$HARNESS/conf/rampart-$1.toml"; }
 for setup in log shadow; do
   port=$(port_of "$setup")
@@ -45,4 +57,4 @@ BODY_JSON=${BODY_JSON:-$HARNESS/payloads/chat-keyed.json} \
 BODY_SSE=${BODY_SSE:-$HARNESS/payloads/chat-stream-keyed.json} \
   bash "$HARNESS/run.sh" \
     "rampart-log=http://127.0.0.1:$(port_of log)/v1/chat/completions" \
-    "rampart-shadow=http://127.0.0.1:$(port_of shadow)/v1/chat/completions"
+    "rampart-shadow=http://127.0.0.1:$(port_of shadow)/v1/chat/completions" ${extra[@]+"${extra[@]}"}

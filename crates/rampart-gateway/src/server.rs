@@ -64,6 +64,7 @@ pub async fn serve_until(
     let conns = TaskTracker::new();
     let ctx = conn::Ctx {
         app,
+        plane: gw.plane.clone(),
         limits: gw.config.server.connections,
         metrics: gw.metrics.clone(),
         draining: token.clone(),

@@ -193,7 +193,19 @@ impl Drop for Server {
 }
 
 fn start(cfg: &std::path::Path, port: u16) -> Server {
-    let mut child = Command::new(BIN)
+    start_with(Command::new(BIN), cfg, port)
+}
+
+/// `rampart serve` pinned to one CPU (`taskset -c 0`), where it runs tokio's current-thread
+/// runtime.
+fn start_on_one_cpu(cfg: &std::path::Path, port: u16) -> Server {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0", BIN]);
+    start_with(cmd, cfg, port)
+}
+
+fn start_with(mut cmd: Command, cfg: &std::path::Path, port: u16) -> Server {
+    let mut child = cmd
         .args(["serve", "--config"])
         .arg(cfg)
         .stdout(Stdio::null())
@@ -223,11 +235,26 @@ fn signal(child: &Child, sig: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_and_stores_their_events() {
+    sigterm_drains_and_stores(false).await;
+}
+
+/// The same on one CPU, where the gateway runs a current-thread runtime: the blocking store
+/// writer, the drain and the signal handling work there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_cpu_sigterm_drains_in_flight_requests_and_stores_their_events() {
+    sigterm_drains_and_stores(true).await;
+}
+
+async fn sigterm_drains_and_stores(one_cpu: bool) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let (upstream, sim) = slow_upstream((1500, 1600)).await;
     let cfg = slow_config(dir.path(), port, upstream);
-    let mut server = start(&cfg, port);
+    let mut server = if one_cpu {
+        start_on_one_cpu(&cfg, port)
+    } else {
+        start(&cfg, port)
+    };
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     let client = reqwest::Client::new();
     let in_flight: Vec<_> = (0..5)
