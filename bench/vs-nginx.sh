@@ -10,7 +10,8 @@
 #   rampart-shadow  shadow at 100% to a second mock, pairs with their features stored
 # Both get the keyed payloads, so the sticky bucket and the shadow path run. BARE=1 adds
 # bare-proxy: the same HTTP stack (hyper server, reqwest client) with none of rampart's work
-# (crates/rampart-gateway/examples/bare_proxy.rs), the floor under rampart's cost. Needs a quiet
+# (crates/rampart-gateway/examples/bare_proxy.rs, on a current-thread runtime as rampart runs on
+# one CPU), the floor under rampart's cost. Needs a quiet
 # machine: figures taken while other builds run are not results. Results: $OUT (the harness's
 # summary.md and raw.jsonl).
 set -euo pipefail
@@ -40,7 +41,7 @@ for setup in log shadow; do
   pids+=($!)
 done
 if [ "${BARE:-0}" = 1 ]; then
-  taskset -c "${SUT_CPUS:-0}" target/release/examples/bare_proxy 127.0.0.1:18120 http://127.0.0.1:18080 \
+  BARE_RT=current taskset -c "${SUT_CPUS:-0}" target/release/examples/bare_proxy 127.0.0.1:18120 http://127.0.0.1:18080 \
     >"$WORK/bare.log" 2>&1 &
   pids+=($!)
   extra+=("bare-proxy=http://127.0.0.1:18120/v1/chat/completions")

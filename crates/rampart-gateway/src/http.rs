@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod coalesce;
 pub mod fallback;
 pub mod feedback;
 pub mod ops;

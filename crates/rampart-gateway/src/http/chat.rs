@@ -326,7 +326,7 @@ async fn respond(
                 done: false,
             };
             let sse = futures_util::stream::unfold(state, next_event);
-            let mut resp = Sse::new(sse).into_response();
+            let mut resp = super::coalesce::coalesced(Sse::new(sse).into_response());
             resp.headers_mut().extend(out_headers);
             Ok(resp)
         }

@@ -58,7 +58,7 @@ pub async fn baseline_answer(
         Reply::Json(c) => super::json_response(c.body),
         Reply::Stream(chunks) => {
             let forward_usage = f.request.stream_usage;
-            Sse::new(relay(chunks, forward_usage)).into_response()
+            super::coalesce::coalesced(Sse::new(relay(chunks, forward_usage)).into_response())
         }
     };
     resp.headers_mut().extend(headers);
