@@ -70,9 +70,7 @@ impl Upstream {
         }
         out
     }
-}
 
-impl Upstream {
     async fn forward_hyper(
         &self,
         client: &HyperClient,

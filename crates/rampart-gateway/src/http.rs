@@ -39,7 +39,7 @@ pub fn router(gw: Gateway) -> Router {
     Router::new()
         .merge(admin)
         .merge(ui::router(gw.clone()))
-        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route(chat::PATH, post(chat::chat_completions))
         .route("/v1/feedback", post(feedback::feedback))
         .route("/v1/outcomes", post(outcomes::outcomes))
         .route("/metrics", get(ops::metrics))

@@ -204,12 +204,14 @@ fn start_on_one_cpu(cfg: &std::path::Path, port: u16) -> Server {
     start_with(cmd, cfg, port)
 }
 
+/// Starts `cmd serve --config cfg`, its log in `serve.log` beside `cfg`.
 fn start_with(mut cmd: Command, cfg: &std::path::Path, port: u16) -> Server {
+    let log = std::fs::File::create(cfg.with_file_name("serve.log")).unwrap();
     let mut child = cmd
         .args(["serve", "--config"])
         .arg(cfg)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -290,6 +292,13 @@ async fn sigterm_drains_and_stores(one_cpu: bool) {
         .unwrap()
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
+    if one_cpu {
+        let log = std::fs::read_to_string(cfg.with_file_name("serve.log")).unwrap();
+        assert!(
+            log.contains("current-thread"),
+            "on one CPU the runtime is the current-thread one; log:\n{log}"
+        );
+    }
 
     let store = rampart_store::SqliteStore::open(&dir.path().join("rampart.db")).unwrap();
     use rampart_store::EventStore;

@@ -27,6 +27,8 @@ use crate::providers::{Chunk, Chunks, Provider, Reply};
 use crate::record::Served;
 use crate::shadow::ShadowJob;
 
+/// The endpoint's path (the router's route, and the connection's shortcut to this handler).
+pub const PATH: &str = "/v1/chat/completions";
 pub const ROUTING_KEY: &str = "x-rampart-routing-key";
 pub const TENANT: &str = "x-rampart-tenant";
 pub const CLASS: &str = "x-rampart-class";

@@ -29,7 +29,7 @@ async fn dispatch(
     peer: SocketAddr,
     mut req: http::Request<Incoming>,
 ) -> axum::response::Response {
-    if req.method() == http::Method::POST && req.uri().path() == "/v1/chat/completions" {
+    if req.method() == http::Method::POST && req.uri().path() == crate::http::chat::PATH {
         let (parts, body) = req.into_parts();
         return crate::http::chat::chat_completions(
             axum::extract::State(plane),

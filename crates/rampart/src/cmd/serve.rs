@@ -27,6 +27,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     } else {
         tokio::runtime::Builder::new_multi_thread()
     };
+    let flavour = if one_cpu {
+        "current-thread"
+    } else {
+        "multi-thread"
+    };
+    tracing::info!(runtime = flavour, "async runtime");
     builder
         .enable_all()
         .build()
