@@ -11,17 +11,18 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use eventsource_stream2::Event;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use http::header::{HeaderName, HeaderValue};
 use rampart_core::config::{AnthropicProvider, HttpSettings};
 use serde_json::Value;
 
 use super::{BuildError, Chunk, Chunks, Completion, ProviderError, Reply, transport};
 
 pub struct AnthropicClient {
-    client: reqwest::Client,
+    client: transport::HttpClient,
     /// `{base_url}/v1/messages`.
-    url: String,
-    api_key: Option<String>,
-    version: String,
+    url: http::Uri,
+    /// `x-api-key` and `anthropic-version`, built once.
+    headers: Vec<(HeaderName, HeaderValue)>,
     pub http: HttpSettings,
 }
 
@@ -33,11 +34,19 @@ fn now_secs() -> u64 {
 
 impl AnthropicClient {
     pub fn new(name: &str, cfg: &AnthropicProvider) -> Result<AnthropicClient, BuildError> {
+        let version = "the anthropic_version";
+        let mut headers = vec![(
+            HeaderName::from_static("anthropic-version"),
+            transport::header_value(name, version, &cfg.anthropic_version, false)?,
+        )];
+        if let Some(key) = transport::api_key(name, cfg.api_key_env.as_deref())? {
+            let key = transport::header_value(name, "the API key", &key, true)?;
+            headers.push((HeaderName::from_static("x-api-key"), key));
+        }
         Ok(AnthropicClient {
-            client: transport::client(name, &cfg.http)?,
-            url: format!("{}/v1/messages", cfg.base_url),
-            api_key: transport::api_key(name, cfg.api_key_env.as_deref())?,
-            version: cfg.anthropic_version.clone(),
+            client: transport::client(&cfg.http),
+            url: transport::uri(name, &format!("{}/v1/messages", cfg.base_url))?,
+            headers,
             http: cfg.http.clone(),
         })
     }
@@ -51,23 +60,16 @@ impl AnthropicClient {
         deadline: Instant,
     ) -> Result<Reply, ProviderError> {
         let messages = request::to_anthropic(body, stream)?;
-        let mut req = self
-            .client
-            .post(&self.url)
-            .header("anthropic-version", &self.version)
-            .json(&messages);
-        if let Some(key) = &self.api_key {
-            req = req.header("x-api-key", key);
-        }
-        if let Some(class) = class {
-            req = req.header("x-rampart-class", class);
-        }
+        let json = serde_json::to_vec(&messages)
+            .map_err(|e| ProviderError::Invalid(format!("cannot encode the request: {e}")))?;
+        let headers = self.headers.iter().map(|(n, v)| (n.clone(), v));
+        let req = transport::post_json(self.url.clone(), json.into(), headers, class);
         let timeout = if stream {
             self.http.first_byte_timeout
         } else {
             self.http.timeout
         };
-        let resp = transport::send(req, deadline, timeout)
+        let resp = transport::send(&self.client, req, deadline, timeout)
             .await
             .map_err(translate_error)?;
         if !stream {

@@ -10,18 +10,28 @@ use bytes::Bytes;
 use eventsource_stream2::Event;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use rampart_core::config::{AzureOpenAiProvider, HttpSettings, OpenAiProvider};
 use serde_json::Value;
 
 use super::{BuildError, Chunk, Chunks, Completion, ProviderError, Reply, transport};
 
-/// How the key travels.
-enum Auth {
-    None,
-    /// `Authorization: Bearer …` (OpenAI).
-    Bearer(String),
-    /// `api-key: …` (Azure OpenAI).
-    ApiKey(String),
+/// How the key travels: `Authorization: Bearer …` (OpenAI) or `api-key: …` (Azure OpenAI),
+/// its header value built once, marked sensitive.
+type Auth = Option<(HeaderName, HeaderValue)>;
+
+fn auth(
+    name: &str,
+    key: Option<String>,
+    header: HeaderName,
+    bearer: bool,
+) -> Result<Auth, BuildError> {
+    let Some(key) = key else { return Ok(None) };
+    let value = if bearer { format!("Bearer {key}") } else { key };
+    Ok(Some((
+        header,
+        transport::header_value(name, "the API key", &value, true)?,
+    )))
 }
 
 /// Where the chat and embeddings calls of one variant go.
@@ -29,8 +39,8 @@ enum Urls {
     /// `{base_url}/chat/completions` and `{base_url}/embeddings`, parsed once at start-up
     /// rather than on every call.
     Fixed {
-        chat: reqwest::Url,
-        embeddings: reqwest::Url,
+        chat: http::Uri,
+        embeddings: http::Uri,
     },
     /// Azure: the deployment (a variant's `model`) is part of the path.
     Azure {
@@ -40,7 +50,7 @@ enum Urls {
 }
 
 pub struct OpenAiClient {
-    client: reqwest::Client,
+    client: transport::HttpClient,
     urls: Urls,
     auth: Auth,
     pub http: HttpSettings,
@@ -48,33 +58,35 @@ pub struct OpenAiClient {
 
 impl OpenAiClient {
     pub fn new(name: &str, cfg: &OpenAiProvider) -> Result<OpenAiClient, BuildError> {
+        let key = transport::api_key(name, cfg.api_key_env.as_deref())?;
         Ok(OpenAiClient {
-            client: transport::client(name, &cfg.http)?,
+            client: transport::client(&cfg.http),
             urls: Urls::Fixed {
-                chat: parse_url(name, &format!("{}/chat/completions", cfg.base_url))?,
-                embeddings: parse_url(name, &format!("{}/embeddings", cfg.base_url))?,
+                chat: transport::uri(name, &format!("{}/chat/completions", cfg.base_url))?,
+                embeddings: transport::uri(name, &format!("{}/embeddings", cfg.base_url))?,
             },
-            auth: transport::api_key(name, cfg.api_key_env.as_deref())?
-                .map_or(Auth::None, Auth::Bearer),
+            auth: auth(name, key, AUTHORIZATION, true)?,
             http: cfg.http.clone(),
         })
     }
 
     pub fn azure(name: &str, cfg: &AzureOpenAiProvider) -> Result<OpenAiClient, BuildError> {
+        let key = transport::api_key(name, cfg.api_key_env.as_deref())?;
+        // The endpoint is checked here; each call's URI adds the deployment and the version.
+        transport::uri(name, &cfg.endpoint)?;
         Ok(OpenAiClient {
-            client: transport::client(name, &cfg.http)?,
+            client: transport::client(&cfg.http),
             urls: Urls::Azure {
                 endpoint: cfg.endpoint.clone(),
                 api_version: cfg.api_version.clone(),
             },
-            auth: transport::api_key(name, cfg.api_key_env.as_deref())?
-                .map_or(Auth::None, Auth::ApiKey),
+            auth: auth(name, key, HeaderName::from_static("api-key"), false)?,
             http: cfg.http.clone(),
         })
     }
 
     /// The URL of `op` (`chat/completions` or `embeddings`) for the body's `model`.
-    fn url(&self, op: &str, body: &[u8]) -> Result<reqwest::Url, ProviderError> {
+    fn url(&self, op: &str, body: &[u8]) -> Result<http::Uri, ProviderError> {
         match &self.urls {
             Urls::Fixed { chat, embeddings } => Ok(if op == "embeddings" {
                 embeddings.clone()
@@ -91,33 +103,19 @@ impl OpenAiClient {
                     encode_segment(&deployment),
                     encode_segment(api_version)
                 );
-                reqwest::Url::parse(&url)
+                url.parse()
                     .map_err(|e| ProviderError::Invalid(format!("cannot build the Azure URL: {e}")))
             }
         }
     }
 
     /// A POST of `body` (JSON bytes, shared with the caller rather than copied).
-    fn request(
-        &self,
-        url: reqwest::Url,
-        body: &Bytes,
-        class: Option<&str>,
-    ) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
-        match &self.auth {
-            Auth::None => {}
-            Auth::Bearer(key) => req = req.bearer_auth(key),
-            Auth::ApiKey(key) => req = req.header("api-key", key),
-        }
-        if let Some(class) = class {
-            req = req.header("x-rampart-class", class);
-        }
-        req
+    fn request(&self, url: http::Uri, body: &Bytes, class: Option<&str>) -> transport::Request {
+        let auth = self
+            .auth
+            .as_ref()
+            .map(|(name, value)| (name.clone(), value));
+        transport::post_json(url, body.clone(), auth, class)
     }
 
     /// One embeddings call (`POST {base_url}/embeddings`).
@@ -127,7 +125,7 @@ impl OpenAiClient {
             serde_json::to_vec(body).map_err(|e| ProviderError::Invalid(e.to_string()))?,
         );
         let req = self.request(self.url("embeddings", &bytes)?, &bytes, None);
-        let resp = transport::send(req, deadline, self.http.timeout).await?;
+        let resp = transport::send(&self.client, req, deadline, self.http.timeout).await?;
         Ok(transport::read_json(resp, deadline, self.http.timeout)
             .await?
             .0)
@@ -148,7 +146,7 @@ impl OpenAiClient {
         } else {
             self.http.timeout
         };
-        let resp = transport::send(req, deadline, timeout).await?;
+        let resp = transport::send(&self.client, req, deadline, timeout).await?;
         if !stream {
             let body = transport::read_limited(resp, deadline, timeout).await?;
             return Completion::from_bytes(body).map(Reply::Json);
@@ -159,13 +157,6 @@ impl OpenAiClient {
             transport::first_item(chunks, deadline, timeout).await?,
         ))
     }
-}
-
-fn parse_url(provider: &str, url: &str) -> Result<reqwest::Url, BuildError> {
-    reqwest::Url::parse(url).map_err(|e| BuildError::Client {
-        provider: provider.to_string(),
-        message: format!("invalid base_url `{url}`: {e}"),
-    })
 }
 
 /// The `model` of a JSON body, read without building the body's tree.
