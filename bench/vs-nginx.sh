@@ -9,7 +9,7 @@
 #   rampart-log     a rollout at a canary stage, every request's event stored (SQLite)
 #   rampart-shadow  shadow at 100% to a second mock, pairs with their features stored
 # Both get the keyed payloads, so the sticky bucket and the shadow path run. BARE=1 adds
-# bare-proxy: the same HTTP stack (hyper server, reqwest client) with none of rampart's work
+# bare-proxy: the same HTTP stack (hyper server, hyper-util client) with none of rampart's work
 # (crates/rampart-gateway/examples/bare_proxy.rs, on a current-thread runtime as rampart runs on
 # one CPU), the floor under rampart's cost. Needs a quiet
 # machine: figures taken while other builds run are not results. Results: $OUT (the harness's
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HARNESS=${HARNESS:-../shared/bench}
 [ -x "$HARNESS/run.sh" ] || { echo "no harness at $HARNESS (set HARNESS=...)" >&2; exit 2; }
-bash "$HARNESS/setup.sh" >/dev/null
+SKIP_LITELLM=${SKIP_LITELLM:-1} bash "$HARNESS/setup.sh" >/dev/null  # LiteLLM is not compared here
 # RAMPART_BIN: measure a binary already built (default: build this checkout in release).
 if [ -z "${RAMPART_BIN:-}" ]; then
   cargo build --release --bins -q
@@ -41,7 +41,7 @@ for setup in log shadow; do
   pids+=($!)
 done
 if [ "${BARE:-0}" = 1 ]; then
-  BARE_RT=current taskset -c "${SUT_CPUS:-0}" target/release/examples/bare_proxy 127.0.0.1:18120 http://127.0.0.1:18080 \
+  BARE_CLIENT=hyper BARE_RT=current taskset -c "${SUT_CPUS:-0}" target/release/examples/bare_proxy 127.0.0.1:18120 http://127.0.0.1:18080 \
     >"$WORK/bare.log" 2>&1 &
   pids+=($!)
   extra+=("bare-proxy=http://127.0.0.1:18120/v1/chat/completions")

@@ -1,7 +1,6 @@
 //! The floor under rampart's proxy cost: the same HTTP stack with none of rampart's work. A
 //! hyper HTTP/1 server that reads each request body and POSTs it, as it is, to one upstream
-//! through a pooled reqwest client (rampart's provider client, built the same way), then
-//! answers with the upstream's status and body. No routing, no parsing, no events, no metrics.
+//! through a pooled client, then answers with the upstream's status and body. No routing, no parsing, no events, no metrics.
 //!
 //! `bench/vs-nginx.sh` starts it beside rampart (`BARE=1`) so the harness measures, in the same
 //! interleaved run, what the HTTP stack alone costs per request next to nginx and rampart:
