@@ -417,6 +417,7 @@ pub async fn first_item<T: Send + 'static>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
