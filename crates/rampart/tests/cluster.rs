@@ -183,13 +183,19 @@ async fn three_replicas_roll_back_once_and_all_serve_the_baseline_within_two_sec
 async fn agreed_leader(fleet: &[Replica], alive: &[usize]) -> String {
     wait_for("the live replicas to agree on a leader", WAIT, || async {
         let mut seen = Vec::new();
-        let mut leading = 0;
+        let mut leading = Vec::new();
         for &i in alive {
             let c = &fleet[i].status("r").await["status"]["cluster"];
             seen.push(c["leader"].as_str().unwrap_or("").to_string());
-            leading += usize::from(c["leading"] == true);
+            if c["leading"] == true {
+                leading.push(fleet[i].id.clone());
+            }
         }
-        let agreed = !seen[0].is_empty() && seen.iter().all(|s| *s == seen[0]) && leading == 1;
+        // Agreed: every live replica names the same leader, and that one (a live one: a killed
+        // leader's lease is still named until it expires) is the only replica leading.
+        let agreed = !seen[0].is_empty()
+            && seen.iter().all(|s| *s == seen[0])
+            && leading == [seen[0].clone()];
         agreed.then(|| seen[0].clone())
     })
     .await
