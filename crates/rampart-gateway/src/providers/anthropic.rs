@@ -34,10 +34,10 @@ fn now_secs() -> u64 {
 
 impl AnthropicClient {
     pub fn new(name: &str, cfg: &AnthropicProvider) -> Result<AnthropicClient, BuildError> {
-        let version = "the anthropic_version";
+        let version = &cfg.anthropic_version;
         let mut headers = vec![(
             HeaderName::from_static("anthropic-version"),
-            transport::header_value(name, version, &cfg.anthropic_version, false)?,
+            transport::header_value(name, "the anthropic_version", version, false)?,
         )];
         if let Some(key) = transport::api_key(name, cfg.api_key_env.as_deref())? {
             let key = transport::header_value(name, "the API key", &key, true)?;
@@ -62,8 +62,7 @@ impl AnthropicClient {
         let messages = request::to_anthropic(body, stream)?;
         let json = serde_json::to_vec(&messages)
             .map_err(|e| ProviderError::Invalid(format!("cannot encode the request: {e}")))?;
-        let headers = self.headers.iter().map(|(n, v)| (n.clone(), v));
-        let req = transport::post_json(self.url.clone(), json.into(), headers, class);
+        let req = transport::post_json(self.url.clone(), json.into(), &self.headers, class);
         let timeout = if stream {
             self.http.first_byte_timeout
         } else {

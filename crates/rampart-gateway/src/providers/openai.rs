@@ -111,11 +111,7 @@ impl OpenAiClient {
 
     /// A POST of `body` (JSON bytes, shared with the caller rather than copied).
     fn request(&self, url: http::Uri, body: &Bytes, class: Option<&str>) -> transport::Request {
-        let auth = self
-            .auth
-            .as_ref()
-            .map(|(name, value)| (name.clone(), value));
-        transport::post_json(url, body.clone(), auth, class)
+        transport::post_json(url, body.clone(), self.auth.as_slice(), class)
     }
 
     /// One embeddings call (`POST {base_url}/embeddings`).

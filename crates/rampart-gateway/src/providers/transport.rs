@@ -102,10 +102,10 @@ pub fn header_value(
 
 /// A POST of the JSON `body` (shared with the caller, not copied) to `uri`, with `headers`
 /// and, when the client sent one, its `x-rampart-class`.
-pub fn post_json<'a>(
+pub fn post_json(
     uri: http::Uri,
     body: Bytes,
-    headers: impl IntoIterator<Item = (HeaderName, &'a HeaderValue)>,
+    headers: &[(HeaderName, HeaderValue)],
     class: Option<&str>,
 ) -> Request {
     let mut req = http::Request::new(Full::new(body));
@@ -114,7 +114,7 @@ pub fn post_json<'a>(
     let h = req.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in headers {
-        h.insert(name, value.clone());
+        h.insert(name.clone(), value.clone());
     }
     // The class came in as a request header already checked to be visible ASCII.
     if let Some(v) = class.and_then(|c| HeaderValue::from_str(c).ok()) {
