@@ -684,7 +684,7 @@ pub struct ShadowConfig {
 #[derive(Debug, Clone)]
 pub struct RefusalConfig {
     /// Lower-cased phrases whose presence marks an answer as a refusal.
-    pub phrases: Vec<String>,
+    pub phrases: crate::refusal::Phrases,
 }
 
 /// Phrases that mark a refusal when no list is configured.

@@ -13,6 +13,7 @@
 
 pub mod compare;
 pub mod config;
+pub mod hex;
 pub mod outcomes;
 pub mod record;
 pub mod refusal;

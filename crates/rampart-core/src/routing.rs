@@ -64,7 +64,7 @@ pub fn under_percent(bucket: u64, percent: f64) -> bool {
 /// A short, stable, non-reversible id for a routing key, for storage and logs.
 pub fn key_hash(routing_key: &str) -> String {
     let digest = Sha256::digest(routing_key.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&digest[..8])
 }
 
 /// The live position of a rollout, as the data plane sees it.

@@ -38,6 +38,20 @@ pub fn pair_side(
     ttft: Option<Duration>,
     error: Option<String>,
 ) -> PairSide {
+    let refusal = answer.is_some_and(|a| is_refusal(gw, a));
+    side_with(gw, variant, answer, latency, ttft, error, refusal)
+}
+
+/// [`pair_side`] for an answer already checked for a refusal.
+fn side_with(
+    gw: &DataPlane,
+    variant: &VariantConfig,
+    answer: Option<&Answer>,
+    latency: Duration,
+    ttft: Option<Duration>,
+    error: Option<String>,
+    refusal: bool,
+) -> PairSide {
     let capture = gw.config.store.capture_text;
     PairSide {
         variant: variant.name.clone(),
@@ -53,7 +67,7 @@ pub fn pair_side(
         cost_usd: answer.map_or(0.0, |a| {
             variant.cost_usd(a.prompt_tokens, a.completion_tokens)
         }),
-        refusal: answer.is_some_and(|a| is_refusal(gw, a)),
+        refusal,
         error,
         cached: false,
     }
@@ -149,7 +163,7 @@ impl Served {
             });
         }
         if let Some(tx) = self.baseline_tx.take() {
-            let side = pair_side(&gw, &self.variant, answer, latency, ttft, error);
+            let side = side_with(&gw, &self.variant, answer, latency, ttft, error, refusal);
             // The shadow task may have given up already; nothing to do then.
             let _ = tx.send(side);
         }

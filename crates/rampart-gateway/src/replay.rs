@@ -322,7 +322,7 @@ async fn replay_one(
         tenant: item.tenant.clone(),
         class: item.class.clone(),
         prompt: plane.config.store.capture_text.then(|| prompt.to_string()),
-        prompt_hash: hex(&Sha256::digest(prompt.as_bytes())),
+        prompt_hash: rampart_core::hex::encode(&Sha256::digest(prompt.as_bytes())),
         baseline,
         candidate,
         tools: item.request.field_value("tools"),
@@ -372,8 +372,4 @@ async fn call(
         None,
         error,
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

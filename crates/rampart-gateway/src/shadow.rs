@@ -246,7 +246,7 @@ impl ShadowCall {
         let gw = self.gw.clone();
         let body = request::for_variant(&self.request, &self.candidate, false);
         let prompt = self.request.raw_messages();
-        pair.prompt_hash = hex(&Sha256::digest(prompt.as_bytes()));
+        pair.prompt_hash = rampart_core::hex::encode(&Sha256::digest(prompt.as_bytes()));
         pair.prompt = gw.config.store.capture_text.then(|| prompt.to_string());
         pair.tools = self.request.field_value("tools");
         pair.response_format = self.request.field_value("response_format");
@@ -356,8 +356,4 @@ impl ShadowCall {
         }
         side
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

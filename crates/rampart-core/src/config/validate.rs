@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::refusal::Phrases;
 use serde::de::DeserializeOwned;
 
 use super::raw::*;
@@ -347,20 +348,18 @@ fn read_named(c: &mut Collector, key: &str, value: toml::Value, raw: &mut RawSec
 
 /// The refusal phrases: the defaults (or `phrases`) plus `extra_phrases`, lower-cased.
 fn validate_refusals(refusals: RawRefusals) -> RefusalConfig {
+    let phrases = refusals.phrases.unwrap_or_else(|| {
+        DEFAULT_REFUSAL_PHRASES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
     RefusalConfig {
-        phrases: refusals
-            .phrases
-            .unwrap_or_else(|| {
-                DEFAULT_REFUSAL_PHRASES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            })
-            .into_iter()
-            .chain(refusals.extra_phrases.unwrap_or_default())
-            .map(|p| p.to_lowercase())
-            .filter(|p| !p.trim().is_empty())
-            .collect(),
+        phrases: Phrases::new(
+            phrases
+                .into_iter()
+                .chain(refusals.extra_phrases.unwrap_or_default()),
+        ),
     }
 }
 

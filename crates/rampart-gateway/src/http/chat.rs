@@ -6,6 +6,7 @@
 //! makes no database call: its event, and the baseline side of a shadow pair, leave through
 //! bounded queues (see [`crate::record`]).
 
+use std::pin::Pin;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -15,6 +16,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use std::sync::Arc;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use rampart_core::config::{RouteConfig, VariantConfig};
 use rampart_core::record::Outcome;
@@ -319,7 +321,7 @@ async fn respond(
             Ok(resp)
         }
         Ok(Reply::Stream(chunks)) => {
-            let cut = served.gw.cut.clone();
+            let cut = Box::pin(served.gw.cut.clone().cancelled_owned());
             let state = StreamState {
                 chunks,
                 rec: crate::record::StreamRecorder::new(served),
@@ -356,8 +358,9 @@ struct StreamState {
     chunks: Chunks,
     rec: crate::record::StreamRecorder,
     forward_usage: bool,
-    /// The shutdown grace deadline ([`crate::plane::PlaneInner::cut`]).
-    cut: tokio_util::sync::CancellationToken,
+    /// The shutdown grace deadline ([`crate::plane::PlaneInner::cut`]), waited on by one
+    /// future for the whole stream rather than a new one per event.
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
     done: bool,
 }
 
@@ -371,7 +374,7 @@ async fn next_event(
     loop {
         let next = tokio::select! {
             c = st.chunks.next() => c,
-            _ = st.cut.cancelled() => {
+            _ = st.cut.as_mut() => {
                 let err = ApiError::Unavailable(
                     "the gateway is shutting down and cut this stream at its grace deadline".into(),
                 );

@@ -27,6 +27,9 @@ use hyper::body::{Body as HttpBody, Frame};
 /// (measured: one look sent every event on its own), so three covers it with one to spare.
 pub const LOOKS: u8 = 3;
 
+/// Room taken when the first event of a batch is held: a twenty-event answer's worth.
+const INITIAL_HOLD: usize = 4 * 1024;
+
 /// Bytes held at most before they are sent: a handful of events, well under a socket buffer.
 pub const MAX_BATCH: usize = 16 * 1024;
 
@@ -84,6 +87,11 @@ where
                         this.looks = 0;
                         if this.held.is_empty() && data.len() >= MAX_BATCH {
                             return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
+                        if this.held.is_empty() {
+                            // Room for a typical batch up front, so held events are not
+                            // re-copied by each growth of the buffer.
+                            this.held.reserve(data.len().max(INITIAL_HOLD));
                         }
                         this.held.extend_from_slice(&data);
                         if this.held.len() >= MAX_BATCH {

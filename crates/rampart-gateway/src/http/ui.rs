@@ -219,7 +219,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// The session cookie's value for `token`: a hash, so the token itself never sits in a cookie.
 fn session_value(token: &str) -> String {
     let digest = Sha256::digest(format!("rampart-ui.{token}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    rampart_core::hex::encode(&digest)
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

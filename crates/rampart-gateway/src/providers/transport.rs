@@ -10,6 +10,9 @@
 //! reqwest used (hyper-rustls with the webpki roots), so `https` providers are reached as before.
 //! Proxy environment variables (`HTTPS_PROXY`, …) are not read: providers are reached directly.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -327,7 +330,7 @@ pub fn events(
             }
         })
     });
-    Ok(with_idle_timeout(parsed, idle).boxed())
+    Ok(with_idle_timeout(parsed.boxed(), idle).boxed())
 }
 
 /// Why the byte stream stopped early.
@@ -372,27 +375,71 @@ where
 
 /// Yields `Err(Timeout(idle))` and ends when `idle` passes without an item; ends after any
 /// error.
-pub fn with_idle_timeout<S, T>(
-    inner: S,
+pub fn with_idle_timeout<T: Send + 'static>(
+    inner: BoxStream<'static, Result<T, ProviderError>>,
     idle: Duration,
-) -> impl Stream<Item = Result<T, ProviderError>> + Send + 'static
-where
-    S: Stream<Item = Result<T, ProviderError>> + Send + 'static,
-    T: Send + 'static,
-{
-    futures_util::stream::unfold((inner.boxed(), false), move |(mut s, over)| async move {
-        if over {
-            return None;
+) -> IdleTimeout<T> {
+    IdleTimeout {
+        inner,
+        idle,
+        timer: Box::pin(tokio::time::sleep(idle)),
+        waiting_since: tokio::time::Instant::now(),
+        restart: false,
+        over: false,
+    }
+}
+
+/// See [`with_idle_timeout`]. The wait for an item starts when the stream is asked for it, as
+/// `tokio::time::timeout(idle, inner.next())` per item would, but the timer is armed once and
+/// moved only when it fires early (items came since it was set), not re-registered for every
+/// item: a streamed answer's twenty events cost twenty clock reads instead of twenty timer
+/// registrations and cancellations.
+pub struct IdleTimeout<T> {
+    inner: BoxStream<'static, Result<T, ProviderError>>,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the current wait for an item began.
+    waiting_since: tokio::time::Instant,
+    /// An item was handed out: the next poll starts a new wait.
+    restart: bool,
+    over: bool,
+}
+
+impl<T> Stream for IdleTimeout<T> {
+    type Item = Result<T, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.over {
+            return Poll::Ready(None);
         }
-        match tokio::time::timeout(idle, s.next()).await {
-            Err(_) => Some((Err(ProviderError::Timeout(idle)), (s, true))),
-            Ok(None) => None,
-            Ok(Some(item)) => {
-                let over = item.is_err();
-                Some((item, (s, over)))
+        if std::mem::take(&mut this.restart) {
+            this.waiting_since = tokio::time::Instant::now();
+        }
+        match this.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(item)) => {
+                this.over = item.is_err();
+                this.restart = true;
+                return Poll::Ready(Some(item));
             }
+            Poll::Ready(None) => {
+                this.over = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
         }
-    })
+        loop {
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = this.waiting_since + this.idle;
+            if due <= tokio::time::Instant::now() {
+                this.over = true;
+                return Poll::Ready(Some(Err(ProviderError::Timeout(this.idle))));
+            }
+            this.timer.as_mut().reset(due);
+        }
+    }
 }
 
 /// Waits (until `deadline`) for the stream's first item, so a failure before the first byte
@@ -445,5 +492,30 @@ mod tests {
                 .unwrap()
                 .is_sensitive()
         );
+    }
+
+    /// Items 70 ms apart never trip a 100 ms idle timeout, however many there are, nor does a
+    /// consumer that takes its time between them; 100 ms of silence after the stream was asked
+    /// for an item does, once, and the stream ends there.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_counts_from_each_wait_and_fires_after_a_silence() {
+        let idle = Duration::from_millis(100);
+        let items = futures_util::stream::unfold(0u32, |i| async move {
+            let gap = if i < 30 { 70 } else { 3_600_000 };
+            tokio::time::sleep(Duration::from_millis(gap)).await;
+            Some((Ok::<u32, ProviderError>(i), i + 1))
+        })
+        .boxed();
+        let mut s = with_idle_timeout(items, idle);
+        for i in 0..30 {
+            assert_eq!(s.next().await.unwrap().unwrap(), i);
+            if i == 10 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        let asked = tokio::time::Instant::now();
+        assert!(matches!(s.next().await, Some(Err(ProviderError::Timeout(d))) if d == idle));
+        assert_eq!(asked.elapsed(), idle);
+        assert!(s.next().await.is_none());
     }
 }
