@@ -49,6 +49,30 @@ mod tests {
         .unwrap()
     }
 
+    /// Top-level fields come out sorted by key, a repeated key's last value winning, and a key
+    /// written with escapes is found and rewritten by its text.
+    #[test]
+    fn fields_are_sorted_by_key_and_the_last_repeated_one_wins() {
+        let text = r#"{"temperature":0.1,"model":"m","x_b":[1],"messages":[{"role":"user"}],
+            "te\u006dperature":0.7,"a\"q":true,"x_a":{"k":2}}"#;
+        let r = ChatRequest::parse(bytes::Bytes::from(text), Limits::default()).unwrap();
+        let fields: Vec<(&str, &str)> = r.raw_fields().collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("a\"q", "true"),
+                ("model", "\"m\""),
+                ("temperature", "0.7"),
+                ("x_a", "{\"k\":2}"),
+                ("x_b", "[1]")
+            ]
+        );
+        assert_eq!(r.raw_field("temperature"), Some("0.7"));
+        assert_eq!(r.raw_field("a\"q"), Some("true"));
+        assert_eq!(r.raw_field("messages"), None);
+        assert_eq!(r.raw_field("x_c"), None);
+    }
+
     fn body(b: bytes::Bytes) -> Value {
         serde_json::from_slice(&b).unwrap()
     }

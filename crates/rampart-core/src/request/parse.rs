@@ -5,15 +5,15 @@
 //! without copying) and the byte range of each top-level field and of each message; the few
 //! fields rampart reads (`model`, `stream`, `user`, `stream_options.include_usage`, each
 //! message's `role`) are read out as small values. What one request may cost is bounded by
-//! [`Limits`]: the number of messages and the nesting depth, both checked before anything is
-//! allocated per message.
+//! [`Limits`]: the nesting depth, checked before parsing, and the number of messages, past which
+//! messages are only counted, never collected or read.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::value::RawValue;
 
 /// What one request may cost. The body size is bounded before parsing (`server.max_body_bytes`).
@@ -81,8 +81,8 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
     bytes: Bytes,
-    /// Top-level fields other than `messages`, by key (sorted, a repeated key's last value wins).
-    fields: BTreeMap<String, Range<usize>>,
+    /// Top-level fields other than `messages`, sorted by key (a repeated key's last value wins).
+    fields: Vec<(Key, Range<usize>)>,
     messages_span: Range<usize>,
     messages: Vec<Message>,
     pub model: String,
@@ -91,6 +91,86 @@ pub struct ChatRequest {
     pub user: Option<String>,
     /// Whether the client itself asked for usage in its stream.
     pub stream_usage: bool,
+}
+
+/// A top-level key: where it sits in the body, or its text when JSON escapes were undone.
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    At(Range<usize>),
+    Unescaped(Box<str>),
+}
+
+/// A body's top-level members in the order sent, each key borrowed from the body unless it
+/// holds escapes (no tree, no map: a request has a handful of fields).
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Members<'de>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members<'de>, A::Error> {
+                let mut out = Vec::with_capacity(8);
+                while let Some(KeyText(k)) = map.next_key()? {
+                    out.push((k, map.next_value()?));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A key as serde_json hands it over: borrowed when it had no escapes.
+struct KeyText<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for KeyText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyText<'de>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeyText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'a> Members<'a> {
+    /// Sorted by key, keeping the last of repeated keys (as a map built in order would).
+    fn into_sorted(mut self) -> Vec<(Cow<'a, str>, &'a RawValue)> {
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(self.0.len());
+        for m in self.0 {
+            match out.last_mut() {
+                Some(last) if last.0 == m.0 => *last = m,
+                _ => out.push(m),
+            }
+        }
+        out
+    }
+}
+
+/// The value of `key` among sorted members.
+fn member<'a>(top: &[(Cow<'a, str>, &'a RawValue)], key: &str) -> Option<&'a RawValue> {
+    let i = top.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+    top.get(i).map(|(_, v)| *v)
 }
 
 #[derive(Deserialize)]
@@ -148,8 +228,8 @@ impl ChatRequest {
     /// array `messages` of objects with a string `role`, and a boolean (or null) `stream`.
     pub fn parse(bytes: Bytes, limits: Limits) -> Result<ChatRequest, RequestError> {
         check_depth(&bytes, limits.max_depth.min(Limits::MAX_DEPTH_CEILING))?;
-        let top: BTreeMap<Cow<'_, str>, &RawValue> = match serde_json::from_slice(&bytes) {
-            Ok(t) => t,
+        let top = match serde_json::from_slice::<Members<'_>>(&bytes) {
+            Ok(t) => t.into_sorted(),
             Err(e) if e.is_data() => {
                 // Valid JSON that is not an object, or not JSON at all.
                 return Err(
@@ -161,13 +241,10 @@ impl ChatRequest {
             }
             Err(e) => return Err(RequestError::Json(e.to_string())),
         };
-        let model = match top
-            .get("model")
-            .map(|r| serde_json::from_str::<String>(r.get()))
-        {
+        let model = match member(&top, "model").map(|r| serde_json::from_str::<String>(r.get())) {
             Some(Ok(s)) if !s.is_empty() => s,
             Some(_) => {
-                let got = top.get("model").map(|r| r.get()).unwrap_or_default();
+                let got = member(&top, "model").map(|r| r.get()).unwrap_or_default();
                 return Err(RequestError::Field(format!(
                     "`model` must be a non-empty string naming a route (got {})",
                     truncate(got, 80)
@@ -175,21 +252,19 @@ impl ChatRequest {
             }
             None => return Err(field("missing required field `model`")),
         };
-        let Some(raw_messages) = top.get("messages") else {
+        let Some(raw_messages) = member(&top, "messages") else {
             return Err(field("missing required field `messages`"));
         };
         let messages = read_messages(&bytes, raw_messages, limits)?;
-        let stream = match top.get("stream").map(|r| r.get()) {
+        let stream = match member(&top, "stream").map(|r| r.get()) {
             None | Some("null") | Some("false") => false,
             Some("true") => true,
             Some(_) => return Err(field("`stream` must be a boolean")),
         };
-        let user = top
-            .get("user")
+        let user = member(&top, "user")
             .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
             .filter(|s| !s.is_empty());
-        let stream_usage = top
-            .get("stream_options")
+        let stream_usage = member(&top, "stream_options")
             .and_then(|r| serde_json::from_str::<IncludeUsage>(r.get()).ok())
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
@@ -197,7 +272,13 @@ impl ChatRequest {
         let fields = top
             .iter()
             .filter(|(k, _)| k.as_ref() != "messages")
-            .map(|(k, v)| (k.to_string(), span_in(&bytes, v.get())))
+            .map(|(k, v)| {
+                let key = match k {
+                    Cow::Borrowed(k) => Key::At(span_in(&bytes, k)),
+                    Cow::Owned(k) => Key::Unescaped(k.as_str().into()),
+                };
+                (key, span_in(&bytes, v.get()))
+            })
             .collect();
         Ok(ChatRequest {
             fields,
@@ -230,14 +311,25 @@ impl ChatRequest {
             .unwrap_or("null")
     }
 
-    /// The raw JSON of a top-level field other than `messages`.
-    pub fn raw_field(&self, key: &str) -> Option<&str> {
-        self.fields.get(key).map(|s| self.text(s))
+    fn key<'a>(&'a self, key: &'a Key) -> &'a str {
+        match key {
+            Key::At(span) => self.text(span),
+            Key::Unescaped(k) => k,
+        }
     }
 
-    /// Every top-level field other than `messages`, raw, by key.
+    /// The raw JSON of a top-level field other than `messages`.
+    pub fn raw_field(&self, key: &str) -> Option<&str> {
+        let i = self
+            .fields
+            .binary_search_by(|(k, _)| self.key(k).cmp(key))
+            .ok()?;
+        self.fields.get(i).map(|(_, s)| self.text(s))
+    }
+
+    /// Every top-level field other than `messages`, raw, sorted by key.
     pub fn raw_fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(k, s)| (k.as_str(), self.text(s)))
+        self.fields.iter().map(|(k, s)| (self.key(k), self.text(s)))
     }
 
     /// The `messages` array as the client sent it.
@@ -268,10 +360,12 @@ fn read_messages(
     if !raw.get().starts_with('[') {
         return Err(not_array());
     }
-    // Count before collecting anything per message.
-    let got = serde_json::from_str::<CountOnly>(raw.get())
-        .map_err(|_| not_array())?
-        .0;
+    // One pass: the items up to the limit, and past it only their count.
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let (items, got) = UpTo(limits.max_messages)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|_| not_array())?;
     if got == 0 {
         return Err(field("`messages` must not be empty"));
     }
@@ -281,7 +375,6 @@ fn read_messages(
             limit: limits.max_messages,
         });
     }
-    let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| not_array())?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let bad = || {
@@ -305,29 +398,40 @@ fn read_messages(
     Ok(out)
 }
 
-/// The length of a JSON array, counted without keeping its elements.
-struct CountOnly(usize);
+/// A JSON array's first `.0` elements (raw) and its length, counted without keeping the rest.
+struct UpTo(usize);
 
-impl<'de> Deserialize<'de> for CountOnly {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CountOnly, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = CountOnly;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<CountOnly, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    n += 1;
+impl<'de> serde::de::DeserializeSeed<'de> for UpTo {
+    type Value = (Vec<&'de RawValue>, usize);
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UpTo {
+    type Value = (Vec<&'de RawValue>, usize);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(self.0));
+        while items.len() < self.0 {
+            match seq.next_element::<&RawValue>()? {
+                Some(item) => items.push(item),
+                None => {
+                    let n = items.len();
+                    return Ok((items, n));
                 }
-                Ok(CountOnly(n))
             }
         }
-        d.deserialize_seq(V)
+        let mut n = items.len();
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok((items, n))
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -34,6 +34,12 @@ pub const PATH: &str = "/v1/chat/completions";
 pub const ROUTING_KEY: &str = "x-rampart-routing-key";
 pub const TENANT: &str = "x-rampart-tenant";
 pub const CLASS: &str = "x-rampart-class";
+
+// The response headers rampart adds, named once (a `&str` name is parsed on every insert).
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-rampart-request-id");
+static VARIANT: HeaderName = HeaderName::from_static("x-rampart-variant");
+static COHORT: HeaderName = HeaderName::from_static("x-rampart-cohort");
+static STAGE: HeaderName = HeaderName::from_static("x-rampart-stage");
 
 /// Read a request body: 413 past `server.max_body_bytes`, 408 (and the connection closed)
 /// when it is not all in within `server.body_read_timeout`.
@@ -92,9 +98,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
     }
 }
 
-fn set_header(h: &mut HeaderMap, name: &'static str, value: &str) {
+fn set_header(h: &mut HeaderMap, name: &HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
+        h.insert(name.clone(), v);
     }
 }
 
@@ -135,7 +141,7 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
     let ts_ms = gw.clock.now_ms();
     let request_id = format!("req_{}", uuid::Uuid::now_v7().simple());
     let mut out_headers = HeaderMap::new();
-    set_header(&mut out_headers, "x-rampart-request-id", &request_id);
+    set_header(&mut out_headers, &REQUEST_ID, &request_id);
     let a = admit(&gw, &headers, body, out_headers).await?;
     let stream = a.request.stream;
     let provider_body = request::for_variant(&a.request, &a.variant, stream);
@@ -242,14 +248,10 @@ async fn admit<'a>(
         let e = ApiError::Internal(format!("provider `{}` is not configured", variant.provider));
         return Err(Box::new((e, out_headers)));
     };
-    set_header(&mut out_headers, "x-rampart-variant", &variant.name);
-    set_header(
-        &mut out_headers,
-        "x-rampart-cohort",
-        assignment.cohort.as_str(),
-    );
+    set_header(&mut out_headers, &VARIANT, &variant.name);
+    set_header(&mut out_headers, &COHORT, assignment.cohort.as_str());
     if let Some(v) = &view {
-        set_header(&mut out_headers, "x-rampart-stage", &v.stage);
+        set_header(&mut out_headers, &STAGE, &v.stage);
     }
     Ok(Admitted {
         request,
