@@ -8,6 +8,7 @@ pub mod fallback;
 pub mod feedback;
 pub mod ops;
 pub mod outcomes;
+pub mod sse;
 pub mod ui;
 
 use axum::Router;

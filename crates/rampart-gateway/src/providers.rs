@@ -48,7 +48,7 @@ impl Chunk {
     /// reader refuses is read again as a tree, so the verdict is the tree's: a provider error
     /// when it is not JSON, an error event (`{"error": …}`) as the upstream's error status.
     pub fn from_json(json: String) -> Result<Chunk, ProviderError> {
-        let fields = match ChunkFields::from_json(json.as_bytes()) {
+        let fields = match ChunkFields::from_json(&json) {
             Ok(f) if !f.error => f,
             _ => {
                 let v: Value = serde_json::from_str(&json).map_err(|err| {

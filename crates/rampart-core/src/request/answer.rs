@@ -143,7 +143,7 @@ impl Answer {
 }
 
 /// What rampart reads from one `chat.completion.chunk`: the first choice's delta, the usage,
-/// and what the stream guard checks. Read from the chunk's bytes on the request path
+/// and what the stream guard checks. Read from the chunk's text on the request path
 /// ([`ChunkFields::from_json`]), so a relayed chunk is forwarded as the upstream wrote it and
 /// never re-encoded; [`ChunkFields::from_value`] reads the same from a tree, with the same
 /// leniency (a field of another type than expected is absent).
@@ -164,9 +164,10 @@ pub struct ChunkFields {
 }
 
 impl ChunkFields {
-    /// Read a chunk from its bytes, building no tree. Errs when they are not a JSON object.
-    pub fn from_json(bytes: &[u8]) -> Result<ChunkFields, serde_json::Error> {
-        wire::chunk(bytes)
+    /// Read a chunk from its text, building no tree. Errs when it is not a JSON object.
+    /// The text is already UTF-8 (the event parser checked it), so it is not checked again.
+    pub fn from_json(text: &str) -> Result<ChunkFields, serde_json::Error> {
+        wire::chunk(text)
     }
 
     /// Read a chunk from its tree.

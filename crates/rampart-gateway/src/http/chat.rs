@@ -12,8 +12,8 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -331,8 +331,7 @@ async fn respond(
                 cut,
                 done: false,
             };
-            let sse = futures_util::stream::unfold(state, next_event);
-            let mut resp = super::coalesce::coalesced(Sse::new(sse).into_response());
+            let mut resp = super::sse::response(futures_util::stream::unfold(state, next_event));
             resp.headers_mut().extend(out_headers);
             Ok(resp)
         }
@@ -349,11 +348,11 @@ fn truncate(s: &str, max: usize) -> &str {
 /// The SSE event relaying `chunk` to the client: its text as the provider sent it, never
 /// re-encoded. `None` for the usage-only chunk rampart asked for on its own account, when the
 /// client did not ask for it too.
-pub(super) fn chunk_event(chunk: Chunk, forward_usage: bool) -> Option<Event> {
+pub(super) fn chunk_event(chunk: &Chunk, forward_usage: bool) -> Option<Bytes> {
     if chunk.fields.usage_only() && !forward_usage {
         return None;
     }
-    Some(Event::default().data(chunk.json))
+    Some(super::sse::data(&chunk.json))
 }
 
 struct StreamState {
@@ -367,9 +366,7 @@ struct StreamState {
 }
 
 /// Forward the provider's chunks as they arrive, accounting for each on the way.
-async fn next_event(
-    mut st: StreamState,
-) -> Option<(Result<Event, std::convert::Infallible>, StreamState)> {
+async fn next_event(mut st: StreamState) -> Option<(Bytes, StreamState)> {
     if st.done {
         return None;
     }
@@ -382,14 +379,14 @@ async fn next_event(
                 );
                 st.rec.cut(&err);
                 st.done = true;
-                return Some((Ok(Event::default().data(err.body().to_string())), st));
+                return Some((super::sse::data(&err.body().to_string()), st));
             }
         };
         match next {
             Some(Ok(chunk)) => {
                 st.rec.push(&chunk.fields);
-                match chunk_event(chunk, st.forward_usage) {
-                    Some(ev) => return Some((Ok(ev), st)),
+                match chunk_event(&chunk, st.forward_usage) {
+                    Some(ev) => return Some((ev, st)),
                     None => continue,
                 }
             }
@@ -397,12 +394,12 @@ async fn next_event(
                 let err = ApiError::from(e);
                 st.rec.fail(&err);
                 st.done = true;
-                return Some((Ok(Event::default().data(err.body().to_string())), st));
+                return Some((super::sse::data(&err.body().to_string()), st));
             }
             None => {
                 st.rec.complete();
                 st.done = true;
-                return Some((Ok(Event::default().data("[DONE]")), st));
+                return Some((super::sse::data("[DONE]"), st));
             }
         }
     }

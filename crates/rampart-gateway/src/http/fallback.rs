@@ -9,8 +9,8 @@
 //! dilute the canary cohort's error rate.
 
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::sse::{Event, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use rampart_core::config::RouteConfig;
 use rampart_core::request::{self, ChatRequest};
@@ -58,7 +58,7 @@ pub async fn baseline_answer(
         Reply::Json(c) => super::json_response(c.body),
         Reply::Stream(chunks) => {
             let forward_usage = f.request.stream_usage;
-            super::coalesce::coalesced(Sse::new(relay(chunks, forward_usage)).into_response())
+            super::sse::response(relay(chunks, forward_usage))
         }
     };
     resp.headers_mut().extend(headers);
@@ -67,24 +67,21 @@ pub async fn baseline_answer(
 
 /// The baseline's chunks as SSE events: an error ends the stream with an error event, the
 /// end with `[DONE]`; the usage-only chunk only when the client asked for it.
-fn relay(
-    chunks: Chunks,
-    forward_usage: bool,
-) -> impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>> {
+fn relay(chunks: Chunks, forward_usage: bool) -> impl futures_util::Stream<Item = Bytes> {
     futures_util::stream::unfold((chunks, false), move |(mut s, done)| async move {
         if done {
             return None;
         }
         loop {
             let ev = match s.next().await {
-                Some(Ok(chunk)) => match super::chat::chunk_event(chunk, forward_usage) {
-                    Some(ev) => return Some((Ok(ev), (s, false))),
+                Some(Ok(chunk)) => match super::chat::chunk_event(&chunk, forward_usage) {
+                    Some(ev) => return Some((ev, (s, false))),
                     None => continue,
                 },
-                Some(Err(e)) => Event::default().data(ApiError::from(e).body().to_string()),
-                None => Event::default().data("[DONE]"),
+                Some(Err(e)) => super::sse::data(&ApiError::from(e).body().to_string()),
+                None => super::sse::data("[DONE]"),
             };
-            return Some((Ok(ev), (s, true)));
+            return Some((ev, (s, true)));
         }
     })
 }

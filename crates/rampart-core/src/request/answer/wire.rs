@@ -46,9 +46,9 @@ pub fn completion(bytes: &[u8]) -> Result<Answer, serde_json::Error> {
 }
 
 /// Read one `chat.completion.chunk`.
-pub fn chunk(bytes: &[u8]) -> Result<ChunkFields, serde_json::Error> {
-    object(bytes, "a chat completion chunk")?;
-    let wire: Chunk = serde_json::from_slice(bytes)?;
+pub fn chunk(text: &str) -> Result<ChunkFields, serde_json::Error> {
+    object(text.as_bytes(), "a chat completion chunk")?;
+    let wire: Chunk = serde_json::from_str(text)?;
     let (choices, first) = match wire.choices.0 {
         Some((n, first)) => (Some(n), first.and_then(|c| c.0)),
         None => (None, None),
