@@ -6,7 +6,9 @@
 //! makes no database call: its event, and the baseline side of a shadow pair, leave through
 //! bounded queues (see [`crate::record`]).
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -324,14 +326,14 @@ async fn respond(
         }
         Ok(Reply::Stream(chunks)) => {
             let cut = Box::pin(served.gw.cut.clone().cancelled_owned());
-            let state = StreamState {
+            let relay = Relay {
                 chunks,
                 rec: crate::record::StreamRecorder::new(served),
                 forward_usage,
                 cut,
                 done: false,
             };
-            let mut resp = super::sse::response(futures_util::stream::unfold(state, next_event));
+            let mut resp = super::sse::response(relay);
             resp.headers_mut().extend(out_headers);
             Ok(resp)
         }
@@ -355,7 +357,10 @@ pub(super) fn chunk_event(chunk: &Chunk, forward_usage: bool) -> Option<Bytes> {
     Some(super::sse::data(&chunk.json))
 }
 
-struct StreamState {
+/// A streamed answer on its way to the client: the provider's chunks forwarded as they arrive,
+/// each accounted for on the way. Polled in place (an `unfold` would move this state, with the
+/// request's record, in and out of a future for every event).
+struct Relay {
     chunks: Chunks,
     rec: crate::record::StreamRecorder,
     forward_usage: bool,
@@ -365,41 +370,42 @@ struct StreamState {
     done: bool,
 }
 
-/// Forward the provider's chunks as they arrive, accounting for each on the way.
-async fn next_event(mut st: StreamState) -> Option<(Bytes, StreamState)> {
-    if st.done {
-        return None;
-    }
-    loop {
-        let next = tokio::select! {
-            c = st.chunks.next() => c,
-            _ = st.cut.as_mut() => {
-                let err = ApiError::Unavailable(
-                    "the gateway is shutting down and cut this stream at its grace deadline".into(),
-                );
-                st.rec.cut(&err);
-                st.done = true;
-                return Some((super::sse::data(&err.body().to_string()), st));
-            }
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                st.rec.push(&chunk.fields);
-                match chunk_event(&chunk, st.forward_usage) {
-                    Some(ev) => return Some((ev, st)),
-                    None => continue,
+impl futures_util::Stream for Relay {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let st = self.get_mut();
+        if st.done {
+            return Poll::Ready(None);
+        }
+        if st.cut.as_mut().poll(cx).is_ready() {
+            let err = ApiError::Unavailable(
+                "the gateway is shutting down and cut this stream at its grace deadline".into(),
+            );
+            st.rec.cut(&err);
+            st.done = true;
+            return Poll::Ready(Some(super::sse::data(&err.body().to_string())));
+        }
+        loop {
+            match st.chunks.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    st.rec.push(&chunk.fields);
+                    if let Some(ev) = chunk_event(&chunk, st.forward_usage) {
+                        return Poll::Ready(Some(ev));
+                    }
                 }
-            }
-            Some(Err(e)) => {
-                let err = ApiError::from(e);
-                st.rec.fail(&err);
-                st.done = true;
-                return Some((super::sse::data(&err.body().to_string()), st));
-            }
-            None => {
-                st.rec.complete();
-                st.done = true;
-                return Some((super::sse::data("[DONE]"), st));
+                Poll::Ready(Some(Err(e))) => {
+                    let err = ApiError::from(e);
+                    st.rec.fail(&err);
+                    st.done = true;
+                    return Poll::Ready(Some(super::sse::data(&err.body().to_string())));
+                }
+                Poll::Ready(None) => {
+                    st.rec.complete();
+                    st.done = true;
+                    return Poll::Ready(Some(super::sse::data("[DONE]")));
+                }
             }
         }
     }
