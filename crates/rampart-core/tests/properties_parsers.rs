@@ -174,8 +174,48 @@ fn check_parse(bytes: Vec<u8>, limits: Limits) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The depth check's definition: count `{`/`[` opened outside strings, byte by byte, a
+/// backslash in a string escaping the byte after it.
+fn too_deep_by_definition(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The depth check that skips strings with memchr says what the byte-by-byte definition
+    /// says, on any mix of quotes, escapes and brackets (valid JSON or not).
+    #[test]
+    fn the_depth_check_agrees_with_its_definition(
+        bytes in prop::collection::vec(prop::sample::select(b"\"\\{[]}a ".to_vec()), 0..200),
+        max in 0usize..8,
+    ) {
+        let got = rampart_core::request::parse::check_depth(&bytes, max).is_err();
+        prop_assert_eq!(got, too_deep_by_definition(&bytes, max));
+    }
 
     #[test]
     fn the_request_parser_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256), l in limits()) {

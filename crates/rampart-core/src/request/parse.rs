@@ -195,21 +195,27 @@ fn span_in(whole: &[u8], part: &str) -> Range<usize> {
 }
 
 /// Refuse nesting deeper than `max` without building anything: one pass over the bytes that
-/// counts open arrays and objects outside strings.
+/// counts open arrays and objects outside strings. A string is skipped to its closing quote
+/// with `memchr` (the bytes of a chat body are mostly message text), a backslash escaping the
+/// byte after it.
 pub fn check_depth(bytes: &[u8], max: usize) -> Result<(), RequestError> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => loop {
+                let rest = bytes.get(i..).unwrap_or_default();
+                match memchr::memchr2(b'"', b'\\', rest) {
+                    // An unterminated string: nothing past it nests.
+                    None => return Ok(()),
+                    Some(at) if rest.get(at) == Some(&b'\\') => i += at + 2,
+                    Some(at) => {
+                        i += at + 1;
+                        break;
+                    }
+                }
+            },
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
