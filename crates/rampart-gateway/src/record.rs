@@ -29,21 +29,9 @@ pub fn enqueue(gw: &DataPlane, mut record: Record) {
     }
 }
 
-/// One side of a pair, from what a variant answered.
+/// One side of a pair, from what a variant answered and whether that is a refusal
+/// ([`is_refusal`], computed once per answer by the caller).
 pub fn pair_side(
-    gw: &DataPlane,
-    variant: &VariantConfig,
-    answer: Option<&Answer>,
-    latency: Duration,
-    ttft: Option<Duration>,
-    error: Option<String>,
-) -> PairSide {
-    let refusal = answer.is_some_and(|a| is_refusal(gw, a));
-    side_with(gw, variant, answer, latency, ttft, error, refusal)
-}
-
-/// [`pair_side`] for an answer already checked for a refusal.
-fn side_with(
     gw: &DataPlane,
     variant: &VariantConfig,
     answer: Option<&Answer>,
@@ -163,7 +151,7 @@ impl Served {
             });
         }
         if let Some(tx) = self.baseline_tx.take() {
-            let side = side_with(&gw, &self.variant, answer, latency, ttft, error, refusal);
+            let side = pair_side(&gw, &self.variant, answer, latency, ttft, error, refusal);
             // The shadow task may have given up already; nothing to do then.
             let _ = tx.send(side);
         }

@@ -42,7 +42,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::plane::{DataPlane, PlaneInner, Routing};
 use crate::providers::{self, Reply};
-use crate::record::pair_side;
+use crate::record::{is_refusal, pair_side};
 use crate::shadow::ShadowDispatcher;
 
 /// Completed pairs written to the store at once.
@@ -364,6 +364,7 @@ async fn call(
             Err(_) => (None, Some("timeout".to_string())),
         },
     };
+    let refusal = answer.as_ref().is_some_and(|a| is_refusal(plane, a));
     pair_side(
         plane,
         variant,
@@ -371,5 +372,6 @@ async fn call(
         started.elapsed(),
         None,
         error,
+        refusal,
     )
 }

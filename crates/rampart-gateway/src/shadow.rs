@@ -30,7 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::metrics::ShadowMetrics;
 use crate::plane::DataPlane;
 use crate::providers::{Provider, Reply};
-use crate::record::{Served, enqueue, pair_side};
+use crate::record::{Served, enqueue, is_refusal, pair_side};
 
 const DAY_MS: i64 = 86_400_000;
 /// How long a shadow task waits for the user's (baseline) answer to finish.
@@ -331,6 +331,7 @@ impl ShadowCall {
                 }
             }
         };
+        let refusal = answer.as_ref().is_some_and(|a| is_refusal(&self.gw, a));
         let mut side = pair_side(
             &self.gw,
             &self.candidate,
@@ -338,6 +339,7 @@ impl ShadowCall {
             started.elapsed(),
             None,
             error,
+            refusal,
         );
         side.cached = cached.is_some();
         if !side.cached {
