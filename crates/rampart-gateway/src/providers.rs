@@ -39,7 +39,8 @@ pub type Chunks = BoxStream<'static, Result<Chunk, ProviderError>>;
 /// it. The relay forwards the text and never re-encodes it.
 #[derive(Debug, Clone)]
 pub struct Chunk {
-    pub json: String,
+    /// The chunk's JSON text, sharing the bytes it arrived in.
+    pub json: bytes_utils::Str,
     pub fields: ChunkFields,
 }
 
@@ -47,7 +48,7 @@ impl Chunk {
     /// A chunk an upstream sent, read from its text without building a tree. Text the fast
     /// reader refuses is read again as a tree, so the verdict is the tree's: a provider error
     /// when it is not JSON, an error event (`{"error": …}`) as the upstream's error status.
-    pub fn from_json(json: String) -> Result<Chunk, ProviderError> {
+    pub fn from_json(json: bytes_utils::Str) -> Result<Chunk, ProviderError> {
         let fields = match ChunkFields::from_json(&json) {
             Ok(f) if !f.error => f,
             _ => {
@@ -72,7 +73,7 @@ impl Chunk {
     /// A chunk rampart built (translated from another format, or simulated).
     pub fn from_value(v: &Value) -> Chunk {
         Chunk {
-            json: v.to_string(),
+            json: v.to_string().into(),
             fields: ChunkFields::from_value(v),
         }
     }

@@ -8,7 +8,7 @@ pub mod stream;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use eventsource_stream2::Event;
+use super::transport::Event;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http::header::{HeaderName, HeaderValue};

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
+use super::transport::Event;
 use bytes::Bytes;
-use eventsource_stream2::Event;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
@@ -199,13 +199,8 @@ fn chunks(events: BoxStream<'static, Result<Event, ProviderError>>) -> Chunks {
                     if trimmed.is_empty() {
                         continue;
                     }
-                    // The event's own text when nothing was trimmed (the usual case): no copy.
-                    let data = if trimmed.len() == e.data.len() {
-                        e.data
-                    } else {
-                        trimmed.to_string()
-                    };
-                    Chunk::from_json(data)
+                    // The event's own bytes, trimmed or not: no copy.
+                    Chunk::from_json(e.data.slice_ref(trimmed))
                 }
             };
             let over = item.is_err();

@@ -16,16 +16,18 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use eventsource_stream2::{Event, Eventsource};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
-use http_body_util::{BodyDataStream, BodyExt, Full};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rampart_core::config::HttpSettings;
 use serde_json::Value;
+use sseer::errors::EventStreamError;
+use sseer::event_stream::EventStream;
 
 use super::{BuildError, ProviderError};
 
@@ -38,6 +40,9 @@ pub const MAX_ANSWER_BYTES: usize = 32 << 20;
 /// gateway's memory stayed at the spike's level. A connection idle this long is closed; one in
 /// use is never cut.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One server-sent event of a provider's stream; its text shares the bytes it arrived in.
+pub use sseer::event::Event;
 
 /// What a provider answers: its status, headers and a body read as it arrives.
 pub type Response = http::Response<hyper::body::Incoming>;
@@ -121,7 +126,7 @@ pub fn post_json(
     }
     // The class came in as a request header already checked to be visible ASCII.
     if let Some(v) = class.and_then(|c| HeaderValue::from_str(c).ok()) {
-        h.insert(crate::http::chat::CLASS, v);
+        h.insert(crate::http::chat::CLASS.clone(), v);
     }
     req
 }
@@ -303,73 +308,72 @@ pub fn events(
             }
         )));
     }
-    let mut seen = 0usize;
-    let bytes = BodyDataStream::new(resp.into_body()).map(move |chunk| {
-        let chunk = chunk?;
-        seen += chunk.len();
-        Ok::<_, hyper::Error>((chunk, seen))
-    });
-    // Stop at the byte limit before the event parser buffers past it.
-    let bounded = bytes
-        .map(|r| match r {
-            Ok((_, seen)) if seen > MAX_ANSWER_BYTES => Err(Bounded::TooLarge),
-            Ok((chunk, _)) => Ok(chunk),
-            Err(e) => Err(Bounded::Transport(e)),
-        })
-        .take_while_inclusive_ok();
-    let parsed = bounded.eventsource().map(move |ev| {
-        ev.map_err(|e| {
-            if !e.is_transport() {
-                return ProviderError::Invalid(format!(
-                    "the provider's event stream is malformed: {e}"
-                ));
-            }
-            match e.into_transport() {
-                Some(Bounded::Transport(t)) => body_error(&t),
-                _ => too_large(),
+    let parsed = EventStream::new(Bounded::new(resp.into_body())).map(|ev| {
+        ev.map_err(|e| match e {
+            EventStreamError::Transport(BodyStop::Transport(t)) => body_error(&t),
+            EventStreamError::Transport(BodyStop::TooLarge) => too_large(),
+            EventStreamError::Utf8Error(e) => {
+                ProviderError::Invalid(format!("the provider's event stream is malformed: {e}"))
             }
         })
     });
     Ok(with_idle_timeout(parsed.boxed(), idle).boxed())
 }
 
-/// Why the byte stream stopped early.
-#[derive(Debug)]
-enum Bounded {
-    TooLarge,
-    Transport(hyper::Error),
+/// A provider's answer body as a stream of its data frames (each a shared `Bytes`, handed to
+/// the event parser without a copy), ending with one error past [`MAX_ANSWER_BYTES`] or when
+/// the connection fails, so the parser never buffers past the limit.
+struct Bounded {
+    body: hyper::body::Incoming,
+    seen: usize,
+    over: bool,
 }
 
-impl std::fmt::Display for Bounded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Bounded::TooLarge => write!(f, "answer too large"),
-            Bounded::Transport(e) => write!(f, "{e}"),
+impl Bounded {
+    fn new(body: hyper::body::Incoming) -> Bounded {
+        Bounded {
+            body,
+            seen: 0,
+            over: false,
         }
     }
 }
 
-/// Ends a stream after its first error (inclusive).
-trait TakeWhileOk: Stream + Sized {
-    fn take_while_inclusive_ok(self) -> BoxStream<'static, Self::Item>;
+/// Why the byte stream stopped early.
+#[derive(Debug)]
+enum BodyStop {
+    TooLarge,
+    Transport(hyper::Error),
 }
 
-impl<S, T, E> TakeWhileOk for S
-where
-    S: Stream<Item = Result<T, E>> + Send + 'static,
-    T: Send + 'static,
-    E: Send + 'static,
-{
-    fn take_while_inclusive_ok(self) -> BoxStream<'static, Self::Item> {
-        futures_util::stream::unfold((self.boxed(), false), |(mut s, failed)| async move {
-            if failed {
-                return None;
+impl Stream for Bounded {
+    type Item = Result<Bytes, BodyStop>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.over {
+                return Poll::Ready(None);
             }
-            let item = s.next().await?;
-            let failed = item.is_err();
-            Some((item, (s, failed)))
-        })
-        .boxed()
+            let frame = match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(e)) => {
+                    this.over = true;
+                    return Poll::Ready(Some(Err(BodyStop::Transport(e))));
+                }
+                Some(Ok(frame)) => frame,
+            };
+            // Trailers carry no events.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            this.seen += data.len();
+            if this.seen > MAX_ANSWER_BYTES {
+                this.over = true;
+                return Poll::Ready(Some(Err(BodyStop::TooLarge)));
+            }
+            return Poll::Ready(Some(Ok(data)));
+        }
     }
 }
 
