@@ -2,7 +2,9 @@
 //!
 //! The body is never turned into a JSON tree. [`ChatRequest`] keeps the client's bytes (a
 //! reference-counted [`Bytes`], shared by the variant call, the shadow call and the pair record
-//! without copying) and the byte range of each top-level field and of each message; the few
+//! without copying), checked to be UTF-8 once and then read as text (serde_json's byte reader
+//! would check every string it reads again, and every raw field it hands out), and the byte
+//! range of each top-level field and of each message; the few
 //! fields rampart reads (`model`, `stream`, `user`, `stream_options.include_usage`, each
 //! message's `role`) are read out as small values. What one request may cost is bounded by
 //! [`Limits`]: the nesting depth, checked before parsing, and the number of messages, past which
@@ -12,6 +14,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
+use bytes_utils::Str;
 use serde::Deserialize;
 use serde::de::DeserializeSeed;
 use serde_json::value::RawValue;
@@ -80,7 +83,8 @@ pub struct Message {
 /// A checked chat-completions request: the client's bytes plus where each part sits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
-    bytes: Bytes,
+    /// The client's bytes, known to be UTF-8.
+    body: Str,
     /// Top-level fields other than `messages`, sorted by key (a repeated key's last value wins).
     fields: Vec<(Key, Range<usize>)>,
     messages_span: Range<usize>,
@@ -189,7 +193,7 @@ fn field(msg: &str) -> RequestError {
 }
 
 /// The byte offset of `part` (borrowed from `whole`) in `whole`.
-fn span_in(whole: &[u8], part: &str) -> Range<usize> {
+fn span_in(whole: &str, part: &str) -> Range<usize> {
     let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
     start..start + part.len()
 }
@@ -234,16 +238,23 @@ impl ChatRequest {
     /// array `messages` of objects with a string `role`, and a boolean (or null) `stream`.
     pub fn parse(bytes: Bytes, limits: Limits) -> Result<ChatRequest, RequestError> {
         check_depth(&bytes, limits.max_depth.min(Limits::MAX_DEPTH_CEILING))?;
-        let top = match serde_json::from_slice::<Members<'_>>(&bytes) {
+        let body = Str::from_inner(bytes).map_err(|e| {
+            // Where serde_json would have stopped reading it, when it would have.
+            let bytes = e.into_inner();
+            match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                Err(e) => RequestError::Json(e.to_string()),
+                Ok(_) => RequestError::Json("the body is not UTF-8".into()),
+            }
+        })?;
+        let text: &str = &body;
+        let top = match serde_json::from_str::<Members<'_>>(text) {
             Ok(t) => t.into_sorted(),
             Err(e) if e.is_data() => {
                 // Valid JSON that is not an object, or not JSON at all.
-                return Err(
-                    match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-                        Ok(_) => RequestError::NotObject,
-                        Err(e) => RequestError::Json(e.to_string()),
-                    },
-                );
+                return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                    Ok(_) => RequestError::NotObject,
+                    Err(e) => RequestError::Json(e.to_string()),
+                });
             }
             Err(e) => return Err(RequestError::Json(e.to_string())),
         };
@@ -261,7 +272,7 @@ impl ChatRequest {
         let Some(raw_messages) = member(&top, "messages") else {
             return Err(field("missing required field `messages`"));
         };
-        let messages = read_messages(&bytes, raw_messages, limits)?;
+        let messages = read_messages(text, raw_messages, limits)?;
         let stream = match member(&top, "stream").map(|r| r.get()) {
             None | Some("null") | Some("false") => false,
             Some("true") => true,
@@ -274,16 +285,16 @@ impl ChatRequest {
             .and_then(|r| serde_json::from_str::<IncludeUsage>(r.get()).ok())
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        let messages_span = span_in(&bytes, raw_messages.get());
+        let messages_span = span_in(text, raw_messages.get());
         let fields = top
             .iter()
             .filter(|(k, _)| k.as_ref() != "messages")
             .map(|(k, v)| {
                 let key = match k {
-                    Cow::Borrowed(k) => Key::At(span_in(&bytes, k)),
+                    Cow::Borrowed(k) => Key::At(span_in(text, k)),
                     Cow::Owned(k) => Key::Unescaped(k.as_str().into()),
                 };
-                (key, span_in(&bytes, v.get()))
+                (key, span_in(text, v.get()))
             })
             .collect();
         Ok(ChatRequest {
@@ -294,7 +305,7 @@ impl ChatRequest {
             stream,
             user,
             stream_usage,
-            bytes,
+            body,
         })
     }
 
@@ -306,15 +317,12 @@ impl ChatRequest {
 
     /// The body as the client sent it.
     pub fn bytes(&self) -> &Bytes {
-        &self.bytes
+        self.body.inner()
     }
 
     fn text(&self, span: &Range<usize>) -> &str {
-        // Spans come from `&str`s serde_json borrowed out of these bytes, so they are UTF-8.
-        self.bytes
-            .get(span.clone())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("null")
+        // Spans come from `&str`s serde_json borrowed out of this text: on char boundaries.
+        self.body.get(span.clone()).unwrap_or("null")
     }
 
     fn key<'a>(&'a self, key: &'a Key) -> &'a str {
@@ -357,11 +365,7 @@ impl ChatRequest {
     }
 }
 
-fn read_messages(
-    bytes: &[u8],
-    raw: &RawValue,
-    limits: Limits,
-) -> Result<Vec<Message>, RequestError> {
+fn read_messages(body: &str, raw: &RawValue, limits: Limits) -> Result<Vec<Message>, RequestError> {
     let not_array = || field("`messages` must be an array of message objects");
     if !raw.get().starts_with('[') {
         return Err(not_array());
@@ -398,7 +402,7 @@ fn read_messages(
             .ok_or_else(bad)?;
         out.push(Message {
             role,
-            span: span_in(bytes, item.get()),
+            span: span_in(body, item.get()),
         });
     }
     Ok(out)

@@ -33,9 +33,10 @@ use crate::shadow::ShadowJob;
 
 /// The endpoint's path (the router's route, and the connection's shortcut to this handler).
 pub const PATH: &str = "/v1/chat/completions";
-pub const ROUTING_KEY: &str = "x-rampart-routing-key";
-pub const TENANT: &str = "x-rampart-tenant";
-pub const CLASS: &str = "x-rampart-class";
+// The request headers rampart reads, named once (a `&str` name is parsed on every look-up).
+pub static ROUTING_KEY: HeaderName = HeaderName::from_static("x-rampart-routing-key");
+pub static TENANT: HeaderName = HeaderName::from_static("x-rampart-tenant");
+pub static CLASS: HeaderName = HeaderName::from_static("x-rampart-class");
 
 // The response headers rampart adds, named once (a `&str` name is parsed on every insert).
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-rampart-request-id");
@@ -90,7 +91,7 @@ pub fn parse_request(bytes: bytes::Bytes, limits: Limits) -> Result<ChatRequest,
     })
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -227,14 +228,14 @@ async fn admit<'a>(
         ));
         return Err(reject("unknown_route", e, &out_headers));
     };
-    let header = |name| {
+    let header = |name: &HeaderName| {
         header_str(headers, name)
             .map(|v| v.map(str::to_string))
             .map_err(|e| reject("invalid", e, &out_headers))
     };
-    let routing_key = header(ROUTING_KEY)?.or_else(|| request.user.clone());
-    let tenant = header(TENANT)?;
-    let class = header(CLASS)?;
+    let routing_key = header(&ROUTING_KEY)?.or_else(|| request.user.clone());
+    let tenant = header(&TENANT)?;
+    let class = header(&CLASS)?;
     let snapshot = gw.snapshot.load();
     let view = snapshot.by_route.get(&request.model).cloned();
     let assignment = routing::assign(view.as_deref(), routing_key.as_deref(), tenant.as_deref());
@@ -251,7 +252,10 @@ async fn admit<'a>(
         return Err(Box::new((e, out_headers)));
     };
     set_header(&mut out_headers, &VARIANT, &variant.name);
-    set_header(&mut out_headers, &COHORT, assignment.cohort.as_str());
+    out_headers.insert(
+        COHORT.clone(),
+        HeaderValue::from_static(assignment.cohort.as_str()),
+    );
     if let Some(v) = &view {
         set_header(&mut out_headers, &STAGE, &v.stage);
     }

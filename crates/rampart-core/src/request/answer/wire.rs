@@ -24,10 +24,13 @@ fn object(bytes: &[u8], what: &str) -> Result<(), serde_json::Error> {
     Ok(())
 }
 
-/// Read a `chat.completion` body.
+/// Read a `chat.completion` body. Checked to be UTF-8 once, then read as text: serde_json's
+/// byte reader would check each string it reads again.
 pub fn completion(bytes: &[u8]) -> Result<Answer, serde_json::Error> {
     object(bytes, "a chat completion")?;
-    let wire: Completion = serde_json::from_slice(bytes)?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| de::Error::custom(format_args!("a chat completion is UTF-8: {e}")))?;
+    let wire: Completion = serde_json::from_str(text)?;
     let mut a = Answer::default();
     if let Some(choice) = wire.choices.0.and_then(|c| c.0) {
         if let Some(msg) = choice.message.0 {
