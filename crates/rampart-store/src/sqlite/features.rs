@@ -16,7 +16,7 @@ use rampart_core::compare::features::JudgeVerdicts;
 use rampart_core::compare::format::Markdown;
 use rampart_core::compare::{Equivalence, PairFeatures, SideFeatures, pair_features};
 use rampart_core::record::Pair;
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{CachedStatement, Row, Statement, Transaction, params};
 
 use super::rows::{bad_value, pair_from_row, verdict_column};
 use crate::columns::{PAIR_COLUMNS, verdict_str};
@@ -112,7 +112,21 @@ pub(crate) fn parse_equivalence(s: &str) -> Option<Equivalence> {
 
 /// Stores the features of the pair just stored as row `pair_id`: those it carries, or computed
 /// here.
-pub(super) fn insert(tx: &Transaction<'_>, pair_id: i64, pair: &Pair) -> Result<()> {
+/// The statement [`insert`] runs, prepared once per batch (the statement cache hashes and
+/// compares the whole SQL text on every look-up).
+pub(super) fn insert_statement<'t>(tx: &'t Transaction<'_>) -> Result<CachedStatement<'t>> {
+    Ok(tx.prepare_cached(
+        "INSERT INTO pair_features (pair_id, rollout, stage, request_id, ts_ms, class, tenant, \
+         b_flags, b_chars, b_tokens, b_completion_tokens, b_opening, b_latency_ms, b_cost_usd, \
+         c_flags, c_chars, c_tokens, c_completion_tokens, c_opening, c_latency_ms, c_cost_usd, \
+         exact_match, normalized_match, similarity, embedding_similarity, equivalence, \
+         length_ratio, judge_first, judge_second, judge_failed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+         ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
+         ?25, ?26, ?27, ?28, ?29, ?30)",
+    )?)
+}
+
+pub(super) fn insert(stmt: &mut Statement<'_>, pair_id: i64, pair: &Pair) -> Result<()> {
     let computed;
     let f = match &pair.features {
         Some(f) => f.as_ref(),
@@ -121,15 +135,6 @@ pub(super) fn insert(tx: &Transaction<'_>, pair_id: i64, pair: &Pair) -> Result<
             &computed
         }
     };
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO pair_features (pair_id, rollout, stage, request_id, ts_ms, class, tenant, \
-         b_flags, b_chars, b_tokens, b_completion_tokens, b_opening, b_latency_ms, b_cost_usd, \
-         c_flags, c_chars, c_tokens, c_completion_tokens, c_opening, c_latency_ms, c_cost_usd, \
-         exact_match, normalized_match, similarity, embedding_similarity, equivalence, \
-         length_ratio, judge_first, judge_second, judge_failed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-         ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
-         ?25, ?26, ?27, ?28, ?29, ?30)",
-    )?;
     let (b, c) = (&f.baseline, &f.candidate);
     stmt.execute(params![
         pair_id,
@@ -269,8 +274,9 @@ pub(super) fn backfill(tx: &Transaction<'_>) -> Result<()> {
         };
         let Some((last, _)) = page.last() else { break };
         after = *last;
+        let mut stmt = insert_statement(tx)?;
         for (id, pair) in &page {
-            insert(tx, *id, pair)?;
+            insert(&mut stmt, *id, pair)?;
         }
         done += page.len() as u64;
     }

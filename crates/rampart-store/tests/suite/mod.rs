@@ -5,7 +5,9 @@
 
 use rampart_core::compare::judge::Verdict;
 use rampart_core::outcomes::OutcomeRecord;
-use rampart_core::record::{EditOutcome, Feedback, Pair, PairJudgment, Thumbs};
+use rampart_core::record::{
+    EditOutcome, Feedback, Outcome, Pair, PairJudgment, RequestEvent, Thumbs,
+};
 use rampart_core::routing::Cohort;
 use rampart_store::{AuditEntry, OutcomeMoments, PairFilter, PairFlag, PairQuery, Store};
 
@@ -42,6 +44,7 @@ macro_rules! store_suite {
             tenant_caps_upsert_per_rollout,
             features_a_pair_carries_are_stored_as_given,
             a_batch_writes_events_and_pairs_together_and_skips_repeats_inside_it,
+            a_large_batch_stores_every_event_field_for_field_and_skips_its_repeats,
             text_with_every_special_character_round_trips,
             outcomes_are_summed_per_name_and_cohort_and_repeats_skipped,
             a_change_is_a_compare_and_set_with_its_audit_rows,
@@ -89,6 +92,65 @@ pub fn a_batch_writes_events_and_pairs_together_and_skips_repeats_inside_it(stor
     assert_eq!(store.count_pairs("ro").unwrap(), 2);
     // An empty batch is a no-op.
     store.write_batch(&[], &[]).unwrap();
+}
+
+/// Enough events that a store writing several per statement (SQLite: 16) fills whole
+/// statements and a partial one, every field different from row to row, so a parameter bound to
+/// the wrong row or column shows; repeats inside a statement, across statements and in the
+/// partial one are skipped, the first copy kept.
+pub fn a_large_batch_stores_every_event_field_for_field_and_skips_its_repeats(store: &dyn Store) {
+    let varied = |i: usize| {
+        let n = i as i64;
+        let some = |s: String| (!i.is_multiple_of(3)).then_some(s);
+        RequestEvent {
+            request_id: format!("many-{i}"),
+            ts_ms: 1_000 + n,
+            route: format!("route-{i}"),
+            rollout: some(format!("ro-{}", i % 4)),
+            stage: some(format!("stage-{i}")),
+            variant: format!("v-{i}"),
+            cohort: [Cohort::Control, Cohort::Canary, Cohort::Unkeyed][i % 3],
+            key_hash: i.is_multiple_of(2).then(|| format!("key-{i}")),
+            tenant: (!i.is_multiple_of(5)).then(|| format!("tenant-{i}")),
+            class: (i % 4 != 1).then(|| format!("class-{i}")),
+            status: 200 + i as u16,
+            outcome: Outcome::ALL[i % Outcome::ALL.len()],
+            latency_ms: 10.0 + n as f64 / 4.0,
+            ttft_ms: (i % 2 == 1).then_some(n as f64 / 8.0),
+            prompt_tokens: 3 * i as u64,
+            completion_tokens: 7 * i as u64,
+            cost_usd: n as f64 / 1e4,
+            refusal: i.is_multiple_of(7),
+            streamed: i.is_multiple_of(2),
+            finish_reason: some(format!("reason-{i}")),
+            output_text: (i % 6 != 5).then(|| format!("answer {i}, with \"quotes\" and ünï")),
+        }
+    };
+    let originals: Vec<RequestEvent> = (0..45).map(varied).collect();
+    let repeat = |of: usize| {
+        let mut repeat = varied(of);
+        repeat.variant = "a later copy".into();
+        repeat.ts_ms = -1;
+        repeat
+    };
+    // Each repeat comes after its original in the batch: the first copy is the one kept.
+    let mut batch = originals.clone();
+    for (at, of) in [(5, 2), (20, 3), (40, 17)] {
+        batch.insert(at, repeat(of));
+    }
+    batch.push(repeat(43));
+    store.write_batch(&batch, &[]).unwrap();
+    assert_eq!(store.count_events().unwrap(), originals.len() as u64);
+    for e in &originals {
+        assert_eq!(store.get_event(&e.request_id).unwrap().as_ref(), Some(e));
+    }
+    // The whole batch again (a retry) changes nothing.
+    store.write_batch(&batch, &[]).unwrap();
+    assert_eq!(store.count_events().unwrap(), originals.len() as u64);
+    assert_eq!(
+        store.get_event("many-17").unwrap().as_ref(),
+        Some(&originals[17])
+    );
 }
 
 pub fn text_with_every_special_character_round_trips(store: &dyn Store) {
