@@ -8,13 +8,13 @@ pub mod stream;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::transport::Event;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http::header::{HeaderName, HeaderValue};
 use rampart_core::config::{AnthropicProvider, HttpSettings};
 use serde_json::Value;
 
+use super::transport::Event;
 use super::{BuildError, Chunk, Chunks, Completion, ProviderError, Reply, transport};
 
 pub struct AnthropicClient {

@@ -5,10 +5,13 @@
 //! billions of slots. An index past [`MAX_TOOL_CALLS`], or one that skips ahead of the calls
 //! seen so far, is a provider error and ends the stream.
 
-use futures_util::StreamExt;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::{Stream, StreamExt};
 use rampart_core::request::ChunkFields;
 
-use super::{Chunks, ProviderError};
+use super::{Chunk, Chunks, ProviderError};
 
 /// Most tool calls one answer may carry.
 pub const MAX_TOOL_CALLS: u64 = 128;
@@ -40,19 +43,34 @@ pub fn check_chunk(chunk: &ChunkFields, calls: &mut u64) -> Result<(), ProviderE
 
 /// `chunks`, ending with a provider error at the first chunk [`check_chunk`] refuses.
 pub fn bounded(chunks: Chunks) -> Chunks {
-    futures_util::stream::unfold(
-        (chunks, 0u64, false),
-        |(mut s, mut calls, over)| async move {
-            if over {
-                return None;
-            }
-            let item = s.next().await?;
-            let item = item.and_then(|c| check_chunk(&c.fields, &mut calls).map(|()| c));
-            let over = item.is_err();
-            Some((item, (s, calls, over)))
-        },
-    )
-    .boxed()
+    Box::pin(Bounded {
+        chunks,
+        calls: 0,
+        over: false,
+    })
+}
+
+/// See [`bounded`]: polled in place, no future per chunk.
+struct Bounded {
+    chunks: Chunks,
+    /// Tool calls the stream has opened so far.
+    calls: u64,
+    over: bool,
+}
+
+impl Stream for Bounded {
+    type Item = Result<Chunk, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.over {
+            return Poll::Ready(None);
+        }
+        let item = ready!(this.chunks.poll_next_unpin(cx))
+            .map(|item| item.and_then(|c| check_chunk(&c.fields, &mut this.calls).map(|()| c)));
+        this.over = !matches!(item, Some(Ok(_)));
+        Poll::Ready(item)
+    }
 }
 
 #[cfg(test)]

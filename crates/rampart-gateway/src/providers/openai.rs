@@ -1,19 +1,21 @@
 //! Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, `rampart mock-llm`, …), and Azure
 //! OpenAI, which speaks the same wire format on its own URL scheme and key header.
 //!
-//! One pooled `reqwest::Client` per provider with its own timeouts. The API key is read once,
-//! at start-up, from the environment variable the config names; it is never logged.
+//! One pooled HTTP client per provider ([`transport`]) with its own timeouts. The API key is
+//! read once, at start-up, from the environment variable the config names; it is never logged.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use super::transport::Event;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use rampart_core::config::{AzureOpenAiProvider, HttpSettings, OpenAiProvider};
 use serde_json::Value;
 
+use super::transport::Event;
 use super::{BuildError, Chunk, Chunks, Completion, ProviderError, Reply, transport};
 
 /// How the key travels: `Authorization: Bearer …` (OpenAI) or `api-key: …` (Azure OpenAI),
@@ -181,12 +183,28 @@ fn encode_segment(s: &str) -> String {
 /// without `[DONE]`, an event that is not JSON, or an `{"error": …}` event is a provider
 /// error, and the stream ends there.
 fn chunks(events: BoxStream<'static, Result<Event, ProviderError>>) -> Chunks {
-    futures_util::stream::unfold((events, false), |(mut ev, over)| async move {
-        if over {
-            return None;
+    Box::pin(OpenAiChunks {
+        events,
+        over: false,
+    })
+}
+
+/// See [`chunks`]: polled in place, no future per event.
+struct OpenAiChunks {
+    events: BoxStream<'static, Result<Event, ProviderError>>,
+    over: bool,
+}
+
+impl Stream for OpenAiChunks {
+    type Item = Result<Chunk, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.over {
+            return Poll::Ready(None);
         }
         loop {
-            let item = match ev.next().await {
+            let item = match ready!(this.events.poll_next_unpin(cx)) {
                 None => Err(ProviderError::Invalid(
                     "the provider's stream ended without `data: [DONE]`".into(),
                 )),
@@ -194,7 +212,8 @@ fn chunks(events: BoxStream<'static, Result<Event, ProviderError>>) -> Chunks {
                 Some(Ok(e)) => {
                     let trimmed = e.data.trim();
                     if trimmed == "[DONE]" {
-                        return None;
+                        this.over = true;
+                        return Poll::Ready(None);
                     }
                     if trimmed.is_empty() {
                         continue;
@@ -203,9 +222,8 @@ fn chunks(events: BoxStream<'static, Result<Event, ProviderError>>) -> Chunks {
                     Chunk::from_json(e.data.slice_ref(trimmed))
                 }
             };
-            let over = item.is_err();
-            return Some((item, (ev, over)));
+            this.over = item.is_err();
+            return Poll::Ready(Some(item));
         }
-    })
-    .boxed()
+    }
 }
