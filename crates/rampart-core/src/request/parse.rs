@@ -4,11 +4,11 @@
 //! reference-counted [`Bytes`], shared by the variant call, the shadow call and the pair record
 //! without copying), checked to be UTF-8 once and then read as text (serde_json's byte reader
 //! would check every string it reads again, and every raw field it hands out), and the byte
-//! range of each top-level field and of each message; the few
-//! fields rampart reads (`model`, `stream`, `user`, `stream_options.include_usage`, each
-//! message's `role`) are read out as small values. What one request may cost is bounded by
-//! [`Limits`]: the nesting depth, checked before parsing, and the number of messages, past which
-//! messages are only counted, never collected or read.
+//! range of each top-level field and of each message; the few fields rampart reads (`model`,
+//! `stream`, `user`, `stream_options.include_usage`, each message's `role`) are read out as
+//! small values. What one request may cost is bounded by [`Limits`]: the nesting depth, checked
+//! before parsing, and the number of messages, past which messages are only counted, never
+//! collected or read.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -239,7 +239,8 @@ impl ChatRequest {
     pub fn parse(bytes: Bytes, limits: Limits) -> Result<ChatRequest, RequestError> {
         check_depth(&bytes, limits.max_depth.min(Limits::MAX_DEPTH_CEILING))?;
         let body = Str::from_inner(bytes).map_err(|e| {
-            // Where serde_json would have stopped reading it, when it would have.
+            // serde_json's own error when it finds one (it does not check the strings it
+            // skips), so a body that is not JSON either is refused as before.
             let bytes = e.into_inner();
             match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
                 Err(e) => RequestError::Json(e.to_string()),
