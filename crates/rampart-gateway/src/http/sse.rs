@@ -101,4 +101,18 @@ mod tests {
             .unwrap();
         assert_eq!(&body[..], b"data: {\"x\":1}\n\ndata: [DONE]\n\n");
     }
+
+    /// Events that are ready together reach hyper as one frame, which it writes with one
+    /// `writev`: the response's body is coalesced (`coalesce.rs`; without it, one write each).
+    #[tokio::test]
+    async fn events_ready_together_leave_as_one_frame() {
+        use http_body_util::BodyExt;
+        let events = futures_util::stream::iter(["a", "b", "[DONE]"].map(super::data));
+        let mut body = super::response(events).into_body();
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(frames, [&b"data: a\n\ndata: b\n\ndata: [DONE]\n\n"[..]]);
+    }
 }
