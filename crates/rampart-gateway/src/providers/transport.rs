@@ -308,7 +308,7 @@ pub fn events(
             }
         )));
     }
-    let parsed = EventStream::new(Bounded::new(resp.into_body())).map(|ev| {
+    let parsed = EventStream::new(BodyFrames::new(resp.into_body())).map(|ev| {
         ev.map_err(|e| match e {
             EventStreamError::Transport(BodyStop::Transport(t)) => body_error(&t),
             EventStreamError::Transport(BodyStop::TooLarge) => too_large(),
@@ -323,15 +323,15 @@ pub fn events(
 /// A provider's answer body as a stream of its data frames (each a shared `Bytes`, handed to
 /// the event parser without a copy), ending with one error past [`MAX_ANSWER_BYTES`] or when
 /// the connection fails, so the parser never buffers past the limit.
-struct Bounded {
+struct BodyFrames {
     body: hyper::body::Incoming,
     seen: usize,
     over: bool,
 }
 
-impl Bounded {
-    fn new(body: hyper::body::Incoming) -> Bounded {
-        Bounded {
+impl BodyFrames {
+    fn new(body: hyper::body::Incoming) -> BodyFrames {
+        BodyFrames {
             body,
             seen: 0,
             over: false,
@@ -346,7 +346,7 @@ enum BodyStop {
     Transport(hyper::Error),
 }
 
-impl Stream for Bounded {
+impl Stream for BodyFrames {
     type Item = Result<Bytes, BodyStop>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

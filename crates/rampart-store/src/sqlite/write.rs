@@ -37,14 +37,10 @@ fn pace(row: usize) {
 const EVENTS_PER_STATEMENT: usize = 16;
 const EVENT_PARAMS: usize = 21;
 
-/// `INSERT OR IGNORE` of one event, and of [`EVENTS_PER_STATEMENT`]: built once (the text is
+/// [`events_sql`] of [`EVENTS_PER_STATEMENT`] events and of one, each built once (the text is
 /// the statement cache's key, looked up for every batch).
-fn insert_events_sql(rows: usize) -> &'static str {
-    static ONE: OnceLock<String> = OnceLock::new();
-    static GROUP: OnceLock<String> = OnceLock::new();
-    let cell = if rows == 1 { &ONE } else { &GROUP };
-    cell.get_or_init(|| events_sql(rows))
-}
+static GROUP_SQL: OnceLock<String> = OnceLock::new();
+static ONE_SQL: OnceLock<String> = OnceLock::new();
 
 /// `INSERT OR IGNORE` of `rows` events, their parameters numbered row after row.
 fn events_sql(rows: usize) -> String {
@@ -97,10 +93,11 @@ pub(super) fn insert_events_tx(tx: &Transaction<'_>, events: &[RequestEvent]) ->
     let mut skipped = 0usize;
     let mut groups = events.chunks_exact(EVENTS_PER_STATEMENT);
     if groups.len() > 0 {
-        let mut stmt = tx.prepare_cached(insert_events_sql(EVENTS_PER_STATEMENT))?;
+        let sql = GROUP_SQL.get_or_init(|| events_sql(EVENTS_PER_STATEMENT));
+        let mut stmt = tx.prepare_cached(sql)?;
         for (i, group) in groups.by_ref().enumerate() {
-            pace(i * EVENTS_PER_STATEMENT + EVENTS_PER_STATEMENT - 1);
             for (row, e) in group.iter().enumerate() {
+                pace(i * EVENTS_PER_STATEMENT + row);
                 bind_event(&mut stmt, row, e)?;
             }
             skipped += EVENTS_PER_STATEMENT.saturating_sub(stmt.raw_execute()?);
@@ -108,7 +105,7 @@ pub(super) fn insert_events_tx(tx: &Transaction<'_>, events: &[RequestEvent]) ->
     }
     let rest = groups.remainder();
     if !rest.is_empty() {
-        let mut stmt = tx.prepare_cached(insert_events_sql(1))?;
+        let mut stmt = tx.prepare_cached(ONE_SQL.get_or_init(|| events_sql(1)))?;
         for e in rest {
             bind_event(&mut stmt, 0, e)?;
             skipped += 1usize.saturating_sub(stmt.raw_execute()?);
