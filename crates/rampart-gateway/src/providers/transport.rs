@@ -1,13 +1,15 @@
-//! The HTTP plumbing every remote provider shares: one pooled HTTP/1.1 client (hyper-util's,
-//! over rustls for `https`) that never follows redirects, bounded answer bodies, error bodies
+//! The HTTP plumbing every remote provider shares: one pool of HTTP/1.1 connections per provider
+//! (hyper's, over rustls for `https`; see [`pool`]) that never follows redirects, bounded answer bodies, error bodies
 //! read into [`ProviderError::Status`], and server-sent events read with a time-to-first-byte
 //! and an idle-between-events timeout.
 //!
-//! The client is hyper-util's rather than reqwest's: per call reqwest adds a URL-to-URI
-//! conversion, a redirect policy and a retry layer that rampart does not use (it never follows
-//! redirects and retries in [`super::retry`]), about 2.5 µs of CPU a call on one core
-//! (`bench/vs-nginx.sh BARE=1`, the bare proxy with either client). The connector is the one
-//! reqwest used (hyper-rustls with the webpki roots), so `https` providers are reached as before.
+//! The client is hyper's own connection API under a small pool, not reqwest's nor hyper-util's
+//! pooled client: per call reqwest adds a URL-to-URI conversion, a redirect policy and a retry
+//! layer that rampart does not use (it never follows redirects and retries in
+//! [`super::retry`]), about 2.5 µs of CPU a call on one core (`bench/vs-nginx.sh BARE=1`, the
+//! bare proxy with either client), and hyper-util's client runs each connection as a task of its
+//! own (see [`pool`] for what that costs). The connector is the one reqwest used (hyper-rustls
+//! with the webpki roots), so `https` providers are reached as before.
 //! Proxy environment variables (`HTTPS_PROXY`, …) are not read: providers are reached directly.
 
 use std::future::Future;
@@ -21,9 +23,7 @@ use futures_util::{Stream, StreamExt};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rampart_core::config::HttpSettings;
 use serde_json::Value;
 use sseer::errors::EventStreamError;
@@ -44,8 +44,10 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// One server-sent event of a provider's stream; its text shares the bytes it arrived in.
 pub use sseer::event::Event;
 
+mod pool;
+
 /// What a provider answers: its status, headers and a body read as it arrives.
-pub type Response = http::Response<hyper::body::Incoming>;
+pub type Response = http::Response<pool::Body>;
 
 /// A request to a provider: a whole body, sent with its `Content-Length`.
 pub type Request = http::Request<Full<Bytes>>;
@@ -53,7 +55,7 @@ pub type Request = http::Request<Full<Bytes>>;
 /// One provider's pooled client. Cloning shares the pool.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: pool::Pool,
 }
 
 /// Builds a provider's pooled client. Redirects are never followed (hyper's client
@@ -69,12 +71,9 @@ pub fn client(http: &HttpSettings) -> HttpClient {
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp);
-    let inner = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(http.max_idle_per_host)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .build(tls);
-    HttpClient { inner }
+    HttpClient {
+        inner: pool::Pool::new(tls, http.max_idle_per_host, POOL_IDLE_TIMEOUT),
+    }
 }
 
 /// The absolute `http`/`https` URI of provider `name`'s `url`, checked once at start-up.
@@ -147,7 +146,7 @@ pub fn api_key(name: &str, var: Option<&str>) -> Result<Option<String>, BuildErr
 
 /// A failure to send a request or read its answer's head: the connection could not be made or
 /// broke before the provider answered.
-fn send_error(e: &hyper_util::client::legacy::Error) -> ProviderError {
+fn send_error(e: &pool::SendError) -> ProviderError {
     ProviderError::Connect(chain(e))
 }
 
@@ -179,7 +178,11 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<Response, ProviderError> {
     let left = deadline.saturating_duration_since(Instant::now());
-    let resp = match tokio::time::timeout(left, client.inner.request(req)).await {
+    // Boxed, as hyper-util's client boxed its own: the exchange's future is over a kilobyte,
+    // and every future awaiting a provider (a request's, a spawned shadow call's) is moved
+    // whole into place.
+    let exchange = Box::pin(client.inner.request(req));
+    let resp = match tokio::time::timeout(left, exchange).await {
         Err(_) => return Err(ProviderError::Timeout(timeout)),
         Ok(r) => r.map_err(|e| send_error(&e))?,
     };
@@ -324,13 +327,13 @@ pub fn events(
 /// the event parser without a copy), ending with one error past [`MAX_ANSWER_BYTES`] or when
 /// the connection fails, so the parser never buffers past the limit.
 struct BodyFrames {
-    body: hyper::body::Incoming,
+    body: pool::Body,
     seen: usize,
     over: bool,
 }
 
 impl BodyFrames {
-    fn new(body: hyper::body::Incoming) -> BodyFrames {
+    fn new(body: pool::Body) -> BodyFrames {
         BodyFrames {
             body,
             seen: 0,
