@@ -1,7 +1,7 @@
 //! The HTTP plumbing every remote provider shares: one pool of HTTP/1.1 connections per provider
-//! (hyper's, over rustls for `https`; see [`pool`]) that never follows redirects, bounded answer bodies, error bodies
-//! read into [`ProviderError::Status`], and server-sent events read with a time-to-first-byte
-//! and an idle-between-events timeout.
+//! (hyper's, over rustls for `https`; see [`pool`]) that never follows redirects, bounded answer
+//! bodies, error bodies read into [`ProviderError::Status`], and server-sent events read with a
+//! time-to-first-byte and an idle-between-events timeout.
 //!
 //! The client is hyper's own connection API under a small pool, not reqwest's nor hyper-util's
 //! pooled client: per call reqwest adds a URL-to-URI conversion, a redirect policy and a retry

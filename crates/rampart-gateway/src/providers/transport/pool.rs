@@ -253,12 +253,15 @@ impl Pool {
     /// Starts the task that closes expired idle connections (once per pool, from a request, so
     /// inside the runtime); it ends when the pool is dropped.
     fn start_sweeping(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // expired connections are still skipped and dropped when taken
+        };
         if self.sweeping.swap(true, Ordering::Relaxed) {
             return;
         }
         let pool = Arc::downgrade(&self.shared);
         let every = self.shared.idle_timeout;
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 match pool.upgrade() {
