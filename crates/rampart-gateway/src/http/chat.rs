@@ -101,9 +101,44 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'
     }
 }
 
-fn set_header(h: &mut HeaderMap, name: &HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name.clone(), v);
+/// The `x-rampart-*` headers an answer to a chat request carries, error answers included, as
+/// far as they are known when it is given: set on the response itself, not gathered in a map of
+/// their own and copied into it.
+#[derive(Clone)]
+pub(super) struct Marks {
+    request_id: Option<HeaderValue>,
+    pub(super) variant: Option<HeaderValue>,
+    cohort: Option<HeaderValue>,
+    stage: Option<HeaderValue>,
+}
+
+impl Marks {
+    fn new(request_id: &str) -> Marks {
+        Marks {
+            request_id: HeaderValue::from_str(request_id).ok(),
+            variant: None,
+            cohort: None,
+            stage: None,
+        }
+    }
+
+    /// A header value from a configured name (route, variant, stage); `None` if it cannot be one.
+    pub(super) fn value(text: &str) -> Option<HeaderValue> {
+        HeaderValue::from_str(text).ok()
+    }
+
+    pub(super) fn set_on(self, h: &mut HeaderMap) {
+        let marks = [
+            (&REQUEST_ID, self.request_id),
+            (&VARIANT, self.variant),
+            (&COHORT, self.cohort),
+            (&STAGE, self.stage),
+        ];
+        for (name, value) in marks {
+            if let Some(v) = value {
+                h.insert(name.clone(), v);
+            }
+        }
     }
 }
 
@@ -115,15 +150,15 @@ pub async fn chat_completions(
     match handle(gw.clone(), headers, body).await {
         Ok(r) => r,
         Err(failure) => {
-            let (e, extra) = *failure;
+            let (e, marks) = *failure;
             let mut resp = e.into_response();
-            resp.headers_mut().extend(extra);
+            marks.set_on(resp.headers_mut());
             resp
         }
     }
 }
 
-type Failure = Box<(ApiError, HeaderMap)>;
+type Failure = Box<(ApiError, Marks)>;
 
 /// A request admitted to the data plane: parsed, its route resolved, its variant chosen.
 struct Admitted<'a> {
@@ -136,16 +171,14 @@ struct Admitted<'a> {
     assignment: routing::Assignment,
     variant: Arc<VariantConfig>,
     provider: Provider,
-    out_headers: HeaderMap,
+    marks: Marks,
 }
 
 async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
     let started = Instant::now();
     let ts_ms = gw.clock.now_ms();
     let request_id = format!("req_{}", uuid::Uuid::now_v7().simple());
-    let mut out_headers = HeaderMap::new();
-    set_header(&mut out_headers, &REQUEST_ID, &request_id);
-    let a = admit(&gw, &headers, body, out_headers).await?;
+    let a = admit(&gw, &headers, body, Marks::new(&request_id)).await?;
     let stream = a.request.stream;
     let provider_body = request::for_variant(&a.request, &a.variant, stream);
     let mut span = gw.telemetry.request(&headers, &a.route.name);
@@ -193,7 +226,7 @@ async fn handle(gw: DataPlane, headers: HeaderMap, body: Body) -> Result<Respons
         _ => None,
     };
     let forward_usage = a.request.stream_usage;
-    respond(&gw, reply, served, forward_usage, a.out_headers, fallback).await
+    respond(&gw, reply, served, forward_usage, a.marks, fallback).await
 }
 
 /// Read, parse and check the request, resolve its route and choose its variant. Each refusal
@@ -202,23 +235,23 @@ async fn admit<'a>(
     gw: &'a DataPlane,
     headers: &HeaderMap,
     body: Body,
-    mut out_headers: HeaderMap,
+    mut marks: Marks,
 ) -> Result<Admitted<'a>, Failure> {
-    let reject = |reason: &'static str, e: ApiError, h: &HeaderMap| {
+    let reject = |reason: &'static str, e: ApiError, m: &Marks| {
         gw.metrics.rejected(reason);
-        Box::new((e, h.clone()))
+        Box::new((e, m.clone()))
     };
     let server = &gw.config.server;
     let bytes = read_body(gw, headers, body)
         .await
-        .map_err(|e| reject("body", e, &out_headers))?;
+        .map_err(|e| reject("body", e, &marks))?;
     let request = parse_request(bytes, server.limits).map_err(|e| {
         let reason = if matches!(e, ApiError::TooComplex(_)) {
             "too_complex"
         } else {
             "invalid"
         };
-        reject(reason, e, &out_headers)
+        reject(reason, e, &marks)
     })?;
     let Some(route) = gw.config.routes.get(&request.model) else {
         // Route names are not listed: any client could read them.
@@ -226,12 +259,12 @@ async fn admit<'a>(
             "unknown route `{}`: `model` must name a route configured on this gateway",
             truncate(&request.model, 80)
         ));
-        return Err(reject("unknown_route", e, &out_headers));
+        return Err(reject("unknown_route", e, &marks));
     };
     let header = |name: &HeaderName| {
         header_str(headers, name)
             .map(|v| v.map(str::to_string))
-            .map_err(|e| reject("invalid", e, &out_headers))
+            .map_err(|e| reject("invalid", e, &marks))
     };
     let routing_key = header(&ROUTING_KEY)?.or_else(|| request.user.clone());
     let tenant = header(&TENANT)?;
@@ -245,20 +278,15 @@ async fn admit<'a>(
     };
     let Some(variant) = route.variants.get(variant_name).cloned() else {
         let e = ApiError::Internal(format!("variant `{variant_name}` is not configured"));
-        return Err(Box::new((e, out_headers)));
+        return Err(Box::new((e, marks)));
     };
     let Some(provider) = gw.providers.get(&variant.provider).cloned() else {
         let e = ApiError::Internal(format!("provider `{}` is not configured", variant.provider));
-        return Err(Box::new((e, out_headers)));
+        return Err(Box::new((e, marks)));
     };
-    set_header(&mut out_headers, &VARIANT, &variant.name);
-    out_headers.insert(
-        COHORT.clone(),
-        HeaderValue::from_static(assignment.cohort.as_str()),
-    );
-    if let Some(v) = &view {
-        set_header(&mut out_headers, &STAGE, &v.stage);
-    }
+    marks.variant = Marks::value(&variant.name);
+    marks.cohort = Some(HeaderValue::from_static(assignment.cohort.as_str()));
+    marks.stage = view.as_ref().and_then(|v| Marks::value(&v.stage));
     Ok(Admitted {
         request,
         route,
@@ -269,7 +297,7 @@ async fn admit<'a>(
         assignment,
         variant,
         provider,
-        out_headers,
+        marks,
     })
 }
 
@@ -301,7 +329,7 @@ async fn respond(
     reply: Result<Reply, crate::providers::ProviderError>,
     mut served: Served,
     forward_usage: bool,
-    out_headers: HeaderMap,
+    marks: Marks,
     fallback: Option<super::fallback::Failed<'_>>,
 ) -> Result<Response, Failure> {
     match reply {
@@ -316,16 +344,16 @@ async fn respond(
             served.finish(status, outcome, None, None, Some(err.to_string()));
             if let Some(failed) = fallback
                 && let Some(resp) =
-                    super::fallback::baseline_answer(gw, failed, out_headers.clone()).await
+                    super::fallback::baseline_answer(gw, failed, marks.clone()).await
             {
                 return Ok(resp);
             }
-            Err(Box::new((err, out_headers)))
+            Err(Box::new((err, marks)))
         }
         Ok(Reply::Json(c)) => {
             served.finish(200, Outcome::Ok, Some(&c.answer), None, None);
             let mut resp = super::json_response(c.body);
-            resp.headers_mut().extend(out_headers);
+            marks.set_on(resp.headers_mut());
             Ok(resp)
         }
         Ok(Reply::Stream(chunks)) => {
@@ -338,7 +366,7 @@ async fn respond(
                 done: false,
             };
             let mut resp = super::sse::response(relay);
-            resp.headers_mut().extend(out_headers);
+            marks.set_on(resp.headers_mut());
             Ok(resp)
         }
     }

@@ -8,7 +8,7 @@
 //! fallback; the baseline's answer to a canary user is served but not recorded, so it cannot
 //! dilute the canary cohort's error rate.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -33,10 +33,10 @@ pub struct Failed<'a> {
 
 /// The baseline's answer, or `None` when the rollout has no fallback or the baseline failed
 /// too (the client then gets the candidate's error).
-pub async fn baseline_answer(
+pub(super) async fn baseline_answer(
     gw: &DataPlane,
     f: Failed<'_>,
-    mut headers: HeaderMap,
+    mut marks: super::chat::Marks,
 ) -> Option<Response> {
     let enabled = gw
         .config
@@ -50,10 +50,7 @@ pub async fn baseline_answer(
     let provider = gw.providers.get(&variant.provider)?;
     let body = request::for_variant(f.request, variant, f.stream);
     let reply = provider.chat(&body, f.class, f.stream).await.ok()?;
-    if let Ok(v) = HeaderValue::from_str(&variant.name) {
-        headers.insert("x-rampart-variant", v);
-    }
-    headers.insert(HEADER, HeaderValue::from_static("candidate-error"));
+    marks.variant = super::chat::Marks::value(&variant.name);
     let mut resp = match reply {
         Reply::Json(c) => super::json_response(c.body),
         Reply::Stream(chunks) => {
@@ -61,7 +58,9 @@ pub async fn baseline_answer(
             super::sse::response(relay(chunks, forward_usage))
         }
     };
-    resp.headers_mut().extend(headers);
+    marks.set_on(resp.headers_mut());
+    resp.headers_mut()
+        .insert(HEADER, HeaderValue::from_static("candidate-error"));
     Some(resp)
 }
 
