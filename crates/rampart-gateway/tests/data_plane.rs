@@ -144,6 +144,20 @@ async fn bad_input_gets_a_clear_openai_error() {
     let (s, b) = post_raw(u, b"{not json".to_vec()).await;
     assert_eq!(s, 400);
     assert_openai_error(&b, "not valid JSON");
+    // A refused body's answer carries its request id, and no variant: none was chosen.
+    let r = client()
+        .post(format!("{u}/v1/chat/completions"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["x-rampart-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    assert!(!r.headers().contains_key("x-rampart-variant"));
 
     let (s, b) = post_raw(u, br#"{"model":"support"}"#.to_vec()).await;
     assert_eq!(s, 400);
@@ -387,6 +401,15 @@ async fn provider_timeout_is_504_and_unreachable_is_502() {
     .await;
     let r = post(&t.url, &chat("r", "hello")).await;
     assert_eq!(r.status(), 504);
+    // An error answer carries rampart's headers as far as they were known: the variant was.
+    let h = r.headers();
+    assert!(
+        h["x-rampart-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    assert!(h.contains_key("x-rampart-variant") && h.contains_key("x-rampart-cohort"));
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "upstream_timeout");
 
