@@ -62,18 +62,23 @@ pub struct HttpClient {
 /// has no such policy): a hop could carry the API key to another origin, and a 302 would turn
 /// the POST into a GET; a 3xx is reported as a provider error instead (see [`send`]).
 pub fn client(http: &HttpSettings) -> HttpClient {
+    HttpClient {
+        inner: pool::Pool::new(connector(http), http.max_idle_per_host, POOL_IDLE_TIMEOUT),
+    }
+}
+
+/// TCP (no delay, the configured connect timeout) under rustls with the webpki roots, for
+/// `http` and `https` URLs alike.
+fn connector(http: &HttpSettings) -> hyper_rustls::HttpsConnector<HttpConnector> {
     let mut tcp = HttpConnector::new();
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(http.connect_timeout));
     tcp.enforce_http(false);
-    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
-        .wrap_connector(tcp);
-    HttpClient {
-        inner: pool::Pool::new(tls, http.max_idle_per_host, POOL_IDLE_TIMEOUT),
-    }
+        .wrap_connector(tcp)
 }
 
 /// The absolute `http`/`https` URI of provider `name`'s `url`, checked once at start-up.
